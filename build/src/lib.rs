@@ -1,0 +1,1 @@
+//! build-image (work in progress).

@@ -1,0 +1,386 @@
+//! The static-ELF rules every supervisor binary must meet.
+//!
+//! The binary runs on top of whatever libc the agent image has, or none, so
+//! it must carry no program interpreter and need no shared library. A
+//! static-PIE (`ET_DYN`) is allowed only when it says so with `DF_1_PIE`:
+//! otherwise it is a shared library, which the kernel would not start.
+//! Parsing is done by the `object` crate; this module only applies the rules.
+
+use std::fmt;
+
+use object::Endianness;
+use object::elf;
+use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+
+/// Why bytes could not be read as an ELF file at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ElfError {
+    /// The bytes do not start with the ELF magic.
+    #[error("not an ELF file (expected the magic bytes 7f 45 4c 46 at offset 0)")]
+    NotElf,
+    /// The headers are truncated or inconsistent.
+    #[error("malformed ELF file: {0}")]
+    Malformed(String),
+}
+
+impl From<object::read::Error> for ElfError {
+    fn from(err: object::read::Error) -> Self {
+        ElfError::Malformed(err.to_string())
+    }
+}
+
+/// ELF object file type, as far as the rules care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElfKind {
+    /// `ET_EXEC`: a fixed-address executable.
+    Executable,
+    /// `ET_DYN`: a position-independent executable or a shared library.
+    PositionIndependent,
+    /// Anything else (`ET_REL`, `ET_CORE`, ...), with its `e_type`.
+    Other(u16),
+}
+
+/// One `PT_LOAD` segment whose bytes lie beyond the end of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruncatedSegment {
+    /// Index of the program header.
+    pub index: usize,
+    /// `p_offset` of the segment.
+    pub offset: u64,
+    /// `p_filesz` of the segment.
+    pub file_size: u64,
+    /// Length of the file in bytes.
+    pub file_len: u64,
+}
+
+/// What the rules need to know about an ELF file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfInfo {
+    /// 32 or 64.
+    pub class_bits: u8,
+    /// Whether the file is little-endian.
+    pub little_endian: bool,
+    /// `e_machine`.
+    pub machine: u16,
+    /// Object file type.
+    pub kind: ElfKind,
+    /// The `PT_INTERP` path, if there is one.
+    pub interpreter: Option<String>,
+    /// Libraries named by `DT_NEEDED` entries.
+    pub needed: Vec<String>,
+    /// Whether `DT_FLAGS_1` carries `DF_1_PIE`.
+    pub pie_flag: bool,
+    /// `PT_LOAD` segments that extend past the end of the file.
+    pub truncated_segments: Vec<TruncatedSegment>,
+    /// Length of the file in bytes.
+    pub file_len: u64,
+}
+
+/// One way an ELF file fails to be a complete static executable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaticViolation {
+    /// It is not an executable at all (relocatable, core, ...).
+    NotExecutable(u16),
+    /// It names a program interpreter, so it is dynamically linked.
+    Interpreter(String),
+    /// It needs shared libraries.
+    NeededLibraries(Vec<String>),
+    /// `ET_DYN` without `DF_1_PIE`: a shared library, not an executable.
+    SharedObjectWithoutPieFlag,
+    /// A loadable segment lies (partly) beyond the end of the file.
+    TruncatedSegment(TruncatedSegment),
+}
+
+impl fmt::Display for StaticViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotExecutable(e_type) => write!(
+                f,
+                "ELF type {e_type} is not an executable (expected ET_EXEC, or ET_DYN with DF_1_PIE)"
+            ),
+            Self::Interpreter(path) => write!(
+                f,
+                "dynamically linked: PT_INTERP names {path} (expected no interpreter: the binary must be static)"
+            ),
+            Self::NeededLibraries(libs) => write!(
+                f,
+                "dynamically linked: DT_NEEDED names {} (expected no shared libraries)",
+                libs.join(", ")
+            ),
+            Self::SharedObjectWithoutPieFlag => write!(
+                f,
+                "ET_DYN without DF_1_PIE in DT_FLAGS_1: a shared library, not a static-PIE executable"
+            ),
+            Self::TruncatedSegment(seg) => write!(
+                f,
+                "truncated: PT_LOAD segment {} spans bytes {}..{} but the file has only {} bytes",
+                seg.index,
+                seg.offset,
+                seg.offset.saturating_add(seg.file_size),
+                seg.file_len
+            ),
+        }
+    }
+}
+
+impl ElfInfo {
+    /// Every way this file breaks the static-executable rules; empty when it
+    /// meets them all.
+    pub fn static_violations(&self) -> Vec<StaticViolation> {
+        let mut violations = Vec::new();
+        if let ElfKind::Other(e_type) = self.kind {
+            violations.push(StaticViolation::NotExecutable(e_type));
+        }
+        if let Some(interp) = &self.interpreter {
+            violations.push(StaticViolation::Interpreter(interp.clone()));
+        }
+        if !self.needed.is_empty() {
+            violations.push(StaticViolation::NeededLibraries(self.needed.clone()));
+        }
+        if self.kind == ElfKind::PositionIndependent && !self.pie_flag {
+            violations.push(StaticViolation::SharedObjectWithoutPieFlag);
+        }
+        violations.extend(
+            self.truncated_segments
+                .iter()
+                .cloned()
+                .map(StaticViolation::TruncatedSegment),
+        );
+        violations
+    }
+
+    /// Whether the file is a complete static executable.
+    pub fn is_static(&self) -> bool {
+        self.static_violations().is_empty()
+    }
+
+    /// The OCI / Go architecture name of `e_machine` (`amd64`, `arm64`, ...),
+    /// or `None` for machines no OCI platform names.
+    pub fn oci_architecture(&self) -> Option<&'static str> {
+        oci_architecture(self.machine, self.class_bits, self.little_endian)
+    }
+}
+
+/// The OCI / Go architecture name of an ELF machine.
+pub fn oci_architecture(machine: u16, class_bits: u8, little_endian: bool) -> Option<&'static str> {
+    Some(match (elf::Machine(machine), class_bits) {
+        (elf::EM_X86_64, 64) => "amd64",
+        (elf::EM_AARCH64, 64) => "arm64",
+        (elf::EM_386, 32) => "386",
+        (elf::EM_ARM, 32) => "arm",
+        (elf::EM_RISCV, 64) => "riscv64",
+        (elf::EM_PPC64, 64) if little_endian => "ppc64le",
+        (elf::EM_PPC64, 64) => "ppc64",
+        (elf::EM_S390, 64) => "s390x",
+        (elf::EM_LOONGARCH, 64) => "loong64",
+        (elf::EM_MIPS, 64) if little_endian => "mips64le",
+        (elf::EM_MIPS, 64) => "mips64",
+        _ => return None,
+    })
+}
+
+/// The ELF machine number that an OCI architecture name stands for.
+pub fn machine_for_oci_architecture(architecture: &str) -> Option<u16> {
+    Some(match architecture {
+        "amd64" => elf::EM_X86_64.0,
+        "arm64" => elf::EM_AARCH64.0,
+        "386" => elf::EM_386.0,
+        "arm" => elf::EM_ARM.0,
+        "riscv64" => elf::EM_RISCV.0,
+        "ppc64le" | "ppc64" => elf::EM_PPC64.0,
+        "s390x" => elf::EM_S390.0,
+        "loong64" => elf::EM_LOONGARCH.0,
+        "mips64le" | "mips64" => elf::EM_MIPS.0,
+        _ => return None,
+    })
+}
+
+/// Reads the facts the rules need from an ELF file's bytes.
+pub fn inspect(data: &[u8]) -> Result<ElfInfo, ElfError> {
+    // e_ident: 4 magic bytes, then the class byte.
+    const CLASS_OFFSET: usize = 4;
+    if data.len() <= CLASS_OFFSET || data[..4] != elf::ELFMAG {
+        return Err(ElfError::NotElf);
+    }
+    match elf::FileClass(data[CLASS_OFFSET]) {
+        elf::ELFCLASS64 => inspect_class::<elf::FileHeader64<Endianness>>(data, 64),
+        elf::ELFCLASS32 => inspect_class::<elf::FileHeader32<Endianness>>(data, 32),
+        elf::FileClass(other) => Err(ElfError::Malformed(format!(
+            "unknown ELF class {other} (expected 1 for 32-bit or 2 for 64-bit)"
+        ))),
+    }
+}
+
+fn inspect_class<Elf>(data: &[u8], class_bits: u8) -> Result<ElfInfo, ElfError>
+where
+    Elf: FileHeader<Endian = Endianness>,
+{
+    let header = Elf::parse(data)?;
+    let endian = header.endian()?;
+    let e_type = header.e_type(endian);
+    let kind = match e_type {
+        elf::ET_EXEC => ElfKind::Executable,
+        elf::ET_DYN => ElfKind::PositionIndependent,
+        elf::FileType(other) => ElfKind::Other(other),
+    };
+    let file_len = data.len() as u64;
+    let segments = header.program_headers(endian, data)?;
+
+    let mut interpreter = None;
+    let mut truncated_segments = Vec::new();
+    let mut dynamic = None;
+    for (index, segment) in segments.iter().enumerate() {
+        match segment.p_type(endian) {
+            elf::PT_INTERP => {
+                let path = segment.interpreter(endian, data)?.unwrap_or_default();
+                interpreter = Some(String::from_utf8_lossy(path).into_owned());
+            }
+            elf::PT_DYNAMIC => dynamic = segment.dynamic(endian, data)?,
+            elf::PT_LOAD => {
+                let offset: u64 = segment.p_offset(endian).into();
+                let file_size: u64 = segment.p_filesz(endian).into();
+                if offset
+                    .checked_add(file_size)
+                    .is_none_or(|end| end > file_len)
+                {
+                    truncated_segments.push(TruncatedSegment {
+                        index,
+                        offset,
+                        file_size,
+                        file_len,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let mut needed = Vec::new();
+    let mut pie_flag = false;
+    if let Some(entries) = dynamic {
+        let mut strtab_vaddr = None;
+        let mut needed_offsets = Vec::new();
+        for entry in entries {
+            let value: u64 = entry.d_val(endian).into();
+            match entry.d_tag(endian) {
+                elf::DT_NEEDED => needed_offsets.push(value),
+                elf::DT_STRTAB => strtab_vaddr = Some(value),
+                elf::DT_FLAGS_1 => pie_flag = value & elf::DF_1_PIE.0 != 0,
+                elf::DT_NULL => break,
+                _ => {}
+            }
+        }
+        let strtab_offset = strtab_vaddr.and_then(|vaddr| file_offset(segments, endian, vaddr));
+        for name_offset in needed_offsets {
+            let name = strtab_offset
+                .and_then(|base| base.checked_add(name_offset))
+                .and_then(|start| c_string_at(data, start))
+                .unwrap_or_else(|| format!("<unreadable name at string offset {name_offset}>"));
+            needed.push(name);
+        }
+    }
+
+    Ok(ElfInfo {
+        class_bits,
+        little_endian: endian == Endianness::Little,
+        machine: header.e_machine(endian).0,
+        kind,
+        interpreter,
+        needed,
+        pie_flag,
+        truncated_segments,
+        file_len,
+    })
+}
+
+/// Maps a virtual address to a file offset through the `PT_LOAD` segments;
+/// `DT_STRTAB` holds an address, and section headers may be stripped.
+fn file_offset<P: ProgramHeader<Endian = Endianness>>(
+    segments: &[P],
+    endian: Endianness,
+    vaddr: u64,
+) -> Option<u64> {
+    segments
+        .iter()
+        .filter(|segment| segment.p_type(endian) == elf::PT_LOAD)
+        .find_map(|segment| {
+            let start: u64 = segment.p_vaddr(endian).into();
+            let size: u64 = segment.p_filesz(endian).into();
+            let offset: u64 = segment.p_offset(endian).into();
+            (vaddr >= start && vaddr - start < size).then(|| offset + (vaddr - start))
+        })
+}
+
+fn c_string_at(data: &[u8], start: u64) -> Option<String> {
+    let rest = data.get(usize::try_from(start).ok()?..)?;
+    let end = rest.iter().position(|&byte| byte == 0)?;
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_non_elf_bytes() {
+        assert!(matches!(
+            inspect(b"#!/bin/sh\necho hi\n"),
+            Err(ElfError::NotElf)
+        ));
+        assert!(matches!(inspect(b""), Err(ElfError::NotElf)));
+    }
+
+    #[test]
+    fn the_test_runner_itself_is_parsed() {
+        // The test executable is a real ELF file of the host's architecture.
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let info = inspect(&exe).unwrap();
+        assert_eq!(info.class_bits, 64);
+        assert!(info.oci_architecture().is_some());
+        assert!(info.truncated_segments.is_empty());
+        // Test binaries are linked dynamically against glibc on the gnu target.
+        if cfg!(all(target_env = "gnu", not(target_feature = "crt-static"))) {
+            assert!(info.interpreter.is_some());
+            assert!(info.needed.iter().any(|lib| lib.starts_with("libc.so")));
+            assert!(!info.is_static());
+        }
+    }
+
+    #[test]
+    fn truncation_is_reported() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        // Cut the file one byte short of the end of its last loadable segment.
+        let header = elf::FileHeader64::<Endianness>::parse(&*exe).unwrap();
+        let endian = header.endian().unwrap();
+        let load_end = header
+            .program_headers(endian, &*exe)
+            .unwrap()
+            .iter()
+            .filter(|segment| segment.p_type(endian) == elf::PT_LOAD)
+            .map(|segment| segment.p_offset(endian) + segment.p_filesz(endian))
+            .max()
+            .unwrap();
+        let cut = &exe[..usize::try_from(load_end).unwrap() - 1];
+        let violations = inspect(cut).unwrap().static_violations();
+        let truncated: Vec<_> = violations
+            .iter()
+            .filter(|v| matches!(v, StaticViolation::TruncatedSegment(_)))
+            .collect();
+        assert_eq!(truncated.len(), 1, "{violations:?}");
+        assert!(truncated[0].to_string().contains("truncated"));
+    }
+
+    #[test]
+    fn architecture_names_round_trip() {
+        for arch in ["amd64", "arm64", "386", "arm", "riscv64", "s390x"] {
+            let machine = machine_for_oci_architecture(arch).unwrap();
+            let bits = if matches!(arch, "386" | "arm") {
+                32
+            } else {
+                64
+            };
+            assert_eq!(oci_architecture(machine, bits, true), Some(arch));
+        }
+        assert_eq!(machine_for_oci_architecture("sparc"), None);
+    }
+}

@@ -1,0 +1,13 @@
+//! The fixed contract of the OpenShell supervisor image toolchain.
+//!
+//! Every value that the supervisor, `build-image` and the Kubernetes driver
+//! must agree on lives here, once; the other crates import it and never retype
+//! it. `../shared/DESIGN.md` ("Fixed contract") is the source of these values.
+
+pub mod annotations;
+pub mod elf;
+pub mod paths;
+pub mod sideload;
+pub mod version;
+
+pub use paths::*;

@@ -1,0 +1,1 @@
+//! openshell-driver-config (work in progress).

@@ -1,0 +1,1 @@
+//! openshell-sandbox (work in progress).

@@ -1,0 +1,1 @@
+//! openshell-e2e (work in progress).

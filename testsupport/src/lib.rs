@@ -1,0 +1,1 @@
+//! openshell-testsupport (work in progress).
