@@ -1,1 +1,13 @@
-//! openshell-testsupport (work in progress).
+//! Fixtures shared by the workspace's tests.
+//!
+//! Tests that need an outside tool (podman, skopeo, a registry) ask
+//! [`tools::require`] first: in CI (`CI=true`) a missing tool fails the test;
+//! elsewhere the test prints what is missing and how to get it, and skips.
+//! Every fixture cleans up what it started when it is dropped, also when the
+//! test panics.
+
+pub mod supervisor;
+pub mod tools;
+
+pub use supervisor::static_supervisor_binary;
+pub use tools::{in_ci, require};
