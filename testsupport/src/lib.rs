@@ -1,13 +1,18 @@
 //! Fixtures shared by the workspace's tests.
 //!
 //! Tests that need an outside tool (podman, skopeo, a registry) ask
-//! [`tools::require`] first: in CI (`CI=true`) a missing tool fails the test;
-//! elsewhere the test prints what is missing and how to get it, and skips.
-//! Every fixture cleans up what it started when it is dropped, also when the
-//! test panics.
+//! [`tools::require`] first, or get `None` from a fixture's constructor: in CI
+//! (`CI=true`) a missing tool fails the test; elsewhere the test prints what
+//! is missing and how to get it, and skips. Every fixture cleans up what it
+//! started when it is dropped, also when the test panics.
 
+pub mod agent;
+pub mod podman;
+pub mod registry;
 pub mod supervisor;
 pub mod tools;
 
+pub use podman::Containers;
+pub use registry::Registry;
 pub use supervisor::static_supervisor_binary;
-pub use tools::{in_ci, require};
+pub use tools::{in_ci, require, require_root};

@@ -1,0 +1,153 @@
+//! podman and buildah with storage and settings of their own.
+//!
+//! Each [`Containers`] fixture keeps images and containers in its own
+//! temporary `--root`/`--runroot` (vfs driver), and points `CONTAINERS_CONF`
+//! and `CONTAINERS_REGISTRIES_CONF` at the project's files, so tests never see
+//! or touch a user's images or settings. Dropping the fixture removes every
+//! pod and container it started, then the storage.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+use crate::tools::require;
+
+/// apt-get line that installs what this fixture needs.
+pub const INSTALL_HINT: &str = "apt-get install podman runc buildah skopeo umoci";
+
+/// The project's containers.conf (runc, cgroupfs, explicit ulimits).
+pub fn containers_conf() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("containers.conf")
+}
+
+/// The project's registries.conf (no short-name search).
+pub fn registries_conf() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("registries.conf")
+}
+
+/// Private container storage for one test, used by podman and buildah.
+pub struct Containers {
+    dir: TempDir,
+}
+
+impl Containers {
+    /// Storage for `test`, or `None` (after printing why) when podman or runc
+    /// is missing outside CI. In CI a missing tool fails the test.
+    pub fn new(test: &str) -> Option<Self> {
+        if !require(test, &["podman", "runc"], INSTALL_HINT) {
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("openshell-podman-")
+            .tempdir()
+            .unwrap_or_else(|err| panic!("could not create podman storage for {test}: {err}"));
+        Some(Self { dir })
+    }
+
+    /// Folder the fixture owns (storage lives below it); tests may put
+    /// their own files here too.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn storage_args(&self) -> [String; 6] {
+        let root = self.dir.path().join("root");
+        let runroot = self.dir.path().join("runroot");
+        [
+            "--root".into(),
+            root.display().to_string(),
+            "--runroot".into(),
+            runroot.display().to_string(),
+            "--storage-driver".into(),
+            "vfs".into(),
+        ]
+    }
+
+    fn tool(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("CONTAINERS_CONF", containers_conf())
+            .env("CONTAINERS_REGISTRIES_CONF", registries_conf())
+            .env("TMPDIR", self.dir.path())
+            .args(self.storage_args());
+        command
+    }
+
+    /// `podman` with this fixture's storage and settings.
+    pub fn podman(&self) -> Command {
+        self.tool("podman")
+    }
+
+    /// `buildah` with this fixture's storage and settings.
+    pub fn buildah(&self) -> Command {
+        self.tool("buildah")
+    }
+
+    /// Runs podman with `args`, returning its output whatever the status.
+    pub fn podman_output<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = self.podman();
+        command.args(args);
+        run(command)
+    }
+
+    /// Runs podman with `args`, asserting success; returns its stdout.
+    pub fn podman_ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = self.podman();
+        command.args(args);
+        run_ok(command)
+    }
+
+    /// Runs buildah with `args`, asserting success; returns its stdout.
+    pub fn buildah_ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = self.buildah();
+        command.args(args);
+        run_ok(command)
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        // Containers must go before their storage: a running container keeps
+        // mounts under runroot that would make the folder removal fail.
+        let _ = self.podman_output(["pod", "rm", "--all", "--force", "--time", "0"]);
+        let _ = self.podman_output(["rm", "--all", "--force", "--time", "0"]);
+        let mut buildah = self.buildah();
+        buildah.args(["rm", "--all"]);
+        let _ = buildah.output();
+    }
+}
+
+/// Runs `command`, returning its output whatever the status.
+pub fn run(mut command: Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|err| panic!("could not start {command:?}: {err}"))
+}
+
+/// Runs `command`, asserting it succeeds; returns its stdout as text.
+pub fn run_ok(command: Command) -> String {
+    let description = format!("{command:?}");
+    let output = run(command);
+    assert!(
+        output.status.success(),
+        "{description} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
