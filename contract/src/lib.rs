@@ -5,6 +5,7 @@
 //! it. `../shared/DESIGN.md` ("Fixed contract") is the source of these values.
 
 pub mod annotations;
+pub mod build_result;
 pub mod elf;
 pub mod paths;
 pub mod sideload;
