@@ -25,3 +25,31 @@ pub const ENV_SUPERVISOR_SIDELOAD_METHOD: &str = "OPENSHELL_SUPERVISOR_SIDELOAD_
 /// First Kubernetes minor version (of 1.x) where image volumes are on by
 /// default.
 pub const IMAGE_VOLUME_DEFAULT_SINCE_MINOR: u64 = 35;
+
+/// Flag taking the supervisor image from what `build-image` produced (its
+/// build result JSON or its OCI image layout), pinned by digest.
+pub const FLAG_SUPERVISOR_IMAGE_FROM: &str = "supervisor-image-from";
+/// Environment variable for [`FLAG_SUPERVISOR_IMAGE_FROM`].
+pub const ENV_SUPERVISOR_IMAGE_FROM: &str = "OPENSHELL_SUPERVISOR_IMAGE_FROM";
+
+/// Flag asking the driver to resolve the supervisor image's tag to its
+/// manifest digest at start and pin every pod to it.
+pub const FLAG_PIN_SUPERVISOR_DIGEST: &str = "pin-supervisor-digest";
+/// Environment variable for [`FLAG_PIN_SUPERVISOR_DIGEST`] (`true`/`false`).
+pub const ENV_PIN_SUPERVISOR_DIGEST: &str = "OPENSHELL_PIN_SUPERVISOR_DIGEST";
+
+/// Flag (repeatable) naming a pull secret added to every sandbox pod.
+pub const FLAG_IMAGE_PULL_SECRET: &str = "image-pull-secret";
+/// Environment variable for [`FLAG_IMAGE_PULL_SECRET`] (comma-separated).
+pub const ENV_IMAGE_PULL_SECRETS: &str = "OPENSHELL_IMAGE_PULL_SECRETS";
+
+/// Flag naming the cluster's Kubernetes version, to pick the sideload method.
+pub const FLAG_KUBERNETES_VERSION: &str = "kubernetes-version";
+/// Environment variable for [`FLAG_KUBERNETES_VERSION`].
+pub const ENV_KUBERNETES_VERSION: &str = "OPENSHELL_KUBERNETES_VERSION";
+
+/// Flag naming the driver's configuration file (YAML or JSON, keys named
+/// like the flags).
+pub const FLAG_DRIVER_CONFIG: &str = "config";
+/// Environment variable for [`FLAG_DRIVER_CONFIG`].
+pub const ENV_DRIVER_CONFIG: &str = "OPENSHELL_DRIVER_CONFIG";
