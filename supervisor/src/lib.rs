@@ -1,1 +1,20 @@
-//! openshell-sandbox (work in progress).
+//! The OpenShell sandbox supervisor.
+//!
+//! Every sandbox pod runs `openshell-sandbox` as the entry process of the
+//! agent container, inside an image built without it. The binary therefore
+//! does three things, one module each:
+//!
+//! - [`supervise`]: act as the container's PID 1, start the workload, pass
+//!   signals on, reap every zombie and return the workload's exit status;
+//! - [`copy_self`]: install the running executable into a shared volume from a
+//!   FROM-scratch init container that has no `sh` or `cp`, atomically;
+//! - [`version`]: say which build this is, and whether it is static.
+//!
+//! [`run_as`] parses the `--run-as UID[:GID]` value and [`termination_log`]
+//! writes the reason a workload could not start where Kubernetes shows it.
+
+pub mod copy_self;
+pub mod run_as;
+pub mod supervise;
+pub mod termination_log;
+pub mod version;
