@@ -1,1 +1,132 @@
-//! wip
+//! Registry access shared by `build-image` and the Kubernetes driver.
+//!
+//! Both tools must find credentials in the same places, talk to a loopback
+//! registry over plain HTTP when asked, and explain a refusal the same way:
+//! which registry, which reference, which credentials (and where they came
+//! from), and what the registry said. The wire protocol is oci-client's.
+
+mod auth;
+mod error;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use oci_client::secrets::RegistryAuth;
+pub use oci_client::{Client, Reference};
+
+pub use auth::{ResolvedAuth, auth_file_candidates, resolve_auth};
+pub use error::{RegistryError, classify};
+
+/// How long to wait for a registry to accept a connection: a closed or
+/// filtered port must fail fast, not after minutes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to reach a registry and which credentials to use.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Speak plain HTTP (for a loopback registry without TLS).
+    pub plain_http: bool,
+    /// Explicit credentials (`--username` with `--password-stdin`); they win
+    /// over auth files.
+    pub basic: Option<(String, String)>,
+    /// An auth file to use instead of the default search.
+    pub auth_file: Option<PathBuf>,
+}
+
+/// Parses an image reference the way docker and podman do (a bare name gets
+/// `docker.io/` and `:latest`), keeping a `@sha256:` pin intact.
+pub fn parse_reference(text: &str) -> Result<Reference, RegistryError> {
+    let invalid = |reason: String| RegistryError::InvalidReference {
+        reference: text.to_string(),
+        reason,
+    };
+    let reference = text
+        .parse::<Reference>()
+        .map_err(|source| invalid(source.to_string()))?;
+    // oci-spec's parser lets an uppercase repository through when the first
+    // component does not look like a host; docker, podman and every registry
+    // refuse it, so refuse it here, before it reaches a pod spec.
+    if reference
+        .repository()
+        .chars()
+        .any(|c| c.is_ascii_uppercase())
+    {
+        return Err(invalid(format!(
+            "repository name '{}' must be lowercase",
+            reference.repository()
+        )));
+    }
+    Ok(reference)
+}
+
+/// An oci-client [`Client`] for these options.
+pub fn client(options: &RegistryOptions) -> Client {
+    let protocol = if options.plain_http {
+        oci_client::client::ClientProtocol::Http
+    } else {
+        oci_client::client::ClientProtocol::Https
+    };
+    Client::new(oci_client::client::ClientConfig {
+        protocol,
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        // Multi-platform images are handled by the callers, platform by
+        // platform; never let the client pick one silently.
+        platform_resolver: None,
+        ..Default::default()
+    })
+}
+
+/// Resolves a reference to its manifest digest (`sha256:...`) as the
+/// registry serves it now. A reference already pinned by digest is checked
+/// against the registry too: a pin to a manifest that is gone is an error.
+pub async fn resolve_digest(
+    reference: &Reference,
+    options: &RegistryOptions,
+) -> Result<String, RegistryError> {
+    let auth = resolve_auth(reference, options)?;
+    let client = client(options);
+    client
+        .fetch_manifest_digest(reference, &auth.auth)
+        .await
+        .map_err(|error| classify(error, reference, &auth))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_keep_digest_pins() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let pinned =
+            parse_reference(&format!("registry.example/openshell/supervisor@{digest}")).unwrap();
+        assert_eq!(pinned.digest(), Some(digest.as_str()));
+        assert_eq!(pinned.tag(), None);
+        let both = parse_reference(&format!("registry.example/sup:1.2@{digest}")).unwrap();
+        assert_eq!(both.tag(), Some("1.2"));
+        assert_eq!(both.digest(), Some(digest.as_str()));
+        assert_eq!(both.whole(), format!("registry.example/sup:1.2@{digest}"));
+    }
+
+    #[test]
+    fn bare_names_are_normalised_like_docker() {
+        let reference = parse_reference("openshell/supervisor").unwrap();
+        assert_eq!(reference.registry(), "docker.io");
+        assert_eq!(reference.repository(), "openshell/supervisor");
+        assert_eq!(reference.tag(), Some("latest"));
+    }
+
+    #[test]
+    fn invalid_references_name_the_input() {
+        for bad in [
+            "",
+            "UPPER/case",
+            "repo:bad tag",
+            "repo@sha256:abc",
+            "repo@md5:00",
+        ] {
+            let err = parse_reference(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{bad}'")), "{err}");
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Digest resolution and error reporting against a real registry
+//! (docker-registry on 127.0.0.1 with htpasswd auth).
+
+// Helpers outside #[test] functions unwrap too: in a test, a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use oci_client::client::{Config, ImageLayer};
+use openshell_registry::{RegistryError, RegistryOptions, parse_reference, resolve_digest};
+use openshell_testsupport::{Registry, require};
+use sha2::{Digest, Sha256};
+
+/// An empty tar archive: two zero blocks.
+const EMPTY_TAR: [u8; 1024] = [0; 1024];
+
+fn options_for(registry: &Registry) -> RegistryOptions {
+    RegistryOptions {
+        plain_http: true,
+        auth_file: Some(registry.auth_file()),
+        ..Default::default()
+    }
+}
+
+/// Pushes a one-layer image to `reference` and returns the digest the
+/// client reports for the pushed manifest.
+async fn push_small_image(registry: &Registry, reference: &str) {
+    let reference = parse_reference(reference).unwrap();
+    let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(EMPTY_TAR)));
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+    });
+    let client = openshell_registry::client(&options_for(registry));
+    client
+        .push(
+            &reference,
+            &[ImageLayer::oci_v1(EMPTY_TAR.to_vec(), None)],
+            Config::oci_v1(serde_json::to_vec(&config).unwrap(), None),
+            &oci_client::secrets::RegistryAuth::Basic(
+                registry.username().to_string(),
+                registry.password().to_string(),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+fn skopeo_digest(registry: &Registry, reference: &str) -> String {
+    let output = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            &registry.creds(),
+        ])
+        .args(["--format", "{{.Digest}}", &format!("docker://{reference}")])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn tag_resolves_to_the_digest_skopeo_sees() {
+    let test = "tag_resolves_to_the_digest_skopeo_sees";
+    let Some(registry) = Registry::start(test) else {
+        return;
+    };
+    if !require(test, &["skopeo"], "apt-get install skopeo") {
+        return;
+    }
+    let tagged = format!("{}/openshell/supervisor:v1", registry.host());
+    push_small_image(&registry, &tagged).await;
+
+    let digest = resolve_digest(&parse_reference(&tagged).unwrap(), &options_for(&registry))
+        .await
+        .unwrap();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    assert_eq!(digest, skopeo_digest(&registry, &tagged));
+
+    // A pinned reference resolves to its own digest.
+    let pinned = format!("{}/openshell/supervisor@{digest}", registry.host());
+    let again = resolve_digest(&parse_reference(&pinned).unwrap(), &options_for(&registry))
+        .await
+        .unwrap();
+    assert_eq!(again, digest);
+}
+
+#[tokio::test]
+async fn wrong_password_is_unauthorized_and_names_the_source() {
+    let test = "wrong_password_is_unauthorized_and_names_the_source";
+    let Some(registry) = Registry::start(test) else {
+        return;
+    };
+    let tagged = format!("{}/openshell/supervisor:v1", registry.host());
+    push_small_image(&registry, &tagged).await;
+    let wrong = registry.write_auth_file("wrong.json", "not-the-password");
+    let options = RegistryOptions {
+        plain_http: true,
+        auth_file: Some(wrong.clone()),
+        ..Default::default()
+    };
+    let err = resolve_digest(&parse_reference(&tagged).unwrap(), &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&registry.host()), "{message}");
+    assert!(message.contains(&wrong.display().to_string()), "{message}");
+    assert!(message.contains("refused"), "{message}");
+}
+
+#[tokio::test]
+async fn explicit_credentials_override_the_auth_file() {
+    let test = "explicit_credentials_override_the_auth_file";
+    let Some(registry) = Registry::start(test) else {
+        return;
+    };
+    let tagged = format!("{}/openshell/supervisor:v2", registry.host());
+    push_small_image(&registry, &tagged).await;
+    let options = RegistryOptions {
+        plain_http: true,
+        basic: Some((registry.username().into(), registry.password().into())),
+        auth_file: Some(registry.write_auth_file("wrong.json", "nope")),
+    };
+    let digest = resolve_digest(&parse_reference(&tagged).unwrap(), &options).await;
+    assert!(digest.is_ok(), "{digest:?}");
+}
+
+#[tokio::test]
+async fn unknown_tag_and_repository_are_not_found() {
+    let test = "unknown_tag_and_repository_are_not_found";
+    let Some(registry) = Registry::start(test) else {
+        return;
+    };
+    push_small_image(
+        &registry,
+        &format!("{}/openshell/supervisor:v1", registry.host()),
+    )
+    .await;
+    for missing in ["openshell/supervisor:nope", "nobody/here:v1"] {
+        let reference = format!("{}/{missing}", registry.host());
+        let err = resolve_digest(
+            &parse_reference(&reference).unwrap(),
+            &options_for(&registry),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, RegistryError::NotFound { .. }),
+            "{missing}: {err:?}"
+        );
+        assert!(err.to_string().contains("was not found"), "{err}");
+        assert!(err.to_string().contains(&reference), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn closed_port_is_unreachable() {
+    // Bind and drop: nothing listens there afterwards.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let reference = format!("127.0.0.1:{port}/openshell/supervisor:v1");
+    let options = RegistryOptions {
+        plain_http: true,
+        auth_file: Some("/dev/null/none".into()),
+        basic: Some(("u".into(), "p".into())),
+    };
+    let err = resolve_digest(&parse_reference(&reference).unwrap(), &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(message.contains("could not reach"), "{message}");
+}
+
+#[tokio::test]
+async fn https_against_a_plain_http_registry_suggests_plain_http() {
+    let test = "https_against_a_plain_http_registry_suggests_plain_http";
+    let Some(registry) = Registry::start(test) else {
+        return;
+    };
+    let reference = format!("{}/openshell/supervisor:v1", registry.host());
+    let options = RegistryOptions {
+        plain_http: false,
+        auth_file: Some(registry.auth_file()),
+        ..Default::default()
+    };
+    let err = resolve_digest(&parse_reference(&reference).unwrap(), &options)
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("--plain-http"), "{message}");
+}
