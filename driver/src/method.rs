@@ -1,0 +1,189 @@
+//! How the supervisor binary reaches the sandbox: the sideload method.
+
+use std::fmt;
+use std::str::FromStr;
+
+use openshell_contract::sideload::{
+    IMAGE_VOLUME_DEFAULT_SINCE_MINOR, METHOD_IMAGE_VOLUME, METHOD_INIT_CONTAINER,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::kubernetes_version::{KubernetesVersion, VersionError};
+
+/// The ways the driver can put the supervisor into a sandbox pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SupervisorSideloadMethod {
+    /// A Kubernetes image volume mounts the supervisor image read-only at the
+    /// mount path: no init container, no copy.
+    #[default]
+    ImageVolume,
+    /// An init container copies the binary out of the supervisor image into
+    /// an `emptyDir`, for clusters without image volumes.
+    InitContainer,
+}
+
+impl SupervisorSideloadMethod {
+    /// Every method, in the order the error messages list them.
+    pub const ALL: [Self; 2] = [Self::ImageVolume, Self::InitContainer];
+
+    /// The value operators write (`image-volume`, `init-container`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ImageVolume => METHOD_IMAGE_VOLUME,
+            Self::InitContainer => METHOD_INIT_CONTAINER,
+        }
+    }
+
+    /// The method a cluster of this Kubernetes version supports out of the
+    /// box: image volumes are on by default from 1.35, so older clusters get
+    /// the init container (1.33 and 1.34 can run image volumes only with the
+    /// `ImageVolume` feature gate, which the operator must choose explicitly).
+    ///
+    /// Accepts what `kubectl version` and managed clusters print: `v1.34.2`,
+    /// `1.35`, `v1.33.5-gke.1`, `v1.36.0+k3s1`.
+    pub fn for_kubernetes_version(version: &str) -> Result<Self, VersionError> {
+        Ok(Self::for_parsed_version(&version.parse()?))
+    }
+
+    /// Like [`Self::for_kubernetes_version`], for an already parsed version.
+    pub fn for_parsed_version(version: &KubernetesVersion) -> Self {
+        if version.minor >= IMAGE_VOLUME_DEFAULT_SINCE_MINOR {
+            Self::ImageVolume
+        } else {
+            Self::InitContainer
+        }
+    }
+}
+
+impl fmt::Display for SupervisorSideloadMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A sideload method name that is not one of the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown supervisor sideload method {value:?} (expected one of: {})",
+    valid_methods()
+)]
+pub struct UnknownMethod {
+    /// The value that was given.
+    pub value: String,
+}
+
+fn valid_methods() -> String {
+    SupervisorSideloadMethod::ALL
+        .iter()
+        .map(|method| method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl FromStr for SupervisorSideloadMethod {
+    type Err = UnknownMethod;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        // Exact match only: a near miss like `imagevolume` or `Image-Volume`
+        // is more likely a typo in a deployment than a wish, and must fail
+        // at start rather than pick a method silently.
+        Self::ALL
+            .into_iter()
+            .find(|method| method.as_str() == text)
+            .ok_or_else(|| UnknownMethod {
+                value: text.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_and_from_str_round_trip() {
+        for method in SupervisorSideloadMethod::ALL {
+            assert_eq!(
+                method.to_string().parse::<SupervisorSideloadMethod>(),
+                Ok(method)
+            );
+        }
+        assert_eq!(
+            SupervisorSideloadMethod::ImageVolume.to_string(),
+            "image-volume"
+        );
+        assert_eq!(
+            SupervisorSideloadMethod::InitContainer.to_string(),
+            "init-container"
+        );
+    }
+
+    #[test]
+    fn default_is_image_volume() {
+        assert_eq!(
+            SupervisorSideloadMethod::default(),
+            SupervisorSideloadMethod::ImageVolume
+        );
+    }
+
+    #[test]
+    fn serde_uses_the_same_kebab_case_names() {
+        for method in SupervisorSideloadMethod::ALL {
+            let json = serde_json::to_string(&method).unwrap();
+            assert_eq!(json, format!("\"{method}\""));
+            let back: SupervisorSideloadMethod = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, method);
+        }
+        assert!(serde_json::from_str::<SupervisorSideloadMethod>("\"ImageVolume\"").is_err());
+    }
+
+    #[test]
+    fn unknown_value_is_named_with_the_valid_ones() {
+        let err = "imagevolume"
+            .parse::<SupervisorSideloadMethod>()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown supervisor sideload method \"imagevolume\" (expected one of: image-volume, init-container)"
+        );
+        let err = "Image-Volume"
+            .parse::<SupervisorSideloadMethod>()
+            .unwrap_err();
+        assert!(err.to_string().contains("\"Image-Volume\""), "{err}");
+        let err = "".parse::<SupervisorSideloadMethod>().unwrap_err();
+        assert!(err.to_string().contains("\"\""), "{err}");
+    }
+
+    #[test]
+    fn version_rule_at_each_minor() {
+        use SupervisorSideloadMethod::{ImageVolume, InitContainer};
+        for (version, expected) in [
+            ("1.33", InitContainer),
+            ("v1.33.0", InitContainer),
+            ("v1.33.5-gke.1", InitContainer),
+            ("1.34", InitContainer),
+            ("v1.34.2", InitContainer),
+            ("v1.34.2-eks-036c24b", InitContainer),
+            ("1.35", ImageVolume),
+            ("v1.35.0", ImageVolume),
+            ("v1.35.1-gke.1", ImageVolume),
+            ("1.36", ImageVolume),
+            ("v1.36.0+k3s1", ImageVolume),
+            ("v1.36.3", ImageVolume),
+            ("v1.28.9", InitContainer),
+        ] {
+            assert_eq!(
+                SupervisorSideloadMethod::for_kubernetes_version(version),
+                Ok(expected),
+                "{version}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_version_is_an_error() {
+        let err = SupervisorSideloadMethod::for_kubernetes_version("latest").unwrap_err();
+        assert!(err.to_string().contains("\"latest\""), "{err}");
+    }
+}
