@@ -3,10 +3,18 @@
 //! The driver decides, per cluster, how the supervisor binary reaches each
 //! sandbox pod ([`SupervisorSideloadMethod`]): an image volume that mounts
 //! the supervisor image, or an init container that copies the binary into an
-//! `emptyDir`.
+//! `emptyDir`. [`Sideload`] applies that choice to a pod spec and
+//! [`pod::render`] prints a complete sandbox Pod.
 
+pub mod build_output;
+pub mod image;
 pub mod kubernetes_version;
 pub mod method;
+pub mod names;
+pub mod pod;
+pub mod sideload;
 
+pub use image::{PullPolicy, SupervisorImage};
 pub use kubernetes_version::KubernetesVersion;
 pub use method::SupervisorSideloadMethod;
+pub use sideload::{Sideload, SideloadError};

@@ -1,0 +1,292 @@
+//! The supervisor image taken from what `build-image` produced, pinned by
+//! digest, so nobody copies digests by hand.
+//!
+//! Two kinds of output name an image:
+//! - the build result JSON (`build-image --metadata-file FILE`), whose
+//!   `pushed` list holds `REPO[:TAG]@sha256:...` references;
+//! - the OCI image layout folder (`target/oci/supervisor`), whose
+//!   `index.json` gives the manifest digest of a tag. A layout does not say
+//!   where the image lives in a registry, so the repository comes from
+//!   `--supervisor-image`, and the image must have been pushed there as is
+//!   (`build-image --push` and `skopeo copy` keep the manifest, hence the
+//!   digest).
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::ImageIndex;
+use openshell_contract::DEFAULT_IMAGE_TAG;
+use openshell_contract::annotations::oci::REF_NAME;
+use openshell_contract::build_result::BuildResult;
+
+use crate::image::{ImageError, SupervisorImage};
+
+/// The file every OCI image layout has at its root.
+const LAYOUT_INDEX: &str = "index.json";
+
+/// Transport prefix skopeo and podman use for layouts; accepted so the same
+/// text works with those tools.
+const OCI_TRANSPORT: &str = "oci:";
+
+/// What a `--supervisor-image-from` value names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildOutput {
+    /// A build result JSON file.
+    ResultFile(PathBuf),
+    /// An OCI image layout folder and the tag to use in it.
+    Layout {
+        /// The layout folder.
+        dir: PathBuf,
+        /// The tag (`org.opencontainers.image.ref.name`).
+        tag: String,
+    },
+}
+
+/// Why no image could be taken from build-image's output.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildOutputError {
+    /// Neither a file nor a layout folder.
+    #[error(
+        "{spec}: no such file or folder (expected build-image's result JSON, as written by --metadata-file, or its OCI image layout folder, optionally with :TAG, like target/oci/supervisor:latest)"
+    )]
+    Missing {
+        /// The text given.
+        spec: String,
+    },
+    /// A folder without `index.json`.
+    #[error(
+        "{dir}: not an OCI image layout (no {LAYOUT_INDEX}; expected a folder written by build-image or `skopeo copy ... oci:DIR:TAG`)"
+    )]
+    NotALayout {
+        /// The folder.
+        dir: String,
+    },
+    /// The build result could not be read or parsed.
+    #[error("{path}: not a build-image result JSON: {reason}")]
+    BadResultFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The build result lists no pushed reference.
+    #[error(
+        "{path}: the build was not pushed (its \"pushed\" list is empty), so it names no registry reference; push it with `build-image --push REF --metadata-file {path}`, or pass the OCI layout folder{layout_hint} as --supervisor-image-from together with --supervisor-image REPOSITORY (where the image was pushed)"
+    )]
+    NotPushed {
+        /// The file.
+        path: String,
+        /// ` (DIR)` when the result names a layout.
+        layout_hint: String,
+    },
+    /// A pushed reference in the build result is unusable.
+    #[error("{path}: pushed reference '{reference}' {problem}")]
+    BadPushedReference {
+        /// The file.
+        path: String,
+        /// The reference.
+        reference: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// `--supervisor-image` names a repository the build was not pushed to.
+    #[error(
+        "{path}: the build was pushed to {pushed}, not to {repository} (given with --supervisor-image); pass one of those repositories, or drop --supervisor-image to use the first"
+    )]
+    NotPushedThere {
+        /// The file.
+        path: String,
+        /// The pushed references, comma-separated.
+        pushed: String,
+        /// The repository asked for.
+        repository: String,
+    },
+    /// A layout was given but no repository to go with it.
+    #[error(
+        "{dir}: an OCI image layout gives the digest but not the registry the image lives in; also pass --supervisor-image REPOSITORY (where this image was pushed, e.g. registry.example/openshell/supervisor), or pass build-image's result JSON (--metadata-file) of a push instead"
+    )]
+    LayoutNeedsRepository {
+        /// The layout folder.
+        dir: String,
+    },
+    /// The repository given with a layout already carries a digest.
+    #[error(
+        "--supervisor-image '{reference}' is already pinned by digest, so it cannot take the digest from the OCI layout {dir}; pass the repository without @sha256:..., or drop --supervisor-image-from"
+    )]
+    RepositoryAlreadyPinned {
+        /// The reference.
+        reference: String,
+        /// The layout folder.
+        dir: String,
+    },
+    /// The layout's `index.json` could not be read.
+    #[error("{path}: {reason}")]
+    BadIndex {
+        /// The `index.json` path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The tag is not in the layout.
+    #[error("{dir}: no image tagged {tag:?} in {LAYOUT_INDEX} (tags there: {available})")]
+    UnknownTag {
+        /// The layout folder.
+        dir: String,
+        /// The tag asked for.
+        tag: String,
+        /// The tags the layout has.
+        available: String,
+    },
+    /// Combining the repository and the digest gave an invalid reference.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}
+
+impl BuildOutput {
+    /// Works out what `spec` names: an existing file is a build result, an
+    /// existing folder a layout (tag `latest`), and `DIR:TAG` a layout with a
+    /// tag. An `oci:` prefix is accepted.
+    pub fn locate(spec: &str) -> Result<Self, BuildOutputError> {
+        let text = spec.strip_prefix(OCI_TRANSPORT).unwrap_or(spec);
+        let path = Path::new(text);
+        if path.is_file() {
+            return Ok(Self::ResultFile(path.to_path_buf()));
+        }
+        if path.is_dir() {
+            return Self::layout(path, DEFAULT_IMAGE_TAG);
+        }
+        // Tags cannot hold `/`, so a colon after the last `/` starts one.
+        if let Some((dir, tag)) = text.rsplit_once(':')
+            && !tag.contains('/')
+            && !tag.is_empty()
+            && Path::new(dir).is_dir()
+        {
+            return Self::layout(Path::new(dir), tag);
+        }
+        Err(BuildOutputError::Missing {
+            spec: spec.to_string(),
+        })
+    }
+
+    fn layout(dir: &Path, tag: &str) -> Result<Self, BuildOutputError> {
+        if !dir.join(LAYOUT_INDEX).is_file() {
+            return Err(BuildOutputError::NotALayout {
+                dir: dir.display().to_string(),
+            });
+        }
+        Ok(Self::Layout {
+            dir: dir.to_path_buf(),
+            tag: tag.to_string(),
+        })
+    }
+
+    /// The digest-pinned supervisor image this output names. `repository`
+    /// is `--supervisor-image`: required for a layout, and for a build
+    /// result it picks among the pushed references.
+    pub fn image(
+        &self,
+        repository: Option<&SupervisorImage>,
+    ) -> Result<SupervisorImage, BuildOutputError> {
+        match self {
+            Self::ResultFile(path) => image_from_result(path, repository),
+            Self::Layout { dir, tag } => image_from_layout(dir, tag, repository),
+        }
+    }
+}
+
+fn image_from_result(
+    path: &Path,
+    repository: Option<&SupervisorImage>,
+) -> Result<SupervisorImage, BuildOutputError> {
+    let shown = path.display().to_string();
+    let bad = |reason: String| BuildOutputError::BadResultFile {
+        path: shown.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| bad(err.to_string()))?;
+    let result: BuildResult = serde_json::from_str(&text).map_err(|err| bad(err.to_string()))?;
+    if result.pushed.is_empty() {
+        return Err(BuildOutputError::NotPushed {
+            path: shown,
+            layout_hint: result
+                .layout
+                .map(|layout| format!(" ({})", layout.path))
+                .unwrap_or_default(),
+        });
+    }
+    let mut pushed = Vec::with_capacity(result.pushed.len());
+    for reference in &result.pushed {
+        let image = SupervisorImage::parse(reference).map_err(|err| {
+            BuildOutputError::BadPushedReference {
+                path: shown.clone(),
+                reference: reference.clone(),
+                problem: format!("is not a valid reference: {err}"),
+            }
+        })?;
+        if image.is_mutable() {
+            return Err(BuildOutputError::BadPushedReference {
+                path: shown,
+                reference: reference.clone(),
+                problem: "is not pinned by digest (expected REPO[:TAG]@sha256:...)".to_string(),
+            });
+        }
+        pushed.push(image);
+    }
+    let Some(repository) = repository else {
+        // `pushed` is not empty, checked above.
+        return Ok(pushed.swap_remove(0));
+    };
+    pushed
+        .iter()
+        .find(|image| image.same_repository(repository))
+        .cloned()
+        .ok_or_else(|| BuildOutputError::NotPushedThere {
+            path: shown,
+            pushed: result.pushed.join(", "),
+            repository: repository.to_string(),
+        })
+}
+
+fn image_from_layout(
+    dir: &Path,
+    tag: &str,
+    repository: Option<&SupervisorImage>,
+) -> Result<SupervisorImage, BuildOutputError> {
+    let shown = dir.display().to_string();
+    let Some(repository) = repository else {
+        return Err(BuildOutputError::LayoutNeedsRepository { dir: shown });
+    };
+    if !repository.is_mutable() {
+        return Err(BuildOutputError::RepositoryAlreadyPinned {
+            reference: repository.to_string(),
+            dir: shown,
+        });
+    }
+    let index_path = dir.join(LAYOUT_INDEX);
+    let index = ImageIndex::from_file(&index_path).map_err(|err| BuildOutputError::BadIndex {
+        path: index_path.display().to_string(),
+        reason: err.to_string(),
+    })?;
+    let tag_of = |descriptor: &oci_spec::image::Descriptor| {
+        descriptor
+            .annotations()
+            .as_ref()
+            .and_then(|annotations| annotations.get(REF_NAME).cloned())
+    };
+    let Some(descriptor) = index
+        .manifests()
+        .iter()
+        .find(|descriptor| tag_of(descriptor).as_deref() == Some(tag))
+    else {
+        let available: Vec<String> = index.manifests().iter().filter_map(tag_of).collect();
+        return Err(BuildOutputError::UnknownTag {
+            dir: shown,
+            tag: tag.to_string(),
+            available: if available.is_empty() {
+                "none".to_string()
+            } else {
+                available.join(", ")
+            },
+        });
+    };
+    Ok(repository.pinned(descriptor.digest().as_ref())?)
+}

@@ -1,0 +1,636 @@
+//! Applying the supervisor sideload to a pod spec.
+//!
+//! The spec is handled as JSON rather than as k8s-openapi's typed `PodSpec`:
+//! an operator's template may carry fields of a newer Kubernetes than the
+//! typed bindings know, and a typed round trip would drop them silently.
+//! (The tests round-trip every rendered pod through the typed `Pod` to check
+//! that everything the driver writes is spelled as Kubernetes expects.)
+//!
+//! Applying is idempotent: a spec that already carries exactly what the
+//! driver would add is left as it is. Anything at the driver's names or paths
+//! that differs is an error naming both sides, never overwritten.
+
+use openshell_contract::{
+    AGENT_CONTAINER_NAME, DEFAULT_WORKDIR, INIT_CONTAINER_COMMAND, INIT_CONTAINER_NAME,
+    INSTALLED_BINARY_PATH, MOUNT_PATH, VOLUME_NAME,
+};
+use serde_json::{Map, Value, json};
+
+use crate::image::{PullPolicy, SupervisorImage};
+use crate::method::SupervisorSideloadMethod;
+
+/// `terminationMessagePolicy` of the agent container: when the supervisor
+/// fails before writing a termination message, the tail of its log becomes
+/// the message, so the reason shows in the pod status.
+pub const TERMINATION_MESSAGE_POLICY: &str = "FallbackToLogsOnError";
+
+/// Everything the driver adds to a sandbox pod for the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sideload {
+    /// How the binary reaches the pod.
+    pub method: SupervisorSideloadMethod,
+    /// The supervisor image.
+    pub image: SupervisorImage,
+    /// Pull policy of the image volume or the init container.
+    pub pull_policy: PullPolicy,
+    /// Pull secrets added to the pod (image volumes are pulled with the
+    /// pod's pull secrets, so a private supervisor image needs them).
+    pub image_pull_secrets: Vec<String>,
+}
+
+/// Why the sideload could not be applied to a pod spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SideloadError {
+    /// The spec has no container to run the supervisor in.
+    #[error(
+        "the pod template has no containers (spec.containers is missing or empty): the sandbox needs an agent container"
+    )]
+    NoContainers,
+    /// A field has the wrong JSON type.
+    #[error("{path} is {found} (expected {expected})")]
+    WrongType {
+        /// Where, like `spec.containers[0].volumeMounts`.
+        path: String,
+        /// The JSON type found.
+        found: &'static str,
+        /// What Kubernetes expects there.
+        expected: &'static str,
+    },
+    /// A volume of the driver's name that is not the one it would add.
+    #[error(
+        "{path}: a volume named {VOLUME_NAME} is already there and differs from the one the {method} method needs: found {found}, expected {expected}; remove it from the template (or render with the method it was made for)"
+    )]
+    VolumeConflict {
+        /// Where the volume is.
+        path: String,
+        /// The method being applied.
+        method: SupervisorSideloadMethod,
+        /// The volume found, as JSON.
+        found: String,
+        /// The volume expected, as JSON.
+        expected: String,
+    },
+    /// An init container of the driver's name that is not the one it would
+    /// add.
+    #[error(
+        "{path}: an init container named {INIT_CONTAINER_NAME} is already there and differs from the one the init-container method needs: found {found}, expected {expected}; remove it from the template"
+    )]
+    InitContainerConflict {
+        /// Where the init container is.
+        path: String,
+        /// The init container found, as JSON.
+        found: String,
+        /// The init container expected, as JSON.
+        expected: String,
+    },
+    /// The driver's init container in a spec for the image-volume method.
+    #[error(
+        "{path}: init container {INIT_CONTAINER_NAME} is there, but the image-volume method uses no init container (was the template rendered with init-container?); remove it from the template"
+    )]
+    UnexpectedInitContainer {
+        /// Where the init container is.
+        path: String,
+    },
+    /// Another mount at or below the supervisor's mount path.
+    #[error(
+        "{path}: container {container:?} already mounts {found} at {mount_path}, which would mask or be masked by the supervisor's volume {VOLUME_NAME} (read-only at {MOUNT_PATH}); mount it elsewhere"
+    )]
+    MountConflict {
+        /// Where the mount is.
+        path: String,
+        /// The container's name.
+        container: String,
+        /// What is mounted, like `volume "data"`.
+        found: String,
+        /// Where it is mounted.
+        mount_path: String,
+    },
+    /// Arguments without a command: the image's entrypoint is unknown here.
+    #[error(
+        "{path}: container {container:?} has args but no command; the supervisor replaces the image's entrypoint, which the driver cannot see, so give the whole command in the template (command: [...])"
+    )]
+    ArgsWithoutCommand {
+        /// The container's path.
+        path: String,
+        /// The container's name.
+        container: String,
+    },
+    /// `runAsNonRoot: true` forbids the supervisor's UID 0.
+    #[error(
+        "{path} is true, but the supervisor must start as UID 0 (it starts the workload as the template's runAsUser itself, with --run-as); remove runAsNonRoot from the template"
+    )]
+    RunAsNonRoot {
+        /// Where, like `spec.securityContext.runAsNonRoot`.
+        path: String,
+    },
+    /// A non-root user with no workload to run as that user.
+    #[error(
+        "{path}: container {container:?} runs as UID {uid} but has no command: the supervisor starts as UID 0 and its idle mode starts no workload to run as UID {uid}; give the command to run, or drop runAsUser"
+    )]
+    IdleRunAs {
+        /// The container's path.
+        path: String,
+        /// The container's name.
+        container: String,
+        /// The user id asked for.
+        uid: i64,
+    },
+    /// The supervisor is already the command, but not as root.
+    #[error(
+        "{path}: container {container:?} already runs {INSTALLED_BINARY_PATH} but as UID {uid}; the supervisor must start as UID 0 (set runAsUser: 0, and --run-as for the workload)"
+    )]
+    WrappedNotRoot {
+        /// The container's path.
+        path: String,
+        /// The container's name.
+        container: String,
+        /// The user id found.
+        uid: i64,
+    },
+}
+
+impl Sideload {
+    /// The pod volume that carries the supervisor: the image volume exactly
+    /// as DESIGN.md shows it, or an empty `emptyDir`.
+    pub fn volume(&self) -> Value {
+        match self.method {
+            SupervisorSideloadMethod::ImageVolume => json!({
+                "name": VOLUME_NAME,
+                "image": {
+                    "reference": self.image.as_str(),
+                    "pullPolicy": self.pull_policy.as_str(),
+                },
+            }),
+            SupervisorSideloadMethod::InitContainer => json!({
+                "name": VOLUME_NAME,
+                "emptyDir": {},
+            }),
+        }
+    }
+
+    /// The init container of the init-container method: `copy-self` from the
+    /// supervisor image into the volume, as UID 0, read-write.
+    pub fn init_container(&self) -> Option<Value> {
+        match self.method {
+            SupervisorSideloadMethod::ImageVolume => None,
+            SupervisorSideloadMethod::InitContainer => Some(json!({
+                "name": INIT_CONTAINER_NAME,
+                "image": self.image.as_str(),
+                "imagePullPolicy": self.pull_policy.as_str(),
+                "command": INIT_CONTAINER_COMMAND,
+                "securityContext": { "runAsUser": 0 },
+                "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
+                "volumeMounts": [{ "name": VOLUME_NAME, "mountPath": MOUNT_PATH }],
+            })),
+        }
+    }
+
+    /// The agent container's mount of the volume: read-only, for both
+    /// methods.
+    pub fn agent_mount() -> Value {
+        json!({ "name": VOLUME_NAME, "mountPath": MOUNT_PATH, "readOnly": true })
+    }
+
+    /// Applies the sideload to a pod spec (`Pod.spec` or
+    /// `PodTemplateSpec.spec`). On error the spec is left as it was.
+    pub fn apply(&self, spec: &mut Value) -> Result<(), SideloadError> {
+        let mut work = spec.clone();
+        let map = as_object_mut(&mut work, "spec")?;
+        self.apply_to(map)?;
+        *spec = work;
+        Ok(())
+    }
+
+    fn apply_to(&self, spec: &mut Map<String, Value>) -> Result<(), SideloadError> {
+        let pod_user = pod_security(spec)?;
+
+        let containers = array_field(spec, "containers", "spec.containers")?;
+        if containers.as_ref().is_none_or(|list| list.is_empty()) {
+            return Err(SideloadError::NoContainers);
+        }
+        let agent_index = agent_index(spec)?;
+
+        self.add_volume(spec)?;
+        self.add_init_container(spec)?;
+
+        let path = format!("spec.containers[{agent_index}]");
+        let agent = spec
+            .get_mut("containers")
+            .and_then(Value::as_array_mut)
+            .and_then(|list| list.get_mut(agent_index))
+            .ok_or(SideloadError::NoContainers)?;
+        let agent = as_object_mut(agent, &path)?;
+        prepare_agent(agent, &path, &pod_user)?;
+
+        self.add_pull_secrets(spec)
+    }
+
+    fn add_volume(&self, spec: &mut Map<String, Value>) -> Result<(), SideloadError> {
+        let expected = self.volume();
+        let volumes = array_field_or_insert(spec, "volumes", "spec.volumes")?;
+        match find_named(volumes, VOLUME_NAME, "spec.volumes")? {
+            Some(index) if volumes[index] == expected => Ok(()),
+            Some(index) => Err(SideloadError::VolumeConflict {
+                path: format!("spec.volumes[{index}]"),
+                method: self.method,
+                found: volumes[index].to_string(),
+                expected: expected.to_string(),
+            }),
+            None => {
+                volumes.push(expected);
+                Ok(())
+            }
+        }
+    }
+
+    fn add_init_container(&self, spec: &mut Map<String, Value>) -> Result<(), SideloadError> {
+        let Some(expected) = self.init_container() else {
+            if let Some(list) = array_field(spec, "initContainers", "spec.initContainers")?
+                && let Some(index) = find_named(list, INIT_CONTAINER_NAME, "spec.initContainers")?
+            {
+                return Err(SideloadError::UnexpectedInitContainer {
+                    path: format!("spec.initContainers[{index}]"),
+                });
+            }
+            return Ok(());
+        };
+        let list = array_field_or_insert(spec, "initContainers", "spec.initContainers")?;
+        match find_named(list, INIT_CONTAINER_NAME, "spec.initContainers")? {
+            Some(index) if list[index] == expected => Ok(()),
+            Some(index) => Err(SideloadError::InitContainerConflict {
+                path: format!("spec.initContainers[{index}]"),
+                found: list[index].to_string(),
+                expected: expected.to_string(),
+            }),
+            None => {
+                // First, so that any other init container already finds the
+                // supervisor in place.
+                list.insert(0, expected);
+                Ok(())
+            }
+        }
+    }
+
+    fn add_pull_secrets(&self, spec: &mut Map<String, Value>) -> Result<(), SideloadError> {
+        if self.image_pull_secrets.is_empty() {
+            return Ok(());
+        }
+        let secrets = array_field_or_insert(spec, "imagePullSecrets", "spec.imagePullSecrets")?;
+        for name in &self.image_pull_secrets {
+            if find_named(secrets, name, "spec.imagePullSecrets")?.is_none() {
+                secrets.push(json!({ "name": name }));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The pod-level user settings that matter to the agent container.
+struct PodUser {
+    run_as_user: Option<i64>,
+    run_as_group: Option<i64>,
+    run_as_non_root: bool,
+}
+
+fn pod_security(spec: &Map<String, Value>) -> Result<PodUser, SideloadError> {
+    let Some(context) = object_field(spec, "securityContext", "spec.securityContext")? else {
+        return Ok(PodUser {
+            run_as_user: None,
+            run_as_group: None,
+            run_as_non_root: false,
+        });
+    };
+    Ok(PodUser {
+        run_as_user: int_field(context, "runAsUser", "spec.securityContext.runAsUser")?,
+        run_as_group: int_field(context, "runAsGroup", "spec.securityContext.runAsGroup")?,
+        run_as_non_root: bool_field(context, "runAsNonRoot", "spec.securityContext.runAsNonRoot")?
+            .unwrap_or(false),
+    })
+}
+
+/// The container named `agent`, else the first.
+fn agent_index(spec: &Map<String, Value>) -> Result<usize, SideloadError> {
+    let containers =
+        array_field(spec, "containers", "spec.containers")?.ok_or(SideloadError::NoContainers)?;
+    Ok(find_named(containers, AGENT_CONTAINER_NAME, "spec.containers")?.unwrap_or(0))
+}
+
+/// Makes the agent container start the supervisor as UID 0 with its original
+/// command, mount the volume read-only, and report start-up failures.
+fn prepare_agent(
+    agent: &mut Map<String, Value>,
+    path: &str,
+    pod_user: &PodUser,
+) -> Result<(), SideloadError> {
+    let name = agent
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    check_agent_mounts(agent, path, &name)?;
+
+    let context_path = format!("{path}.securityContext");
+    let (user, group, non_root) = match object_field(agent, "securityContext", &context_path)? {
+        Some(context) => (
+            int_field(context, "runAsUser", &format!("{context_path}.runAsUser"))?,
+            int_field(context, "runAsGroup", &format!("{context_path}.runAsGroup"))?,
+            bool_field(
+                context,
+                "runAsNonRoot",
+                &format!("{context_path}.runAsNonRoot"),
+            )?,
+        ),
+        None => (None, None, None),
+    };
+    // The container's own setting overrides the pod's, as in Kubernetes.
+    match non_root {
+        Some(true) => {
+            return Err(SideloadError::RunAsNonRoot {
+                path: format!("{context_path}.runAsNonRoot"),
+            });
+        }
+        None if pod_user.run_as_non_root => {
+            return Err(SideloadError::RunAsNonRoot {
+                path: "spec.securityContext.runAsNonRoot".to_string(),
+            });
+        }
+        _ => {}
+    }
+    let workload_user = user.or(pod_user.run_as_user).filter(|&uid| uid != 0);
+    let workload_group = group.or(pod_user.run_as_group);
+
+    let command = string_list(agent, "command", &format!("{path}.command"))?;
+    let args = string_list(agent, "args", &format!("{path}.args"))?;
+    let already_wrapped = command
+        .as_ref()
+        .and_then(|command| command.first())
+        .is_some_and(|first| first == INSTALLED_BINARY_PATH);
+
+    if already_wrapped {
+        if let Some(uid) = user.filter(|&uid| uid != 0) {
+            return Err(SideloadError::WrappedNotRoot {
+                path: path.to_string(),
+                container: name,
+                uid,
+            });
+        }
+    } else {
+        let new_command = match (command, args) {
+            (None, Some(_)) => {
+                return Err(SideloadError::ArgsWithoutCommand {
+                    path: path.to_string(),
+                    container: name,
+                });
+            }
+            (None, None) => {
+                if let Some(uid) = workload_user {
+                    return Err(SideloadError::IdleRunAs {
+                        path: path.to_string(),
+                        container: name,
+                        uid,
+                    });
+                }
+                // The supervisor's idle mode: no workload, so no --workdir
+                // (the supervisor accepts it only with a command).
+                vec![INSTALLED_BINARY_PATH.to_string()]
+            }
+            (Some(command), args) => {
+                let mut wrapped = vec![
+                    INSTALLED_BINARY_PATH.to_string(),
+                    "--workdir".to_string(),
+                    DEFAULT_WORKDIR.to_string(),
+                ];
+                if let Some(uid) = workload_user {
+                    // Without runAsGroup the supervisor uses the UID as GID.
+                    let run_as = match workload_group {
+                        Some(gid) => format!("{uid}:{gid}"),
+                        None => uid.to_string(),
+                    };
+                    wrapped.extend(["--run-as".to_string(), run_as]);
+                }
+                wrapped.push("--".to_string());
+                wrapped.extend(command);
+                wrapped.extend(args.unwrap_or_default());
+                wrapped
+            }
+        };
+        agent.insert("command".to_string(), json!(new_command));
+        agent.remove("args");
+    }
+
+    let context = object_field_or_insert(agent, "securityContext", &context_path)?;
+    context.insert("runAsUser".to_string(), json!(0));
+    agent.insert(
+        "terminationMessagePolicy".to_string(),
+        json!(TERMINATION_MESSAGE_POLICY),
+    );
+
+    let expected = Sideload::agent_mount();
+    let mounts = array_field_or_insert(agent, "volumeMounts", &format!("{path}.volumeMounts"))?;
+    if !mounts.contains(&expected) {
+        mounts.push(expected);
+    }
+    Ok(())
+}
+
+/// Refuses any mount at the supervisor's mount path (other than exactly the
+/// driver's own) or below it. A mount *above* it (say at `/opt`) is left
+/// alone: the supervisor's mount only hides `openshell/bin` inside it, a
+/// path the contract reserves.
+fn check_agent_mounts(
+    agent: &Map<String, Value>,
+    path: &str,
+    name: &str,
+) -> Result<(), SideloadError> {
+    let mounts_path = format!("{path}.volumeMounts");
+    let Some(mounts) = array_field(agent, "volumeMounts", &mounts_path)? else {
+        return Ok(());
+    };
+    let expected = Sideload::agent_mount();
+    for (index, mount) in mounts.iter().enumerate() {
+        let mount_path = format!("{mounts_path}[{index}]");
+        let map = as_object(mount, &mount_path)?;
+        let Some(target) = str_field(map, "mountPath", &format!("{mount_path}.mountPath"))? else {
+            continue;
+        };
+        let normalised = target.trim_end_matches('/');
+        let overlaps =
+            normalised == MOUNT_PATH || normalised.starts_with(&format!("{MOUNT_PATH}/"));
+        if overlaps && *mount != expected {
+            let volume = str_field(map, "name", &format!("{mount_path}.name"))?.unwrap_or("");
+            let found = if volume == VOLUME_NAME {
+                format!("volume {volume:?} differently ({mount})")
+            } else {
+                format!("volume {volume:?}")
+            };
+            return Err(SideloadError::MountConflict {
+                path: mount_path,
+                container: name.to_string(),
+                found,
+                mount_path: target.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(path: &str, value: &Value, expected: &'static str) -> SideloadError {
+    SideloadError::WrongType {
+        path: path.to_string(),
+        found: type_name(value),
+        expected,
+    }
+}
+
+fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, SideloadError> {
+    value
+        .as_object()
+        .ok_or_else(|| wrong_type(path, value, "an object"))
+}
+
+fn as_object_mut<'a>(
+    value: &'a mut Value,
+    path: &str,
+) -> Result<&'a mut Map<String, Value>, SideloadError> {
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(wrong_type(path, other, "an object")),
+    }
+}
+
+/// A field that must be an array when present (`null` counts as absent, as
+/// in Kubernetes, which serialises empty lists and nulls alike as absent).
+fn array_field<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a Vec<Value>>, SideloadError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(list)) => Ok(Some(list)),
+        Some(other) => Err(wrong_type(path, other, "an array")),
+    }
+}
+
+fn array_field_or_insert<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'a mut Vec<Value>, SideloadError> {
+    let slot = map.entry(key).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = Value::Array(Vec::new());
+    }
+    match slot {
+        Value::Array(list) => Ok(list),
+        other => Err(wrong_type(path, other, "an array")),
+    }
+}
+
+fn object_field<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a Map<String, Value>>, SideloadError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(object)) => Ok(Some(object)),
+        Some(other) => Err(wrong_type(path, other, "an object")),
+    }
+}
+
+fn object_field_or_insert<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'a mut Map<String, Value>, SideloadError> {
+    let slot = map.entry(key).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = Value::Object(Map::new());
+    }
+    match slot {
+        Value::Object(object) => Ok(object),
+        other => Err(wrong_type(path, other, "an object")),
+    }
+}
+
+fn int_field(
+    map: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<i64>, SideloadError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| wrong_type(path, value, "an integer")),
+    }
+}
+
+fn bool_field(
+    map: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<bool>, SideloadError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(flag)) => Ok(Some(*flag)),
+        Some(other) => Err(wrong_type(path, other, "a boolean")),
+    }
+}
+
+fn str_field<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a str>, SideloadError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(wrong_type(path, other, "a string")),
+    }
+}
+
+fn string_list(
+    map: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<Vec<String>>, SideloadError> {
+    // An empty `command` or `args` means "not set" to Kubernetes.
+    let Some(list) = array_field(map, key, path)?.filter(|list| !list.is_empty()) else {
+        return Ok(None);
+    };
+    list.iter()
+        .enumerate()
+        .map(|(index, item)| {
+            item.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| wrong_type(&format!("{path}[{index}]"), item, "a string"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// Index of the entry whose `name` is `name`, in a list of named objects.
+fn find_named(list: &[Value], name: &str, path: &str) -> Result<Option<usize>, SideloadError> {
+    for (index, item) in list.iter().enumerate() {
+        let item_path = format!("{path}[{index}]");
+        let map = as_object(item, &item_path)?;
+        if str_field(map, "name", &format!("{item_path}.name"))? == Some(name) {
+            return Ok(Some(index));
+        }
+    }
+    Ok(None)
+}
