@@ -1,0 +1,200 @@
+//! `openshell-driver-kubernetes`: parses the command line, checks the
+//! configuration at start, and prints pods or the configuration; the work is
+//! done in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use openshell_driver_kubernetes::config::{DriverArgs, DriverConfig};
+use openshell_driver_kubernetes::pod::{self, OutputFormat, PodRequest};
+
+/// The OpenShell Kubernetes driver's pod rendering.
+///
+/// Every command first checks the whole configuration (flags, then
+/// environment variables, then the --config file): a wrong or misspelled
+/// setting, an unusable image reference, or, with --pin-supervisor-digest,
+/// an unreachable registry or unknown tag, is an error before anything is
+/// rendered. Warnings (a mutable tag behind an image volume) are printed
+/// once, on stderr.
+#[derive(Debug, Parser)]
+#[command(
+    name = "openshell-driver-kubernetes",
+    version,
+    after_help = "Examples:\n  openshell-driver-kubernetes render --sandbox-image python:3.13 -- python agent.py\n  openshell-driver-kubernetes render --supervisor-sideload-method init-container --sandbox-image alpine --format yaml\n  openshell-driver-kubernetes render --template pod.yaml --sandbox-image node:22 --name sandbox-1\n  OPENSHELL_KUBERNETES_VERSION=v1.34.2 openshell-driver-kubernetes config --json"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a complete sandbox Pod manifest, with the supervisor sideload
+    /// applied, for `kubectl apply -f -` (or `podman kube play` for the
+    /// init-container method).
+    ///
+    /// The agent container (the one named agent, else the first) runs
+    /// /opt/openshell/bin/openshell-sandbox --workdir /sandbox -- COMMAND as
+    /// UID 0 (a template's runAsUser becomes the supervisor's --run-as), with
+    /// the supervisor volume mounted read-only at /opt/openshell/bin. Without
+    /// a command the supervisor runs in its idle mode.
+    Render(RenderArgs),
+    /// Check the configuration and print each setting with where it came
+    /// from.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RenderArgs {
+    /// The agent image the sandbox runs (required without --template; with
+    /// one, it replaces the agent container's image).
+    #[arg(long, value_name = "IMAGE", required_unless_present = "template")]
+    sandbox_image: Option<String>,
+
+    /// Pod name (a DNS subdomain name) [default: the template's, else
+    /// openshell-sandbox].
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    format: OutputFormat,
+
+    /// A Pod (or pod template: metadata and spec) in YAML or JSON to apply
+    /// the sideload to instead of the bare sandbox pod; everything else in it
+    /// is kept.
+    #[arg(long, value_name = "FILE")]
+    template: Option<PathBuf>,
+
+    #[command(flatten)]
+    driver: DriverArgs,
+
+    /// The agent's command and arguments, after `--` (replace the
+    /// template's).
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// Print the configuration as one JSON object: each setting as
+    /// {"value", "origin"}, plus the warnings.
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    driver: DriverArgs,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    let sub_matches = matches
+        .subcommand()
+        .map(|(_, sub)| sub)
+        .context("no command given")?;
+    match cli.command {
+        Command::Render(args) => render(args, sub_matches),
+        Command::Config(args) => show_config(args, sub_matches),
+    }
+}
+
+/// Checks the configuration, pins the image if asked, and prints the
+/// warnings: everything the driver does once, at start.
+fn start(args: &DriverArgs, matches: &ArgMatches) -> anyhow::Result<DriverConfig> {
+    let settings = args.all_settings(matches)?;
+    let mut config = DriverConfig::resolve(settings)?;
+    if config.pin_supervisor_digest.value {
+        eprintln!(
+            "resolving the supervisor image {} to its digest...",
+            config.supervisor_image.value
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("could not start the async runtime for the registry lookup")?;
+        if let Some(pinned) = runtime.block_on(config.pin(&args.registry_options()))? {
+            eprintln!("pinned the supervisor image to {pinned}");
+        }
+    }
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(config)
+}
+
+fn render(args: RenderArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+    let config = start(&args.driver, matches)?;
+    let template = args
+        .template
+        .as_deref()
+        .map(pod::read_template)
+        .transpose()?;
+    let request = PodRequest {
+        name: args.name,
+        sandbox_image: args.sandbox_image,
+        command: args.command,
+    };
+    let pod = pod::render(template, &request, &config.sideload())?;
+    print!("{}", pod::to_text(&pod, args.format)?);
+    Ok(())
+}
+
+fn show_config(args: ConfigArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+    let config = start(&args.driver, matches)?;
+    let report = config.report();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("could not write the report")?
+        );
+        return Ok(());
+    }
+    let line = |key: &str, value: &str, origin: &dyn std::fmt::Display| {
+        println!("{key}: {value} ({origin})");
+    };
+    line(
+        "supervisor-sideload-method",
+        &report.supervisor_sideload_method.value,
+        &report.supervisor_sideload_method.origin,
+    );
+    line(
+        "supervisor-image",
+        &report.supervisor_image.value,
+        &report.supervisor_image.origin,
+    );
+    line(
+        "supervisor-image-pull-policy",
+        &report.supervisor_image_pull_policy.value,
+        &report.supervisor_image_pull_policy.origin,
+    );
+    if let Some(version) = &report.kubernetes_version {
+        line("kubernetes-version", &version.value, &version.origin);
+    }
+    line(
+        "pin-supervisor-digest",
+        &report.pin_supervisor_digest.value.to_string(),
+        &report.pin_supervisor_digest.origin,
+    );
+    line(
+        "image-pull-secrets",
+        &report.image_pull_secrets.value.join(","),
+        &report.image_pull_secrets.origin,
+    );
+    Ok(())
+}
