@@ -14,5 +14,5 @@ pub mod tools;
 
 pub use podman::Containers;
 pub use registry::Registry;
-pub use supervisor::static_supervisor_binary;
+pub use supervisor::{static_supervisor_binary, workspace_binary};
 pub use tools::{in_ci, require, require_root};

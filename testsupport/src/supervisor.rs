@@ -1,8 +1,10 @@
-//! The release, static supervisor binary that tests package and run.
+//! Binaries of the workspace that tests run as users do: the release,
+//! static supervisor, and the debug builds of the other tools.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use openshell_contract::{BINARY_NAME, DEFAULT_STATIC_TARGET};
 
@@ -65,4 +67,33 @@ pub fn static_supervisor_binary() -> &'static Path {
         assert!(binary.is_file(), "cargo built no {}", binary.display());
         binary
     })
+}
+
+/// Builds (once per test process) the debug binary `bin` of package
+/// `package` and returns its path: end-to-end tests run the tools through
+/// their command lines, exactly as users and CI scripts do.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<BTreeMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(BTreeMap::new()));
+    // A poisoned lock only means another test panicked mid-build; the map is
+    // still valid (it is written only after a successful build).
+    let mut built = built.lock().unwrap_or_else(|poison| poison.into_inner());
+    if let Some(path) = built.get(bin) {
+        return path.clone();
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--locked", "--package", package, "--bin", bin])
+        .output()
+        .unwrap_or_else(|err| panic!("could not run cargo to build {bin}: {err}"));
+    assert!(
+        output.status.success(),
+        "building {bin} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = target_dir().join("debug").join(bin);
+    assert!(path.is_file(), "cargo built no {}", path.display());
+    built.insert(bin.to_string(), path.clone());
+    path
 }
