@@ -133,7 +133,10 @@ pub enum CopyError {
         source: io::Error,
     },
     /// The temporary file next to DEST could not be created.
-    #[error("cannot create a temporary file in {} for {}", .dir.display(), .destination.display())]
+    #[error(
+        "cannot create a temporary file in {} for {dest} ({dest} is unchanged)",
+        .dir.display(), dest = .destination.display()
+    )]
     CreateTemp {
         /// The directory of DEST.
         dir: PathBuf,
@@ -144,7 +147,10 @@ pub enum CopyError {
         source: io::Error,
     },
     /// Writing, flushing or re-reading the temporary file failed.
-    #[error("cannot {step} the copy {} for {}", .temp.display(), .destination.display())]
+    #[error(
+        "cannot {step} the new copy for {dest} (temporary file {}, removed; {dest} is unchanged)",
+        .temp.display(), dest = .destination.display()
+    )]
     WriteTemp {
         /// What was being done ("write", "flush", "set the mode of", "re-read").
         step: &'static str,
@@ -158,8 +164,8 @@ pub enum CopyError {
     },
     /// The temporary file read back differs from the source.
     #[error(
-        "the copy {} for {} does not match the source: {actual_size} bytes with sha256 {actual}, expected {expected_size} bytes with sha256 {expected}",
-        .temp.display(), .destination.display()
+        "the new copy {} for {dest} does not match the source: {actual_size} bytes with sha256 {actual}, expected {expected_size} bytes with sha256 {expected} ({dest} is unchanged)",
+        .temp.display(), dest = .destination.display()
     )]
     Mismatch {
         /// The temporary file (already removed).
@@ -176,7 +182,10 @@ pub enum CopyError {
         actual_size: u64,
     },
     /// The finished copy could not be renamed over DEST.
-    #[error("cannot rename {} to {}", .temp.display(), .destination.display())]
+    #[error(
+        "cannot rename {} to {dest} ({dest} is unchanged)",
+        .temp.display(), dest = .destination.display()
+    )]
     Rename {
         /// The temporary file (already removed).
         temp: PathBuf,
@@ -285,7 +294,10 @@ pub fn install(source: &Path, dest: &Path) -> Result<CopyReport, CopyError> {
         };
         let chunk = &buffer[..count];
         hasher.update(chunk);
-        temp.write_all(chunk)
+        // Through the File itself: NamedTempFile's own Write would add the
+        // temporary path to the error a second time.
+        temp.as_file_mut()
+            .write_all(chunk)
             .map_err(|err| temp_error("write", err))?;
         written += count as u64;
     }
@@ -301,7 +313,9 @@ pub fn install(source: &Path, dest: &Path) -> Result<CopyReport, CopyError> {
 
     // Read back what the file system now holds, so a short or corrupted
     // write is caught before DEST is touched.
-    temp.rewind().map_err(|err| temp_error("re-read", err))?;
+    temp.as_file_mut()
+        .rewind()
+        .map_err(|err| temp_error("re-read", err))?;
     let (actual_size, actual) =
         hash_reader(temp.as_file_mut(), &mut buffer).map_err(|err| temp_error("re-read", err))?;
     if actual != sha256 || actual_size != written {

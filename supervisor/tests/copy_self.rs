@@ -1,0 +1,409 @@
+//! `openshell-sandbox copy-self DEST`, run as a real process.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use common::{Tmpfs, bin, entries, one_line, open_tempdir, sandbox, texts};
+use nix::sys::resource::{Resource, setrlimit};
+use openshell_contract::BINARY_NAME;
+use openshell_contract::version::VersionReport;
+use openshell_testsupport::tools::require_root;
+use sha2::{Digest, Sha256};
+
+/// The bytes copy-self must reproduce: its own executable.
+fn source_bytes() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| fs::read(bin()).unwrap())
+}
+
+fn source_sha256() -> String {
+    hex::encode(Sha256::digest(source_bytes()))
+}
+
+fn copy_self(dest: &Path) -> Output {
+    sandbox(&["copy-self"]).arg(dest).output().unwrap()
+}
+
+/// Asserts a successful run that printed the one report line for `expected`
+/// with `action`.
+fn assert_reported(output: &Output, action: &str, expected: &Path) {
+    let (stdout, stderr) = texts(output);
+    assert!(output.status.success(), "copy-self failed: {stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "{action} {}: {} bytes, sha256 {}\n",
+            expected.display(),
+            source_bytes().len(),
+            source_sha256()
+        )
+    );
+}
+
+/// Asserts that `path` is a complete copy of the binary with mode 0755.
+fn assert_installed(path: &Path) {
+    let meta = fs::symlink_metadata(path).unwrap();
+    assert!(meta.is_file(), "{} is not a regular file", path.display());
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
+    assert!(
+        fs::read(path).unwrap() == source_bytes(),
+        "{} differs from the source",
+        path.display()
+    );
+}
+
+/// Asserts a refusal or failure: exit code 1 and one line on stderr holding
+/// every string of `needles`.
+fn assert_failed(output: &Output, needles: &[&str]) {
+    let (stdout, stderr) = texts(output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stdout: {stdout} stderr: {stderr}"
+    );
+    let line = one_line(&stderr);
+    for needle in needles {
+        assert!(
+            line.contains(needle),
+            "{line:?} does not mention {needle:?}"
+        );
+    }
+    assert!(
+        stdout.is_empty(),
+        "nothing is reported on failure: {stdout}"
+    );
+}
+
+#[test]
+fn copies_to_a_file_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("supervisor");
+    let output = copy_self(&dest);
+    assert_reported(&output, "copied", &dest);
+    assert_installed(&dest);
+    assert_eq!(
+        entries(dir.path()),
+        ["supervisor"],
+        "no temporary file is left"
+    );
+}
+
+#[test]
+fn copies_into_an_existing_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = copy_self(dir.path());
+    let dest = dir.path().join(BINARY_NAME);
+    assert_reported(&output, "copied", &dest);
+    assert_installed(&dest);
+    assert_eq!(entries(dir.path()), [BINARY_NAME]);
+}
+
+#[test]
+fn creates_missing_parents() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("opt/openshell/bin").join(BINARY_NAME);
+    let output = copy_self(&dest);
+    assert_reported(&output, "copied", &dest);
+    assert_installed(&dest);
+}
+
+#[test]
+fn a_rerun_onto_an_identical_copy_does_not_rewrite_it_but_fixes_its_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join(BINARY_NAME);
+    assert_reported(&copy_self(&dest), "copied", &dest);
+    fs::set_permissions(&dest, fs::Permissions::from_mode(0o600)).unwrap();
+    let before = fs::metadata(&dest).unwrap();
+
+    let output = copy_self(&dest);
+    assert_reported(&output, "unchanged", &dest);
+    let after = fs::metadata(&dest).unwrap();
+    assert_eq!(after.ino(), before.ino(), "DEST was replaced");
+    assert_eq!(
+        (after.mtime(), after.mtime_nsec()),
+        (before.mtime(), before.mtime_nsec()),
+        "DEST was rewritten"
+    );
+    assert_installed(&dest);
+    assert_eq!(entries(dir.path()), [BINARY_NAME]);
+}
+
+#[test]
+fn a_different_file_of_the_same_size_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join(BINARY_NAME);
+    let mut stale = source_bytes().to_vec();
+    let last = stale.len() - 1;
+    stale[last] ^= 0xff;
+    fs::write(&dest, &stale).unwrap();
+    let before = fs::metadata(&dest).unwrap();
+
+    assert_reported(&copy_self(&dest), "copied", &dest);
+    assert_ne!(fs::metadata(&dest).unwrap().ino(), before.ino());
+    assert_installed(&dest);
+}
+
+#[test]
+fn sixteen_concurrent_runs_onto_one_dest_all_succeed_and_dest_is_always_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join(BINARY_NAME);
+    let old = b"an older supervisor\n".to_vec();
+    fs::write(&dest, &old).unwrap();
+
+    // Read DEST over and over while the copies race: every read must see the
+    // old file or the complete new one, never a partial binary.
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let done = Arc::clone(&done);
+        let dest = dest.clone();
+        let old = old.clone();
+        std::thread::spawn(move || {
+            let mut reads = 0u32;
+            while !done.load(Ordering::SeqCst) {
+                let bytes = fs::read(&dest).unwrap();
+                assert!(
+                    bytes == old || bytes == source_bytes(),
+                    "DEST held {} bytes that are neither the old file nor the binary",
+                    bytes.len()
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
+
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            sandbox(&["copy-self"])
+                .arg(&dest)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|child| child.wait_with_output().unwrap())
+        .collect();
+    done.store(true, Ordering::SeqCst);
+    let reads = watcher.join().unwrap();
+    assert!(reads > 0);
+
+    let mut copied = 0;
+    for output in &outputs {
+        let (stdout, stderr) = texts(output);
+        assert!(output.status.success(), "a concurrent run failed: {stderr}");
+        let line = stdout.trim_end();
+        assert!(line.ends_with(&source_sha256()), "{line}");
+        if line.starts_with("copied ") {
+            copied += 1;
+        } else {
+            assert!(line.starts_with("unchanged "), "{line}");
+        }
+    }
+    assert!(copied >= 1, "the old file was replaced by at least one run");
+    assert_installed(&dest);
+    assert_eq!(
+        entries(dir.path()),
+        [BINARY_NAME],
+        "no temporary file is left"
+    );
+}
+
+#[test]
+fn a_symlink_dest_is_refused_and_its_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("precious");
+    fs::write(&target, "do not overwrite\n").unwrap();
+    let link = dir.path().join(BINARY_NAME);
+    symlink(&target, &link).unwrap();
+
+    let output = copy_self(&link);
+    assert_failed(&output, &[&link.display().to_string(), "symbolic link"]);
+    assert_eq!(fs::read_to_string(&target).unwrap(), "do not overwrite\n");
+    assert_eq!(fs::read_link(&link).unwrap(), target);
+    assert_eq!(entries(dir.path()), [BINARY_NAME, "precious"]);
+}
+
+#[test]
+fn a_dangling_symlink_dest_is_refused_and_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere");
+    let link = dir.path().join("supervisor");
+    symlink(&target, &link).unwrap();
+
+    let output = copy_self(&link);
+    assert_failed(&output, &[&link.display().to_string(), "symbolic link"]);
+    assert!(!target.exists(), "the symlink was followed");
+}
+
+#[test]
+fn a_symlink_inside_a_directory_dest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("precious");
+    fs::write(&target, "do not overwrite\n").unwrap();
+    let bin_dir = dir.path().join("bin");
+    fs::create_dir(&bin_dir).unwrap();
+    let link = bin_dir.join(BINARY_NAME);
+    symlink(&target, &link).unwrap();
+
+    let output = copy_self(&bin_dir);
+    assert_failed(&output, &[&link.display().to_string(), "symbolic link"]);
+    assert_eq!(fs::read_to_string(&target).unwrap(), "do not overwrite\n");
+}
+
+#[test]
+fn a_fifo_dest_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join(BINARY_NAME);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+
+    let output = copy_self(&fifo);
+    assert_failed(&output, &[&fifo.display().to_string(), "it is a FIFO"]);
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
+#[test]
+fn a_directory_in_place_of_the_binary_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = dir.path().join(BINARY_NAME);
+    fs::create_dir(&inner).unwrap();
+
+    let output = copy_self(dir.path());
+    assert_failed(
+        &output,
+        &[&inner.display().to_string(), "it is a directory"],
+    );
+    assert!(entries(&inner).is_empty());
+}
+
+#[test]
+fn a_read_only_file_system_leaves_dest_as_it_was() {
+    if !require_root("a_read_only_file_system_leaves_dest_as_it_was") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mount = Tmpfs::mount(&dir.path().join("ro"), "4m");
+    let dest = mount.path().join(BINARY_NAME);
+    fs::write(&dest, "old\n").unwrap();
+    mount.remount_read_only();
+
+    let output = copy_self(&dest);
+    assert_failed(
+        &output,
+        &[&dest.display().to_string(), "Read-only file system"],
+    );
+    assert_eq!(fs::read_to_string(&dest).unwrap(), "old\n");
+    assert_eq!(entries(mount.path()), [BINARY_NAME]);
+}
+
+#[test]
+fn a_full_disk_midway_leaves_dest_as_it_was_and_no_temporary_file() {
+    if !require_root("a_full_disk_midway_leaves_dest_as_it_was_and_no_temporary_file") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Far smaller than the binary, so the copy fails part of the way in.
+    let mount = Tmpfs::mount(&dir.path().join("small"), "512k");
+    assert!(source_bytes().len() > 512 * 1024);
+    let dest = mount.path().join(BINARY_NAME);
+    fs::write(&dest, "old\n").unwrap();
+
+    let output = copy_self(&dest);
+    assert_failed(
+        &output,
+        &[&dest.display().to_string(), "No space left on device"],
+    );
+    assert_eq!(fs::read_to_string(&dest).unwrap(), "old\n");
+    assert_eq!(entries(mount.path()), [BINARY_NAME]);
+}
+
+#[test]
+fn a_file_size_limit_midway_leaves_dest_as_it_was_and_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join(BINARY_NAME);
+    fs::write(&dest, "old\n").unwrap();
+    const LIMIT: u64 = 256 * 1024;
+    assert!(source_bytes().len() as u64 > LIMIT);
+
+    // SIGXFSZ is left at its default action (kill): copy-self itself must
+    // keep it from killing the process, so it can clean up.
+    let mut command = sandbox(&["copy-self"]);
+    command.arg(&dest);
+    // SAFETY: setrlimit is async-signal-safe and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            setrlimit(Resource::RLIMIT_FSIZE, LIMIT, LIMIT)?;
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    assert_failed(&output, &[&dest.display().to_string(), "File too large"]);
+    assert_eq!(fs::read_to_string(&dest).unwrap(), "old\n");
+    assert_eq!(entries(dir.path()), [BINARY_NAME]);
+}
+
+#[test]
+fn permission_denied_leaves_dest_as_it_was() {
+    if !require_root("permission_denied_leaves_dest_as_it_was") {
+        return;
+    }
+    // A copy of the binary that an unprivileged user may run.
+    let tools = open_tempdir();
+    let runnable = tools.path().join(BINARY_NAME);
+    fs::copy(bin(), &runnable).unwrap();
+    fs::set_permissions(&runnable, fs::Permissions::from_mode(0o755)).unwrap();
+
+    let dir = open_tempdir();
+    let dest = dir.path().join("supervisor");
+    fs::write(&dest, "old\n").unwrap();
+    let output = Command::new(&runnable)
+        .arg("copy-self")
+        .arg(&dest)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_failed(
+        &output,
+        &[&dir.path().display().to_string(), "Permission denied"],
+    );
+    assert_eq!(fs::read_to_string(&dest).unwrap(), "old\n");
+    assert_eq!(entries(dir.path()), ["supervisor"]);
+}
+
+#[test]
+fn the_copy_runs_and_reports_the_sha256_of_version_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest: PathBuf = dir.path().join(BINARY_NAME);
+    let output = copy_self(&dest);
+    assert_reported(&output, "copied", &dest);
+    let reported = texts(&output)
+        .0
+        .trim_end()
+        .rsplit_once("sha256 ")
+        .map(|(_, sha)| sha.to_owned())
+        .unwrap();
+
+    let version = |binary: &Path| -> VersionReport {
+        let output = Command::new(binary)
+            .args(["version", "--json"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", texts(&output).1);
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let original = version(bin());
+    let copy = version(&dest);
+    assert_eq!(original.sha256, reported);
+    assert_eq!(copy.sha256, reported);
+    assert_eq!(reported, source_sha256());
+}
