@@ -1,1 +1,261 @@
-//! openshell-e2e (work in progress).
+//! What the end-to-end suite needs beyond the fixtures: turning a rendered
+//! sandbox Pod into the podman invocation that runs its agent container with
+//! the same mounts, command, user and working directory.
+//!
+//! Kubernetes cannot run on the CI machines, but podman can mount an image
+//! read-only exactly as a kubelet mounts an image volume. This module reads
+//! only the fields a kubelet would use for that, and refuses anything it does
+//! not understand rather than silently dropping it.
+
+use serde_json::Value;
+
+use openshell_contract::AGENT_CONTAINER_NAME;
+
+/// Why a Pod cannot be turned into a podman run.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PodTranslationError {
+    /// The Pod has no `spec.containers`.
+    #[error("the pod has no spec.containers")]
+    NoContainers,
+    /// A field is missing or of the wrong type.
+    #[error("{field}: expected {expected}")]
+    Field {
+        /// JSON path of the field.
+        field: String,
+        /// What was expected there.
+        expected: &'static str,
+    },
+    /// A mount refers to a volume the pod does not declare.
+    #[error("volumeMounts: volume '{0}' is not declared in spec.volumes")]
+    UnknownVolume(String),
+    /// A volume of a kind this translation does not run.
+    #[error("volume '{name}': kind {kind} cannot be run with podman run (only image volumes)")]
+    UnsupportedVolume {
+        /// Volume name.
+        name: String,
+        /// Its kind (the key beside `name`).
+        kind: String,
+    },
+}
+
+/// The agent container of a Pod: the one named `agent`, else the first.
+pub fn agent_container(pod: &Value) -> Result<&Value, PodTranslationError> {
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .filter(|containers| !containers.is_empty())
+        .ok_or(PodTranslationError::NoContainers)?;
+    Ok(containers
+        .iter()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(AGENT_CONTAINER_NAME))
+        .unwrap_or(&containers[0]))
+}
+
+fn string_list(value: Option<&Value>, field: &str) -> Result<Vec<String>, PodTranslationError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let wrong = || PodTranslationError::Field {
+        field: field.to_string(),
+        expected: "a list of strings",
+    };
+    value
+        .as_array()
+        .ok_or_else(wrong)?
+        .iter()
+        .map(|item| item.as_str().map(str::to_string).ok_or_else(wrong))
+        .collect()
+}
+
+fn required_str<'a>(
+    value: &'a Value,
+    key: &str,
+    field: &str,
+) -> Result<&'a str, PodTranslationError> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| PodTranslationError::Field {
+            field: format!("{field}.{key}"),
+            expected: "a string",
+        })
+}
+
+/// The arguments after `podman run` that run the Pod's agent container as a
+/// kubelet would with image volumes: each image volume mounted read-only
+/// (`--mount type=image`), the container's user, working directory,
+/// environment, command and args. The caller adds its own options (`--rm`,
+/// `--network none`, a name) before these.
+pub fn podman_run_args(pod: &Value) -> Result<Vec<String>, PodTranslationError> {
+    let container = agent_container(pod)?;
+    let volumes = pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut args = Vec::new();
+
+    for mount in container
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let name = required_str(mount, "name", "volumeMounts[]")?;
+        let path = required_str(mount, "mountPath", "volumeMounts[]")?;
+        let volume = volumes
+            .iter()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(name))
+            .ok_or_else(|| PodTranslationError::UnknownVolume(name.to_string()))?;
+        let Some(image) = volume.get("image") else {
+            let kind = volume
+                .as_object()
+                .and_then(|fields| fields.keys().find(|key| *key != "name").cloned())
+                .unwrap_or_else(|| "none".to_string());
+            return Err(PodTranslationError::UnsupportedVolume {
+                name: name.to_string(),
+                kind,
+            });
+        };
+        let reference = required_str(image, "reference", &format!("volume {name}.image"))?;
+        // Image volumes are always read-only in Kubernetes; podman's image
+        // mounts are read-only unless rw=true, which is never asked for here.
+        args.push("--mount".to_string());
+        args.push(format!("type=image,source={reference},destination={path}"));
+    }
+
+    if let Some(user) = container.pointer("/securityContext/runAsUser") {
+        let uid = user.as_i64().ok_or(PodTranslationError::Field {
+            field: "securityContext.runAsUser".into(),
+            expected: "an integer",
+        })?;
+        let user = match container
+            .pointer("/securityContext/runAsGroup")
+            .and_then(Value::as_i64)
+        {
+            Some(gid) => format!("{uid}:{gid}"),
+            None => uid.to_string(),
+        };
+        args.extend(["--user".to_string(), user]);
+    }
+    if let Some(workdir) = container.get("workingDir").and_then(Value::as_str) {
+        args.extend(["--workdir".to_string(), workdir.to_string()]);
+    }
+    for env in container
+        .get("env")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let name = required_str(env, "name", "env[]")?;
+        let value = env.get("value").and_then(Value::as_str).unwrap_or_default();
+        args.extend(["--env".to_string(), format!("{name}={value}")]);
+    }
+
+    let command = string_list(container.get("command"), "command")?;
+    let container_args = string_list(container.get("args"), "args")?;
+    if let Some((entrypoint, rest)) = command.split_first() {
+        // A Kubernetes `command` replaces the image's entrypoint entirely.
+        args.extend(["--entrypoint".to_string(), entrypoint.clone()]);
+        args.push(required_str(container, "image", "container")?.to_string());
+        args.extend(rest.iter().cloned());
+    } else {
+        args.push(required_str(container, "image", "container")?.to_string());
+    }
+    args.extend(container_args);
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod() -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": { "name": "sandbox" },
+            "spec": {
+                "volumes": [{
+                    "name": "openshell-supervisor-bin",
+                    "image": { "reference": "localhost/sup:1", "pullPolicy": "IfNotPresent" }
+                }],
+                "containers": [
+                    { "name": "sidecar", "image": "other" },
+                    {
+                        "name": "agent",
+                        "image": "localhost/agent:1",
+                        "command": ["/opt/openshell/bin/openshell-sandbox", "--workdir", "/sandbox", "--"],
+                        "args": ["sh", "-c", "echo hi"],
+                        "securityContext": { "runAsUser": 0 },
+                        "env": [{ "name": "A", "value": "b" }],
+                        "volumeMounts": [{
+                            "name": "openshell-supervisor-bin",
+                            "mountPath": "/opt/openshell/bin",
+                            "readOnly": true
+                        }]
+                    }
+                ]
+            }
+        })
+    }
+
+    #[test]
+    fn image_volume_pod_becomes_an_image_mount() {
+        let args = podman_run_args(&pod()).unwrap();
+        assert_eq!(
+            args,
+            [
+                "--mount",
+                "type=image,source=localhost/sup:1,destination=/opt/openshell/bin",
+                "--user",
+                "0",
+                "--env",
+                "A=b",
+                "--entrypoint",
+                "/opt/openshell/bin/openshell-sandbox",
+                "localhost/agent:1",
+                "--workdir",
+                "/sandbox",
+                "--",
+                "sh",
+                "-c",
+                "echo hi",
+            ]
+        );
+    }
+
+    #[test]
+    fn other_volume_kinds_are_refused() {
+        let mut pod = pod();
+        pod["spec"]["volumes"][0] = json!({ "name": "openshell-supervisor-bin", "emptyDir": {} });
+        assert_eq!(
+            podman_run_args(&pod).unwrap_err(),
+            PodTranslationError::UnsupportedVolume {
+                name: "openshell-supervisor-bin".into(),
+                kind: "emptyDir".into()
+            }
+        );
+    }
+
+    #[test]
+    fn undeclared_volume_is_refused() {
+        let mut pod = pod();
+        pod["spec"]["volumes"] = json!([]);
+        assert_eq!(
+            podman_run_args(&pod).unwrap_err(),
+            PodTranslationError::UnknownVolume("openshell-supervisor-bin".into())
+        );
+    }
+
+    #[test]
+    fn pod_without_containers_is_refused() {
+        let mut pod = pod();
+        pod["spec"]["containers"] = json!([]);
+        assert_eq!(
+            podman_run_args(&pod).unwrap_err(),
+            PodTranslationError::NoContainers
+        );
+    }
+}
