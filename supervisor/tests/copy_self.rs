@@ -1,5 +1,8 @@
 //! `openshell-sandbox copy-self DEST`, run as a real process.
 
+// Helpers here panic on failure, as the tests that call them do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::fs;

@@ -1,6 +1,8 @@
 //! Helpers shared by the supervisor's integration tests.
 
-#![allow(dead_code)]
+// Each test binary uses some of these helpers; they panic on failure, as
+// the tests that call them do.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
