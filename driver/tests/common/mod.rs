@@ -1,5 +1,6 @@
 //! Helpers shared by the driver's integration tests.
-#![allow(dead_code)] // Each test binary uses a different subset.
+// Each test binary uses a different subset.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -111,7 +112,8 @@ pub fn data(name: &str) -> PathBuf {
 pub fn assert_typed_round_trip(pod: &Value) {
     let typed: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod.clone())
         .unwrap_or_else(|err| panic!("not a Pod ({err}):\n{pod:#}"));
-    let back = serde_json::to_value(&typed).unwrap();
+    let back = serde_json::to_value(&typed)
+        .unwrap_or_else(|err| panic!("could not serialise the typed Pod: {err}"));
     assert_eq!(
         &back, pod,
         "the pod changed in a round trip through the typed Pod (a misspelled or unknown field?)"
