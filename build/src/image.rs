@@ -1,0 +1,465 @@
+//! Assembling the image: config, manifest and (for several platforms) index,
+//! all through oci-spec's types.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oci_spec::image::{
+    ConfigBuilder, Descriptor, DescriptorBuilder, HistoryBuilder, ImageConfigurationBuilder,
+    ImageIndexBuilder, ImageManifestBuilder, MediaType, RootFsBuilder, SCHEMA_VERSION,
+};
+use openshell_contract::annotations::{self, oci};
+use openshell_contract::{BINARY_NAME, IMAGE_BINARY_MODE, IMAGE_BINARY_PATH, IMAGE_ENTRYPOINT};
+use serde::Serialize;
+
+use crate::binary::BinaryFacts;
+use crate::epoch::Epoch;
+use crate::layer::sha256_digest;
+use crate::platform::PlatformSpec;
+
+/// Who and what the image says it is, besides the binary.
+#[derive(Debug, Clone)]
+pub struct ImageMetadata {
+    /// Build time.
+    pub epoch: Epoch,
+    /// `org.opencontainers.image.version`.
+    pub version: String,
+    /// `org.opencontainers.image.revision`, when known.
+    pub revision: Option<String>,
+    /// `org.opencontainers.image.source`.
+    pub source: String,
+    /// `org.opencontainers.image.title`.
+    pub title: String,
+}
+
+impl ImageMetadata {
+    /// Metadata for this workspace's supervisor at `epoch`.
+    pub fn new(epoch: Epoch) -> Self {
+        Self {
+            epoch,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            revision: None,
+            source: env!("CARGO_PKG_REPOSITORY").to_string(),
+            title: BINARY_NAME.to_string(),
+        }
+    }
+
+    /// The annotations of a manifest (and labels of a config) for a binary.
+    pub fn annotations(&self, binary_sha256: &str) -> HashMap<String, String> {
+        let mut map = HashMap::from([
+            (oci::VERSION.to_string(), self.version.clone()),
+            (oci::SOURCE.to_string(), self.source.clone()),
+            (oci::TITLE.to_string(), self.title.clone()),
+            (oci::CREATED.to_string(), self.epoch.rfc3339()),
+            (
+                annotations::BINARY_SHA256.to_string(),
+                binary_sha256.to_string(),
+            ),
+        ]);
+        if let Some(revision) = &self.revision {
+            map.insert(oci::REVISION.to_string(), revision.clone());
+        }
+        map
+    }
+}
+
+/// Bytes of a blob: in memory, or already stored in the output layout by an
+/// earlier run (the layer of an unchanged binary, not read again).
+#[derive(Debug, Clone)]
+pub enum BlobData {
+    /// In memory.
+    Memory(Arc<Vec<u8>>),
+    /// A file holding exactly the blob.
+    File(PathBuf),
+}
+
+impl BlobData {
+    /// The bytes, reading the file if need be.
+    pub fn load(&self) -> std::io::Result<Arc<Vec<u8>>> {
+        match self {
+            Self::Memory(bytes) => Ok(Arc::clone(bytes)),
+            Self::File(path) => std::fs::read(path).map(Arc::new),
+        }
+    }
+}
+
+/// A blob and its descriptor.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    /// Media type, digest and size.
+    pub descriptor: Descriptor,
+    /// The bytes.
+    pub data: BlobData,
+}
+
+/// The layer a platform image is built on, as assembled.
+#[derive(Debug, Clone)]
+pub struct LayerBlob {
+    /// The gzip blob.
+    pub blob: Blob,
+    /// `sha256:...` of the uncompressed tar.
+    pub diff_id: String,
+    /// The uncompressed tar, when it was built in this run (so verifying it
+    /// needs no decompression); `None` when reused from an earlier run.
+    pub tar: Option<Arc<Vec<u8>>>,
+}
+
+/// One platform's image.
+#[derive(Debug, Clone)]
+pub struct PlatformBuild {
+    /// Its platform.
+    pub platform: PlatformSpec,
+    /// The binary in it.
+    pub binary: BinaryFacts,
+    /// Its layer.
+    pub layer: LayerBlob,
+    /// Its config blob.
+    pub config: Blob,
+    /// Its manifest blob (the descriptor carries the platform).
+    pub manifest: Blob,
+}
+
+/// A complete image: one manifest, or an index over several.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    /// The per-platform images, in the order given.
+    pub platforms: Vec<PlatformBuild>,
+    /// The index blob, for a multi-platform image.
+    pub index: Option<Blob>,
+    /// The descriptor of the top-level manifest: the index, or the single
+    /// manifest.
+    pub top: Descriptor,
+}
+
+impl BuiltImage {
+    /// Every blob, dependencies first: layers, configs, manifests, index.
+    pub fn blobs(&self) -> Vec<&Blob> {
+        let mut blobs: Vec<&Blob> = Vec::new();
+        for platform in &self.platforms {
+            blobs.push(&platform.layer.blob);
+            blobs.push(&platform.config);
+            blobs.push(&platform.manifest);
+        }
+        blobs.extend(self.index.iter());
+        blobs
+    }
+}
+
+/// Why an image could not be assembled (oci-spec refused a value).
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// oci-spec refused to build or serialise a document.
+    #[error("could not assemble the image {what}: {source}")]
+    Spec {
+        /// Which document.
+        what: &'static str,
+        /// oci-spec's error.
+        source: oci_spec::OciSpecError,
+    },
+    /// A digest that oci-spec does not accept.
+    #[error("invalid digest {digest}: {detail}")]
+    Digest {
+        /// The digest.
+        digest: String,
+        /// Why.
+        detail: String,
+    },
+    /// No platform given.
+    #[error("no binary to package (expected at least one --binary)")]
+    Empty,
+}
+
+fn spec(what: &'static str) -> impl Fn(oci_spec::OciSpecError) -> ImageError {
+    move |source| ImageError::Spec { what, source }
+}
+
+/// Serialises an OCI document with sorted object keys.
+///
+/// oci-spec keeps annotations and labels in `HashMap`s, whose order changes
+/// from run to run; going through `serde_json::Value` and sorting every
+/// object gives the same bytes, hence the same digest, every time.
+pub fn canonical_json<T: Serialize>(document: &T) -> Result<Vec<u8>, serde_json::Error> {
+    fn sort(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.into_iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(key, value)| (key, sort(value)))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.into_iter().map(sort).collect())
+            }
+            other => other,
+        }
+    }
+    serde_json::to_vec(&sort(serde_json::to_value(document)?))
+}
+
+fn json_blob<T: Serialize>(
+    what: &'static str,
+    media_type: MediaType,
+    document: &T,
+) -> Result<Blob, ImageError> {
+    let bytes = canonical_json(document).map_err(|err| ImageError::Spec {
+        what,
+        source: oci_spec::OciSpecError::SerDe(err),
+    })?;
+    let descriptor = descriptor(media_type, &sha256_digest(&bytes), bytes.len() as u64)?;
+    Ok(Blob {
+        descriptor,
+        data: BlobData::Memory(Arc::new(bytes)),
+    })
+}
+
+/// A descriptor from a `sha256:...` digest string.
+pub fn descriptor(
+    media_type: MediaType,
+    digest: &str,
+    size: u64,
+) -> Result<Descriptor, ImageError> {
+    let parsed: oci_spec::image::Digest =
+        digest
+            .parse()
+            .map_err(|err: oci_spec::OciSpecError| ImageError::Digest {
+                digest: digest.to_string(),
+                detail: err.to_string(),
+            })?;
+    Ok(Descriptor::new(media_type, size, parsed))
+}
+
+/// What `created_by` says in the history, like a Dockerfile's COPY line.
+pub fn history_created_by() -> String {
+    format!(
+        "build-image {}: COPY --chmod={:o} {BINARY_NAME} {IMAGE_BINARY_PATH}",
+        env!("CARGO_PKG_VERSION"),
+        IMAGE_BINARY_MODE
+    )
+}
+
+/// Assembles one platform's config and manifest around its layer.
+pub fn assemble_platform(
+    platform: PlatformSpec,
+    binary: BinaryFacts,
+    layer: LayerBlob,
+    metadata: &ImageMetadata,
+) -> Result<PlatformBuild, ImageError> {
+    let created = metadata.epoch.rfc3339();
+    let annotations = metadata.annotations(&binary.sha256);
+    let runtime_config = ConfigBuilder::default()
+        .entrypoint(IMAGE_ENTRYPOINT.map(String::from).to_vec())
+        .labels(annotations.clone())
+        .build()
+        .map_err(spec("config"))?;
+    let history = HistoryBuilder::default()
+        .created(created.clone())
+        .created_by(history_created_by())
+        .comment(format!("{BINARY_NAME} sha256:{}", binary.sha256))
+        .build()
+        .map_err(spec("history"))?;
+    let rootfs = RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(vec![layer.diff_id.clone()])
+        .build()
+        .map_err(spec("rootfs"))?;
+    let oci_platform = platform.to_oci();
+    let mut config_builder = ImageConfigurationBuilder::default()
+        .created(created)
+        .os(oci_platform.os().clone())
+        .architecture(oci_platform.architecture().clone())
+        .config(runtime_config)
+        .rootfs(rootfs)
+        .history(vec![history]);
+    if let Some(variant) = &platform.variant {
+        config_builder = config_builder.variant(variant.clone());
+    }
+    let config = config_builder.build().map_err(spec("config"))?;
+    let config = json_blob("config", MediaType::ImageConfig, &config)?;
+
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(SCHEMA_VERSION)
+        .media_type(MediaType::ImageManifest)
+        .config(config.descriptor.clone())
+        .layers(vec![layer.blob.descriptor.clone()])
+        .annotations(annotations)
+        .build()
+        .map_err(spec("manifest"))?;
+    let mut manifest = json_blob("manifest", MediaType::ImageManifest, &manifest)?;
+    manifest.descriptor.set_platform(Some(oci_platform));
+    Ok(PlatformBuild {
+        platform,
+        binary,
+        layer,
+        config,
+        manifest,
+    })
+}
+
+/// Puts platform images together: one manifest alone, or an index over all.
+pub fn assemble(
+    platforms: Vec<PlatformBuild>,
+    metadata: &ImageMetadata,
+) -> Result<BuiltImage, ImageError> {
+    if platforms.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    if let [single] = platforms.as_slice() {
+        let top = single.manifest.descriptor.clone();
+        return Ok(BuiltImage {
+            platforms,
+            index: None,
+            top,
+        });
+    }
+    let manifests: Vec<Descriptor> = platforms
+        .iter()
+        .map(|platform| platform.manifest.descriptor.clone())
+        .collect();
+    let mut index_annotations = metadata.annotations("");
+    index_annotations.remove(annotations::BINARY_SHA256);
+    let index = ImageIndexBuilder::default()
+        .schema_version(SCHEMA_VERSION)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .annotations(index_annotations)
+        .build()
+        .map_err(spec("index"))?;
+    let index = json_blob("index", MediaType::ImageIndex, &index)?;
+    Ok(BuiltImage {
+        platforms,
+        top: index.descriptor.clone(),
+        index: Some(index),
+    })
+}
+
+/// A descriptor for a layer blob (gzip tar).
+pub fn layer_descriptor(digest: &str, size: u64) -> Result<Descriptor, ImageError> {
+    descriptor(MediaType::ImageLayerGzip, digest, size)
+}
+
+/// Rebuilds a descriptor with annotations (used for `index.json` entries).
+pub fn with_annotations(
+    descriptor: &Descriptor,
+    annotations: HashMap<String, String>,
+) -> Result<Descriptor, ImageError> {
+    let builder = DescriptorBuilder::default()
+        .media_type(descriptor.media_type().clone())
+        .digest(descriptor.digest().clone())
+        .size(descriptor.size())
+        .annotations(annotations);
+    let builder = match descriptor.platform() {
+        Some(platform) => builder.platform(platform.clone()),
+        None => builder,
+    };
+    builder.build().map_err(spec("index.json entry"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_platform(epoch: Epoch) -> PlatformBuild {
+        let tar = b"fake tar".to_vec();
+        let gz = b"fake gz".to_vec();
+        let layer = LayerBlob {
+            blob: Blob {
+                descriptor: layer_descriptor(&sha256_digest(&gz), gz.len() as u64).unwrap(),
+                data: BlobData::Memory(Arc::new(gz)),
+            },
+            diff_id: sha256_digest(&tar),
+            tar: Some(Arc::new(tar)),
+        };
+        let binary = BinaryFacts {
+            sha256: "ab".repeat(32),
+            architecture: "amd64".into(),
+            size: 8,
+        };
+        assemble_platform(
+            PlatformSpec::linux("amd64"),
+            binary,
+            layer,
+            &ImageMetadata::new(epoch),
+        )
+        .unwrap()
+    }
+
+    fn bytes(blob: &Blob) -> Vec<u8> {
+        blob.data.load().unwrap().to_vec()
+    }
+
+    #[test]
+    fn same_inputs_give_the_same_digests() {
+        let epoch = Epoch::parse("1700000000").unwrap();
+        let one = sample_platform(epoch);
+        let two = sample_platform(epoch);
+        assert_eq!(bytes(&one.config), bytes(&two.config));
+        assert_eq!(
+            one.manifest.descriptor.digest(),
+            two.manifest.descriptor.digest()
+        );
+        let later = sample_platform(Epoch::parse("1700000001").unwrap());
+        assert_ne!(
+            one.manifest.descriptor.digest(),
+            later.manifest.descriptor.digest()
+        );
+    }
+
+    #[test]
+    fn config_and_manifest_say_what_the_contract_says() {
+        let built = sample_platform(Epoch::parse("1700000000").unwrap());
+        let config: serde_json::Value = serde_json::from_slice(&bytes(&built.config)).unwrap();
+        assert_eq!(config["os"], "linux");
+        assert_eq!(config["architecture"], "amd64");
+        assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+        assert_eq!(
+            config["config"]["Entrypoint"],
+            serde_json::json!(["/openshell-sandbox"])
+        );
+        assert_eq!(
+            config["rootfs"]["diff_ids"][0],
+            built.layer.diff_id.as_str()
+        );
+        assert_eq!(config["history"].as_array().unwrap().len(), 1);
+        let manifest: serde_json::Value = serde_json::from_slice(&bytes(&built.manifest)).unwrap();
+        assert_eq!(manifest["schemaVersion"], 2);
+        assert_eq!(
+            manifest["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        assert_eq!(
+            manifest["layers"][0]["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        assert_eq!(
+            manifest["config"]["digest"],
+            built.config.descriptor.digest().to_string()
+        );
+        assert_eq!(
+            manifest["annotations"][annotations::BINARY_SHA256],
+            "ab".repeat(32)
+        );
+        assert_eq!(
+            manifest["annotations"][oci::CREATED],
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            built.manifest.descriptor.digest().to_string(),
+            sha256_digest(&bytes(&built.manifest))
+        );
+    }
+
+    #[test]
+    fn canonical_json_sorts_map_keys() {
+        let map: HashMap<String, u8> = (0..50).map(|n| (format!("k{n}"), n)).collect();
+        let text = String::from_utf8(canonical_json(&map).unwrap()).unwrap();
+        let keys: Vec<&str> = text.split('"').skip(1).step_by(2).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted);
+    }
+}

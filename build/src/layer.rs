@@ -1,0 +1,190 @@
+//! The image's single layer: a deterministic tar holding the binary, gzipped.
+
+use openshell_contract::{IMAGE_BINARY_MODE, IMAGE_BINARY_OWNER, LAYER_BINARY_PATH};
+use sha2::{Digest, Sha256};
+
+use crate::epoch::Epoch;
+use crate::gzip;
+
+/// How the layer is compressed; part of the cache key, since it shapes the
+/// layer bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerSettings {
+    /// gzip level, 0-9.
+    pub level: u32,
+    /// Threads to compress with (does not change the bytes).
+    pub threads: usize,
+}
+
+impl Default for LayerSettings {
+    fn default() -> Self {
+        Self {
+            level: gzip::DEFAULT_LEVEL,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
+impl LayerSettings {
+    /// A string naming everything that shapes the layer bytes.
+    pub fn cache_key(&self) -> String {
+        format!(
+            "tar-ustar-v1+gzip-level{}-chunk{}",
+            self.level,
+            gzip::CHUNK_SIZE
+        )
+    }
+}
+
+/// A built layer.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// The uncompressed tar.
+    pub tar: Vec<u8>,
+    /// `sha256:...` of the tar: the config's diff ID.
+    pub diff_id: String,
+    /// The gzip bytes: the blob.
+    pub compressed: Vec<u8>,
+    /// `sha256:...` of the blob.
+    pub digest: String,
+}
+
+/// Why a layer could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// Writing the tar failed (only on memory exhaustion or a tar-crate bug).
+    #[error("could not write the layer tar: {0}")]
+    Tar(#[from] std::io::Error),
+    /// Compression failed.
+    #[error(transparent)]
+    Gzip(#[from] gzip::GzipError),
+}
+
+/// The layer tar: one regular file [`LAYER_BINARY_PATH`], mode 0555, owned
+/// 0:0 without user or group names, its mtime the build epoch.
+///
+/// A ustar header with every field set explicitly: no PAX records, no device
+/// numbers, no names, so the bytes depend on the binary and the epoch only.
+pub fn layer_tar(binary: &[u8], epoch: Epoch) -> Result<Vec<u8>, std::io::Error> {
+    let mut header = tar::Header::new_ustar();
+    header.set_path(LAYER_BINARY_PATH)?;
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(binary.len() as u64);
+    header.set_mode(IMAGE_BINARY_MODE);
+    header.set_uid(IMAGE_BINARY_OWNER);
+    header.set_gid(IMAGE_BINARY_OWNER);
+    header.set_mtime(epoch.seconds());
+    header.set_cksum();
+
+    // Header block, contents padded to 512, two zero blocks at the end.
+    let capacity = 512 + binary.len().next_multiple_of(512) + 1024;
+    let mut builder = tar::Builder::new(Vec::with_capacity(capacity));
+    builder.append(&header, binary)?;
+    builder.into_inner()
+}
+
+/// Builds the tar of `binary` and compresses it.
+pub fn build(binary: &[u8], epoch: Epoch, settings: LayerSettings) -> Result<Layer, LayerError> {
+    let tar = layer_tar(binary, epoch)?;
+    // Hash the tar on one thread while the others compress: the diff ID is
+    // needed anyway and costs 30 ms over a large binary.
+    let (diff_id, compressed) = std::thread::scope(|scope| {
+        let hasher = scope.spawn(|| sha256_digest(&tar));
+        let compressed = gzip::compress(&tar, settings.level, settings.threads);
+        let diff_id = hasher.join().unwrap_or_else(|_| sha256_digest(&tar));
+        (diff_id, compressed)
+    });
+    let compressed = compressed?;
+    let digest = sha256_digest(&compressed);
+    Ok(Layer {
+        tar,
+        diff_id,
+        compressed,
+        digest,
+    })
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn tar_holds_one_file_as_the_contract_says() {
+        let epoch = Epoch::parse("1700000000").unwrap();
+        let tar = layer_tar(b"\x7fELF binary bytes", epoch).unwrap();
+        assert_eq!(tar.len() % 512, 0);
+        let mut archive = tar::Archive::new(&tar[..]);
+        let mut entries = archive.entries().unwrap();
+        let mut entry = entries.next().unwrap().unwrap();
+        let header = entry.header().clone();
+        assert_eq!(entry.path().unwrap().to_str(), Some(LAYER_BINARY_PATH));
+        assert_eq!(header.entry_type(), tar::EntryType::Regular);
+        assert_eq!(header.mode().unwrap(), IMAGE_BINARY_MODE);
+        assert_eq!(header.uid().unwrap(), 0);
+        assert_eq!(header.gid().unwrap(), 0);
+        assert_eq!(header.username().unwrap(), Some(""));
+        assert_eq!(header.groupname().unwrap(), Some(""));
+        assert_eq!(header.mtime().unwrap(), 1_700_000_000);
+        let mut contents = Vec::new();
+        entry.read_to_end(&mut contents).unwrap();
+        assert_eq!(contents, b"\x7fELF binary bytes");
+        assert!(entries.next().is_none());
+    }
+
+    #[test]
+    fn tar_bytes_depend_only_on_binary_and_epoch() {
+        let binary: Vec<u8> = (0..100_000u32).flat_map(|n| n.to_le_bytes()).collect();
+        let epoch = Epoch::parse("42").unwrap();
+        assert_eq!(
+            layer_tar(&binary, epoch).unwrap(),
+            layer_tar(&binary, epoch).unwrap()
+        );
+        assert_ne!(
+            layer_tar(&binary, epoch).unwrap(),
+            layer_tar(&binary, Epoch::parse("43").unwrap()).unwrap()
+        );
+    }
+
+    #[test]
+    fn layer_digests_are_those_of_its_bytes_and_stable() {
+        let binary: Vec<u8> = (0..300_000u32)
+            .flat_map(|n| (n % 251).to_le_bytes())
+            .collect();
+        let epoch = Epoch::default();
+        let one = build(
+            &binary,
+            epoch,
+            LayerSettings {
+                level: 5,
+                threads: 1,
+            },
+        )
+        .unwrap();
+        let two = build(
+            &binary,
+            epoch,
+            LayerSettings {
+                level: 5,
+                threads: 2,
+            },
+        )
+        .unwrap();
+        assert_eq!(one.digest, two.digest);
+        assert_eq!(one.compressed, two.compressed);
+        assert_eq!(one.diff_id, sha256_digest(&one.tar));
+        assert_eq!(one.digest, sha256_digest(&one.compressed));
+        assert!(one.digest.starts_with("sha256:") && one.digest.len() == 7 + 64);
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(&one.compressed[..])
+            .read_to_end(&mut unpacked)
+            .unwrap();
+        assert_eq!(unpacked, one.tar);
+    }
+}

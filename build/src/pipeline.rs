@@ -1,0 +1,468 @@
+//! The build command from start to end: binaries in, image verified and
+//! published, [`BuildResult`] out.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openshell_contract::build_result::{BuildResult, LayoutOutput, PlatformImage};
+use openshell_registry::RegistryOptions;
+
+use crate::binary::{self, BinaryError, BinaryFacts, StatKey, SupervisorBinary};
+use crate::cache::{BinaryRecord, BuildCache, LayerKey, LayerRecord};
+use crate::image::{self, Blob, BlobData, ImageError, ImageMetadata, LayerBlob, layer_descriptor};
+use crate::layer::{self, LayerError, LayerSettings};
+use crate::platform::PlatformSpec;
+use crate::progress::{Progress, human_size};
+use crate::publish::docker_archive::DockerArchive;
+use crate::publish::oci_layout::{OciLayout, blob_path, check_output};
+use crate::publish::registry::RegistryPush;
+use crate::publish::{Destination, PublishError, Published, check_tag};
+use crate::source::built::BuiltSource;
+use crate::source::{self, SourceError};
+use crate::supervisor_build::SupervisorBuildError;
+use crate::verify::{self, VerifyOptions, VerifyReport};
+
+/// One `--binary`: a path, with the platform it is for when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryInput {
+    /// `os/arch` given with `PLATFORM=PATH`; else read from the ELF.
+    pub platform: Option<PlatformSpec>,
+    /// The executable.
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for BinaryInput {
+    type Err = crate::platform::PlatformError;
+
+    /// `PATH`, or `os/arch[/variant]=PATH`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some((platform, path)) = text.split_once('=') {
+            if platform.contains('/') && !path.is_empty() {
+                return Ok(Self {
+                    platform: Some(platform.parse()?),
+                    path: PathBuf::from(path),
+                });
+            }
+        }
+        Ok(Self {
+            platform: None,
+            path: PathBuf::from(text),
+        })
+    }
+}
+
+/// Everything a build needs to know.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Binaries to package; empty means: build the supervisor first.
+    pub binaries: Vec<BinaryInput>,
+    /// The OCI layout to write.
+    pub output: PathBuf,
+    /// Its tag.
+    pub tag: String,
+    /// A docker-archive to write too.
+    pub docker_archive: Option<PathBuf>,
+    /// Name:tag the docker-archive image gets when loaded.
+    pub archive_name: String,
+    /// A registry reference to push to.
+    pub push: Option<String>,
+    /// How to reach that registry.
+    pub registry: RegistryOptions,
+    /// Annotations and time stamp.
+    pub metadata: ImageMetadata,
+    /// Compression settings.
+    pub layer: LayerSettings,
+    /// Verification settings.
+    pub verify: VerifyOptions,
+    /// The workspace, to build the supervisor in.
+    pub workspace: Option<PathBuf>,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A binary cannot be packaged.
+    #[error(transparent)]
+    Binary(#[from] BinaryError),
+    /// The supervisor could not be built.
+    #[error(transparent)]
+    SupervisorBuild(#[from] SupervisorBuildError),
+    /// The layer could not be built.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// The image could not be assembled.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// Publishing failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// The built image could not be read back.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The image failed verification; nothing was published.
+    #[error("the image failed verification, so nothing was written:\n{report}")]
+    Verification {
+        /// The human report.
+        report: String,
+    },
+    /// The `--binary` options do not fit together.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutcome {
+    /// The result, as `--json` prints it.
+    pub result: BuildResult,
+    /// The verification of the image before it was published.
+    pub report: VerifyReport,
+    /// Platforms whose layer was reused from an earlier run.
+    pub reused_layers: Vec<String>,
+}
+
+/// A binary ready for packaging: facts, and bytes when they were read.
+struct PreparedBinary {
+    path: PathBuf,
+    platform: PlatformSpec,
+    facts: BinaryFacts,
+    stat: StatKey,
+    bytes: Option<Vec<u8>>,
+}
+
+fn check_inputs(inputs: &[BinaryInput]) -> Result<(), BuildError> {
+    if inputs.len() > 1 {
+        if let Some(bare) = inputs.iter().find(|input| input.platform.is_none()) {
+            return Err(BuildError::Usage(format!(
+                "--binary {} has no platform, but several binaries were given: write each as --binary os/arch=PATH (e.g. linux/amd64=PATH)",
+                bare.path.display()
+            )));
+        }
+    }
+    for (index, input) in inputs.iter().enumerate() {
+        if let Some(platform) = &input.platform {
+            if inputs[..index]
+                .iter()
+                .any(|earlier| earlier.platform.as_ref() == Some(platform))
+            {
+                return Err(BuildError::Usage(format!(
+                    "platform {platform} is given twice (--binary {platform}=...); each platform takes one binary"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn prepare(input: &BinaryInput, cache: &BuildCache) -> Result<PreparedBinary, BuildError> {
+    let read_error = |source| BinaryError::Read {
+        path: input.path.clone(),
+        source,
+    };
+    let path = std::fs::canonicalize(&input.path).map_err(read_error)?;
+    let stat = StatKey::of(&path).map_err(read_error)?;
+    let (facts, bytes) = match cache.binary(&path, &stat) {
+        Some(facts) => (facts.clone(), None),
+        None => {
+            let read =
+                SupervisorBinary::read(&path).map_err(|err| rename_path(err, &input.path))?;
+            (read.facts, Some(read.bytes))
+        }
+    };
+    let platform = input
+        .platform
+        .clone()
+        .unwrap_or_else(|| PlatformSpec::linux(&facts.architecture));
+    binary::check_platform(&input.path, &facts, &platform)?;
+    Ok(PreparedBinary {
+        path,
+        platform,
+        facts,
+        stat,
+        bytes,
+    })
+}
+
+/// Errors name the path as the user wrote it, not the canonical one.
+fn rename_path(err: BinaryError, path: &Path) -> BinaryError {
+    match err {
+        BinaryError::Read { source, .. } => BinaryError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+        BinaryError::NotElf { source, .. } => BinaryError::NotElf {
+            path: path.to_path_buf(),
+            source,
+        },
+        BinaryError::NotStatic { violations, .. } => BinaryError::NotStatic {
+            path: path.to_path_buf(),
+            violations,
+        },
+        BinaryError::UnknownArchitecture {
+            machine,
+            class_bits,
+            ..
+        } => BinaryError::UnknownArchitecture {
+            path: path.to_path_buf(),
+            machine,
+            class_bits,
+        },
+        other => other,
+    }
+}
+
+fn layer_for(
+    prepared: &mut PreparedBinary,
+    options: &BuildOptions,
+    cache: &BuildCache,
+    progress: &Progress,
+) -> Result<(LayerBlob, Option<LayerRecord>), BuildError> {
+    let key = LayerKey {
+        binary_sha256: prepared.facts.sha256.clone(),
+        epoch: options.metadata.epoch.seconds(),
+        settings: options.layer.cache_key(),
+    };
+    if let Some(record) = cache.layer(&key) {
+        if let Some(path) = blob_path(&options.output, &record.digest) {
+            let present = std::fs::metadata(&path).is_ok_and(|meta| meta.len() == record.size);
+            if present {
+                let layer = LayerBlob {
+                    blob: Blob {
+                        descriptor: layer_descriptor(&record.digest, record.size)?,
+                        data: BlobData::File(path),
+                    },
+                    diff_id: record.diff_id.clone(),
+                    tar: None,
+                };
+                progress.note(format!(
+                    "{}: binary unchanged (sha256 {}), reusing layer {}",
+                    prepared.platform,
+                    short(&prepared.facts.sha256),
+                    record.digest
+                ));
+                return Ok((layer, None));
+            }
+        }
+    }
+    let bytes = match prepared.bytes.take() {
+        Some(bytes) => bytes,
+        None => {
+            let read = SupervisorBinary::read(&prepared.path)?;
+            prepared.facts = read.facts;
+            read.bytes
+        }
+    };
+    let step = progress.step(format!(
+        "{}: compressing {} ({}, gzip level {}, {} threads)",
+        prepared.platform,
+        prepared.path.display(),
+        human_size(bytes.len() as u64),
+        options.layer.level,
+        options.layer.threads
+    ));
+    let built = layer::build(&bytes, options.metadata.epoch, options.layer)?;
+    step.done(format!(
+        "layer {} ({})",
+        built.digest,
+        human_size(built.compressed.len() as u64)
+    ));
+    let size = built.compressed.len() as u64;
+    let record = LayerRecord {
+        key,
+        digest: built.digest.clone(),
+        size,
+        diff_id: built.diff_id.clone(),
+    };
+    let layer = LayerBlob {
+        blob: Blob {
+            descriptor: layer_descriptor(&built.digest, size)?,
+            data: BlobData::Memory(Arc::new(built.compressed)),
+        },
+        diff_id: built.diff_id,
+        tar: Some(Arc::new(built.tar)),
+    };
+    Ok((layer, Some(record)))
+}
+
+fn short(sha256: &str) -> &str {
+    sha256.get(..12).unwrap_or(sha256)
+}
+
+/// Runs a build.
+pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, BuildError> {
+    // Refuse bad arguments before any work.
+    check_tag(&options.tag)?;
+    check_inputs(&options.binaries)?;
+    let push = options
+        .push
+        .as_deref()
+        .map(|reference| RegistryPush::new(reference, options.registry.clone()))
+        .transpose()?;
+    check_output(&options.output)?;
+
+    let inputs = if options.binaries.is_empty() {
+        let workspace = match &options.workspace {
+            Some(workspace) => workspace.clone(),
+            None => {
+                let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                crate::supervisor_build::workspace_root(&here)?
+            }
+        };
+        let path = crate::supervisor_build::build_supervisor(&workspace, progress)?;
+        vec![BinaryInput {
+            platform: None,
+            path,
+        }]
+    } else {
+        options.binaries.clone()
+    };
+
+    let mut cache = BuildCache::load(&options.output);
+    let mut platforms = Vec::new();
+    let mut new_layers = Vec::new();
+    let mut seen_binaries = Vec::new();
+    let mut reused_layers = Vec::new();
+    for input in &inputs {
+        let mut prepared = prepare(input, &cache)?;
+        let (layer, record) = layer_for(&mut prepared, options, &cache, progress)?;
+        if record.is_none() {
+            reused_layers.push(prepared.platform.to_string());
+        }
+        new_layers.extend(record);
+        seen_binaries.push(BinaryRecord {
+            path: prepared.path.clone(),
+            stat: prepared.stat,
+            facts: prepared.facts.clone(),
+        });
+        platforms.push(image::assemble_platform(
+            prepared.platform,
+            prepared.facts,
+            layer,
+            &options.metadata,
+        )?);
+    }
+    let built = image::assemble(platforms, &options.metadata)?;
+
+    let step = progress.step("verifying the image");
+    let mut source = BuiltSource::new(&built);
+    let loaded = source::load(&mut source, &Progress::quiet())?;
+    let report = verify::verify(&loaded, &options.verify);
+    if !report.ok {
+        return Err(BuildError::Verification {
+            report: report.to_string(),
+        });
+    }
+    step.done(
+        match &report
+            .platforms
+            .first()
+            .and_then(|platform| platform.binary_in_sandbox.clone())
+        {
+            Some(path) => format!("the binary appears in a sandbox at {path}"),
+            None => "configuration re-checked; the reused layer was verified when written".into(),
+        },
+    );
+
+    let mut result = BuildResult {
+        digest: built.top.digest().to_string(),
+        media_type: built.top.media_type().to_string(),
+        size: built.top.size(),
+        platforms: built.platforms.iter().map(platform_image).collect(),
+        layout: None,
+        docker_archive: None,
+        pushed: Vec::new(),
+    };
+
+    let mut destinations: Vec<Box<dyn Destination>> = vec![Box::new(OciLayout {
+        dir: options.output.clone(),
+        tag: options.tag.clone(),
+    })];
+    if let Some(path) = &options.docker_archive {
+        destinations.push(Box::new(DockerArchive {
+            path: path.clone(),
+            repo_tag: options.archive_name.clone(),
+            epoch: options.metadata.epoch,
+        }));
+    }
+    if let Some(push) = push {
+        destinations.push(Box::new(push));
+    }
+    for destination in &destinations {
+        match destination.publish(&built, progress)? {
+            Published::Layout { path, tag, .. } => {
+                result.layout = Some(LayoutOutput {
+                    path: path.display().to_string(),
+                    tag,
+                });
+                // The layout holds the blobs now: remember what went in.
+                for record in &seen_binaries {
+                    cache.remember_binary(record.clone());
+                }
+                for record in &new_layers {
+                    cache.remember_layer(record.clone());
+                }
+                if let Err(err) = cache.save(&options.output) {
+                    progress.note(format!(
+                        "could not save the build cache in {} ({err}); the next run compresses again",
+                        options.output.display()
+                    ));
+                }
+            }
+            Published::DockerArchive { path } => {
+                result.docker_archive = Some(path.display().to_string());
+            }
+            Published::Pushed { pinned } => result.pushed.push(pinned),
+        }
+    }
+    Ok(BuildOutcome {
+        result,
+        report,
+        reused_layers,
+    })
+}
+
+fn platform_image(platform: &image::PlatformBuild) -> PlatformImage {
+    PlatformImage {
+        platform: platform.platform.to_string(),
+        manifest_digest: platform.manifest.descriptor.digest().to_string(),
+        layer_digest: platform.layer.blob.descriptor.digest().to_string(),
+        layer_size: platform.layer.blob.descriptor.size(),
+        binary_sha256: platform.binary.sha256.clone(),
+        binary_size: platform.binary.size,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_arguments_take_an_optional_platform() {
+        let plain: BinaryInput = "target/x".parse().unwrap();
+        assert_eq!(plain.platform, None);
+        let with: BinaryInput = "linux/arm64=/tmp/a=b".parse().unwrap();
+        assert_eq!(with.platform.unwrap().architecture, "arm64");
+        assert_eq!(with.path, PathBuf::from("/tmp/a=b"));
+        let err = "linux/ARM=/x"
+            .parse::<BinaryInput>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected os/architecture"), "{err}");
+    }
+
+    #[test]
+    fn several_binaries_need_distinct_platforms() {
+        let bare = vec![
+            "a".parse::<BinaryInput>().unwrap(),
+            "linux/arm64=b".parse().unwrap(),
+        ];
+        let err = check_inputs(&bare).unwrap_err().to_string();
+        assert!(err.contains("--binary a has no platform"), "{err}");
+        let twice = vec![
+            "linux/arm64=a".parse::<BinaryInput>().unwrap(),
+            "linux/arm64=b".parse().unwrap(),
+        ];
+        let err = check_inputs(&twice).unwrap_err().to_string();
+        assert!(err.contains("linux/arm64 is given twice"), "{err}");
+    }
+}
