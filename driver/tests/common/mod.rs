@@ -106,16 +106,21 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Asserts that a pod survives a round trip through k8s-openapi's typed
-/// `Pod` unchanged: a field Kubernetes does not know (a typo, a wrong case)
-/// is dropped by the typed deserialiser and shows up as a difference.
-pub fn assert_typed_round_trip(pod: &Value) {
+/// The pod after a round trip through k8s-openapi's typed `Pod`: a field
+/// Kubernetes does not know (a typo, a wrong case) is dropped by the typed
+/// deserialiser and so is missing here.
+pub fn typed_round_trip(pod: &Value) -> Value {
     let typed: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod.clone())
         .unwrap_or_else(|err| panic!("not a Pod ({err}):\n{pod:#}"));
-    let back = serde_json::to_value(&typed)
-        .unwrap_or_else(|err| panic!("could not serialise the typed Pod: {err}"));
+    serde_json::to_value(&typed)
+        .unwrap_or_else(|err| panic!("could not serialise the typed Pod: {err}"))
+}
+
+/// Asserts that a pod survives the typed round trip unchanged.
+pub fn assert_typed_round_trip(pod: &Value) {
     assert_eq!(
-        &back, pod,
+        &typed_round_trip(pod),
+        pod,
         "the pod changed in a round trip through the typed Pod (a misspelled or unknown field?)"
     );
 }
