@@ -1,0 +1,584 @@
+//! The driver's configuration: every bad setting refused at start with a
+//! message naming where it came from, the Kubernetes version rule, flag over
+//! environment over config file, and the start-up warnings.
+
+// Helpers outside #[test] functions unwrap too: in a test, a panic is the
+// failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{config_json, render_json, run_err, run_ok};
+use openshell_contract::sideload::{
+    ENV_DRIVER_CONFIG, ENV_IMAGE_PULL_SECRETS, ENV_KUBERNETES_VERSION, ENV_SUPERVISOR_IMAGE,
+    ENV_SUPERVISOR_IMAGE_PULL_POLICY, ENV_SUPERVISOR_SIDELOAD_METHOD,
+};
+use openshell_driver_kubernetes::config::{ConfigFile, Origin, RawSettings, Setting};
+use openshell_driver_kubernetes::{DriverConfig, PullPolicy, SupervisorSideloadMethod};
+
+fn flag(name: &'static str, value: &str) -> Option<Setting<String>> {
+    Some(Setting::new(value.to_string(), Origin::Flag(name)))
+}
+
+fn env(name: &'static str, value: &str) -> Option<Setting<String>> {
+    Some(Setting::new(value.to_string(), Origin::Env(name)))
+}
+
+fn resolve_err(raw: RawSettings) -> String {
+    DriverConfig::resolve(raw).unwrap_err().to_string()
+}
+
+// ---- each bad input, with the origin in the message ----
+
+#[test]
+fn unknown_method_from_the_environment_names_the_variable() {
+    let err = resolve_err(RawSettings {
+        supervisor_sideload_method: env(ENV_SUPERVISOR_SIDELOAD_METHOD, "image_volume"),
+        ..Default::default()
+    });
+    assert_eq!(
+        err,
+        "OPENSHELL_SUPERVISOR_SIDELOAD_METHOD: unknown supervisor sideload method \"image_volume\" (expected one of: image-volume, init-container)"
+    );
+}
+
+#[test]
+fn unknown_method_from_a_flag_names_the_flag() {
+    let err = resolve_err(RawSettings {
+        supervisor_sideload_method: flag("supervisor-sideload-method", "initcontainer"),
+        ..Default::default()
+    });
+    assert_eq!(
+        err,
+        "--supervisor-sideload-method: unknown supervisor sideload method \"initcontainer\" (expected one of: image-volume, init-container)"
+    );
+}
+
+#[test]
+fn malformed_kubernetes_version_is_refused() {
+    let err = resolve_err(RawSettings {
+        kubernetes_version: flag("kubernetes-version", "v1.thirty-five"),
+        ..Default::default()
+    });
+    assert_eq!(
+        err,
+        "--kubernetes-version: invalid Kubernetes version \"v1.thirty-five\": the minor version \"thirty\" is not a number (expected 1.MINOR[.PATCH], optionally with a leading v and a -/+ suffix, like v1.34.2, 1.35 or v1.33.5-gke.1)"
+    );
+}
+
+#[test]
+fn unknown_pull_policy_is_refused() {
+    let err = resolve_err(RawSettings {
+        supervisor_image_pull_policy: env(ENV_SUPERVISOR_IMAGE_PULL_POLICY, "IfNotPresnt"),
+        ..Default::default()
+    });
+    assert_eq!(
+        err,
+        "OPENSHELL_SUPERVISOR_IMAGE_PULL_POLICY: unknown image pull policy \"IfNotPresnt\" (expected one of: Always, IfNotPresent, Never)"
+    );
+}
+
+#[test]
+fn invalid_image_reference_is_refused() {
+    let err = resolve_err(RawSettings {
+        supervisor_image: flag("supervisor-image", "OpenShell/Supervisor:latest"),
+        ..Default::default()
+    });
+    assert!(
+        err.starts_with(
+            "--supervisor-image: invalid image reference 'OpenShell/Supervisor:latest': "
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("expected [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn image_reference_with_a_truncated_digest_is_refused() {
+    let err = resolve_err(RawSettings {
+        supervisor_image: env(ENV_SUPERVISOR_IMAGE, "openshell/supervisor@sha256:9f86d0"),
+        ..Default::default()
+    });
+    assert!(
+        err.starts_with(
+            "OPENSHELL_SUPERVISOR_IMAGE: invalid image reference 'openshell/supervisor@sha256:9f86d0': "
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_pull_secret_name_is_refused() {
+    let err = resolve_err(RawSettings {
+        image_pull_secrets: Some(Setting::new(
+            vec!["ok".into(), "Bad_Name".into()],
+            Origin::Env(ENV_IMAGE_PULL_SECRETS),
+        )),
+        ..Default::default()
+    });
+    assert_eq!(
+        err,
+        "OPENSHELL_IMAGE_PULL_SECRETS: invalid image pull secret name \"Bad_Name\": 'B' is not allowed (only lowercase letters, digits, '-' and '.') (expected a Secret name)"
+    );
+}
+
+#[test]
+fn empty_pull_secret_name_is_refused() {
+    let err = resolve_err(RawSettings {
+        image_pull_secrets: Some(Setting::new(
+            vec![String::new()],
+            Origin::Flag("image-pull-secret"),
+        )),
+        ..Default::default()
+    });
+    assert_eq!(
+        err,
+        "--image-pull-secret: invalid image pull secret name \"\": it is empty (expected a Secret name)"
+    );
+}
+
+#[test]
+fn image_volume_on_a_cluster_without_image_volumes_is_refused() {
+    let err = resolve_err(RawSettings {
+        supervisor_sideload_method: flag("supervisor-sideload-method", "image-volume"),
+        kubernetes_version: env(ENV_KUBERNETES_VERSION, "v1.30.4"),
+        ..Default::default()
+    });
+    assert_eq!(
+        err,
+        "--supervisor-sideload-method chooses image-volume, but OPENSHELL_KUBERNETES_VERSION says the cluster runs Kubernetes v1.30.4, which has no image volumes (alpha from 1.31, on by default from 1.35); use init-container"
+    );
+}
+
+// ---- what is chosen when ----
+
+#[test]
+fn defaults() {
+    let config = DriverConfig::resolve(RawSettings::default()).unwrap();
+    assert_eq!(
+        config.sideload_method.value,
+        SupervisorSideloadMethod::ImageVolume
+    );
+    assert_eq!(config.sideload_method.origin, Origin::Default);
+    assert_eq!(
+        config.supervisor_image.value.as_str(),
+        "openshell/supervisor:latest"
+    );
+    // Kubernetes' rule for :latest, written out explicitly.
+    assert_eq!(config.pull_policy().value, PullPolicy::Always);
+    assert!(!config.pin_supervisor_digest.value);
+    assert!(config.image_pull_secrets.value.is_empty());
+}
+
+#[test]
+fn the_kubernetes_version_picks_the_method_when_none_is_given() {
+    for (version, expected) in [
+        ("v1.33.1", SupervisorSideloadMethod::InitContainer),
+        ("1.34", SupervisorSideloadMethod::InitContainer),
+        ("v1.35.0-gke.1", SupervisorSideloadMethod::ImageVolume),
+        ("v1.36.0+k3s1", SupervisorSideloadMethod::ImageVolume),
+    ] {
+        let config = DriverConfig::resolve(RawSettings {
+            kubernetes_version: flag("kubernetes-version", version),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(config.sideload_method.value, expected, "{version}");
+        assert!(
+            config
+                .sideload_method
+                .origin
+                .to_string()
+                .starts_with("chosen for Kubernetes v1."),
+            "{}",
+            config.sideload_method.origin
+        );
+    }
+}
+
+#[test]
+fn an_explicit_method_wins_over_the_version_and_is_warned_about_when_gated() {
+    let config = DriverConfig::resolve(RawSettings {
+        supervisor_sideload_method: flag("supervisor-sideload-method", "image-volume"),
+        kubernetes_version: flag("kubernetes-version", "v1.34.2"),
+        supervisor_image: flag(
+            "supervisor-image",
+            "openshell/supervisor@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        ),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        config.sideload_method.value,
+        SupervisorSideloadMethod::ImageVolume
+    );
+    assert_eq!(
+        config.warnings(),
+        [
+            "--supervisor-sideload-method chooses image-volume on Kubernetes v1.34.2 (--kubernetes-version): image volumes are off by default before 1.35, so the ImageVolume feature gate must be on for the API server and every kubelet; otherwise use init-container"
+        ]
+    );
+    let config = DriverConfig::resolve(RawSettings {
+        supervisor_sideload_method: flag("supervisor-sideload-method", "init-container"),
+        kubernetes_version: flag("kubernetes-version", "v1.36.0"),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        config.sideload_method.value,
+        SupervisorSideloadMethod::InitContainer
+    );
+}
+
+#[test]
+fn a_mutable_tag_behind_an_image_volume_is_warned_about() {
+    let config = DriverConfig::resolve(RawSettings {
+        supervisor_image: env(ENV_SUPERVISOR_IMAGE, "registry.example/sup:1.0"),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        config.warnings(),
+        [
+            "the supervisor image registry.example/sup:1.0 (OPENSHELL_SUPERVISOR_IMAGE) is a mutable tag behind an image volume: Kubernetes resolves it again whenever a sandbox pod is created, so sandboxes can silently run different supervisors if the tag moves; pass --pin-supervisor-digest (OPENSHELL_PIN_SUPERVISOR_DIGEST=true) or a REPO@sha256:... reference"
+        ]
+    );
+    // Not for a digest, not for the init container, not when pinning.
+    for raw in [
+        RawSettings {
+            supervisor_image: env(
+                ENV_SUPERVISOR_IMAGE,
+                "registry.example/sup:1.0@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            ),
+            ..Default::default()
+        },
+        RawSettings {
+            supervisor_sideload_method: env(ENV_SUPERVISOR_SIDELOAD_METHOD, "init-container"),
+            ..Default::default()
+        },
+        RawSettings {
+            pin_supervisor_digest: Some(Setting::new(true, Origin::Flag("pin-supervisor-digest"))),
+            ..Default::default()
+        },
+    ] {
+        assert!(DriverConfig::resolve(raw).unwrap().warnings().is_empty());
+    }
+}
+
+#[test]
+fn pull_policy_given_wins_over_the_kubernetes_rule() {
+    let config = DriverConfig::resolve(RawSettings {
+        supervisor_image_pull_policy: flag("supervisor-image-pull-policy", "IfNotPresent"),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(config.pull_policy().value, PullPolicy::IfNotPresent);
+    let config = DriverConfig::resolve(RawSettings {
+        supervisor_image: flag("supervisor-image", "registry.example/sup:2.0"),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(config.pull_policy().value, PullPolicy::IfNotPresent);
+}
+
+#[test]
+fn pull_secrets_are_deduplicated_in_order() {
+    let config = DriverConfig::resolve(RawSettings {
+        image_pull_secrets: Some(Setting::new(
+            vec!["b".into(), "a".into(), "b".into()],
+            Origin::Flag("image-pull-secret"),
+        )),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(config.image_pull_secrets.value, ["b", "a"]);
+}
+
+#[test]
+fn higher_layers_win_setting_by_setting() {
+    let flags = RawSettings {
+        supervisor_image: flag("supervisor-image", "flag/image:1"),
+        ..Default::default()
+    };
+    let environment = RawSettings {
+        supervisor_image: env(ENV_SUPERVISOR_IMAGE, "env/image:1"),
+        supervisor_sideload_method: env(ENV_SUPERVISOR_SIDELOAD_METHOD, "init-container"),
+        ..Default::default()
+    };
+    let merged = flags.over(environment);
+    assert_eq!(
+        merged.supervisor_image,
+        flag("supervisor-image", "flag/image:1")
+    );
+    assert_eq!(
+        merged.supervisor_sideload_method,
+        env(ENV_SUPERVISOR_SIDELOAD_METHOD, "init-container")
+    );
+}
+
+// ---- the config file ----
+
+fn config_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("driver.yaml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn config_file_settings_name_the_file_and_key() {
+    let (_dir, path) = config_file(
+        "supervisor-sideload-method: init-containers\nsupervisor-image: registry.example/sup:1\n",
+    );
+    let raw = ConfigFile::load(&path).unwrap().settings(&path);
+    let err = resolve_err(raw);
+    assert_eq!(
+        err,
+        format!(
+            "supervisor-sideload-method in {}: unknown supervisor sideload method \"init-containers\" (expected one of: image-volume, init-container)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn config_file_with_a_misspelled_key_is_refused() {
+    let (_dir, path) = config_file("supervisor-sideload-methd: init-container\n");
+    let err = ConfigFile::load(&path).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "config file {}: unknown field `supervisor-sideload-methd`, expected one of",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_file_with_a_wrong_type_is_refused() {
+    let (_dir, path) = config_file("pin-supervisor-digest: sometimes\n");
+    let err = ConfigFile::load(&path).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "config file {}: pin-supervisor-digest: invalid type",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_config_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.yaml");
+    let err = ConfigFile::load(&path).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!("config file {}: No such file", path.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_file_paths_are_relative_to_the_file() {
+    let (dir, path) = config_file(
+        "supervisor-image-from: build/result.json\nimage-pull-secrets: [a, b]\nsupervisor-image: registry.example/sup\n",
+    );
+    let raw = ConfigFile::load(&path).unwrap().settings(&path);
+    assert_eq!(
+        raw.supervisor_image_from.unwrap().value,
+        dir.path().join("build/result.json").display().to_string()
+    );
+    assert_eq!(raw.image_pull_secrets.unwrap().value, ["a", "b"]);
+}
+
+// ---- the binary: flags over environment over file, and errors at start ----
+
+#[test]
+fn flags_win_over_environment() {
+    let env = [
+        (ENV_SUPERVISOR_IMAGE, "env.example/sup:1"),
+        (ENV_SUPERVISOR_IMAGE_PULL_POLICY, "Never"),
+        (ENV_SUPERVISOR_SIDELOAD_METHOD, "image-volume"),
+        (ENV_KUBERNETES_VERSION, "v1.36.0"),
+        (ENV_IMAGE_PULL_SECRETS, "env-secret"),
+    ];
+    let report = config_json(
+        &[
+            "--supervisor-image",
+            "flag.example/sup:2",
+            "--supervisor-image-pull-policy",
+            "IfNotPresent",
+            "--supervisor-sideload-method",
+            "init-container",
+            "--kubernetes-version",
+            "1.34",
+            "--image-pull-secret",
+            "flag-secret",
+        ],
+        &env,
+    );
+    let setting = |key: &str| (report[key]["value"].clone(), report[key]["origin"].clone());
+    assert_eq!(
+        setting("supervisor-image"),
+        ("flag.example/sup:2".into(), "--supervisor-image".into())
+    );
+    assert_eq!(
+        setting("supervisor-image-pull-policy"),
+        (
+            "IfNotPresent".into(),
+            "--supervisor-image-pull-policy".into()
+        )
+    );
+    assert_eq!(
+        setting("supervisor-sideload-method"),
+        (
+            "init-container".into(),
+            "--supervisor-sideload-method".into()
+        )
+    );
+    assert_eq!(
+        setting("kubernetes-version"),
+        ("v1.34".into(), "--kubernetes-version".into())
+    );
+    assert_eq!(
+        setting("image-pull-secrets"),
+        (
+            serde_json::json!(["flag-secret"]),
+            "--image-pull-secret".into()
+        )
+    );
+}
+
+#[test]
+fn environment_is_used_without_flags() {
+    let report = config_json(
+        &[],
+        &[
+            (ENV_SUPERVISOR_IMAGE, "env.example/sup:1"),
+            (ENV_SUPERVISOR_IMAGE_PULL_POLICY, "Never"),
+            (ENV_KUBERNETES_VERSION, "v1.34.2"),
+            (ENV_IMAGE_PULL_SECRETS, "one,two"),
+        ],
+    );
+    assert_eq!(report["supervisor-image"]["value"], "env.example/sup:1");
+    assert_eq!(report["supervisor-image"]["origin"], ENV_SUPERVISOR_IMAGE);
+    assert_eq!(report["supervisor-image-pull-policy"]["value"], "Never");
+    assert_eq!(
+        report["supervisor-sideload-method"]["value"],
+        "init-container"
+    );
+    assert_eq!(
+        report["supervisor-sideload-method"]["origin"],
+        "chosen for Kubernetes v1.34.2 (OPENSHELL_KUBERNETES_VERSION)"
+    );
+    assert_eq!(
+        report["image-pull-secrets"]["value"],
+        serde_json::json!(["one", "two"])
+    );
+}
+
+#[test]
+fn environment_wins_over_the_config_file_and_the_file_over_defaults() {
+    let (_dir, path) = config_file(
+        "supervisor-image: file.example/sup:3\nsupervisor-sideload-method: init-container\nsupervisor-image-pull-policy: Never\n",
+    );
+    let path_text = path.display().to_string();
+    let report = config_json(
+        &["--supervisor-image-pull-policy", "Always"],
+        &[
+            (ENV_DRIVER_CONFIG, path_text.as_str()),
+            (ENV_SUPERVISOR_IMAGE, "env.example/sup:1"),
+        ],
+    );
+    assert_eq!(report["supervisor-image"]["value"], "env.example/sup:1");
+    assert_eq!(
+        report["supervisor-sideload-method"]["value"],
+        "init-container"
+    );
+    assert_eq!(
+        report["supervisor-sideload-method"]["origin"],
+        format!("supervisor-sideload-method in {path_text}")
+    );
+    assert_eq!(report["supervisor-image-pull-policy"]["value"], "Always");
+}
+
+#[test]
+fn a_bad_environment_value_fails_before_any_pod_is_rendered() {
+    let stderr = run_err(
+        &["render", "--sandbox-image", "alpine"],
+        &[(ENV_SUPERVISOR_SIDELOAD_METHOD, "imagevolume")],
+    );
+    assert!(
+        stderr.contains(
+            "error: OPENSHELL_SUPERVISOR_SIDELOAD_METHOD: unknown supervisor sideload method \"imagevolume\" (expected one of: image-volume, init-container)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_flag_value_names_the_flag() {
+    let stderr = run_err(
+        &[
+            "render",
+            "--sandbox-image",
+            "alpine",
+            "--supervisor-image-pull-policy",
+            "always",
+        ],
+        &[],
+    );
+    assert!(
+        stderr.contains(
+            "error: --supervisor-image-pull-policy: unknown image pull policy \"always\" (expected one of: Always, IfNotPresent, Never)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_mutable_tag_warning_is_printed_once_at_start() {
+    let (_, stderr) = run_ok(&["render", "--sandbox-image", "alpine"], &[]);
+    assert_eq!(stderr.matches("warning:").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: the supervisor image openshell/supervisor:latest (the default) is a mutable tag behind an image volume"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--pin-supervisor-digest"), "{stderr}");
+    let (_, stderr) = run_ok(
+        &[
+            "render",
+            "--sandbox-image",
+            "alpine",
+            "--supervisor-sideload-method",
+            "init-container",
+        ],
+        &[],
+    );
+    assert!(!stderr.contains("warning:"), "{stderr}");
+}
+
+#[test]
+fn render_reflects_flags_over_environment() {
+    let pod = render_json(
+        &[
+            "--sandbox-image",
+            "alpine",
+            "--supervisor-image",
+            "flag.example/sup:2",
+        ],
+        &[
+            (ENV_SUPERVISOR_IMAGE, "env.example/sup:1"),
+            (ENV_SUPERVISOR_IMAGE_PULL_POLICY, "Never"),
+        ],
+    );
+    assert_eq!(
+        pod["spec"]["volumes"][0]["image"],
+        serde_json::json!({ "reference": "flag.example/sup:2", "pullPolicy": "Never" })
+    );
+}
