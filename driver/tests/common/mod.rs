@@ -10,6 +10,8 @@ use openshell_contract::sideload::{
     ENV_SUPERVISOR_IMAGE, ENV_SUPERVISOR_IMAGE_FROM, ENV_SUPERVISOR_IMAGE_PULL_POLICY,
     ENV_SUPERVISOR_SIDELOAD_METHOD,
 };
+pub mod oci_layout;
+
 use serde_json::Value;
 
 /// Every environment variable the driver reads; cleared for each run so a

@@ -1,0 +1,109 @@
+//! A tiny but complete OCI image layout, written with oci-spec types: one
+//! gzip layer holding one file. Enough for skopeo to push it and for the
+//! driver to read its index.
+
+use std::io::Write;
+use std::path::Path;
+use std::str::FromStr;
+
+use oci_spec::image::{
+    ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder, ImageIndex,
+    ImageIndexBuilder, ImageManifestBuilder, MediaType, OciLayoutBuilder, RootFsBuilder,
+};
+use openshell_contract::annotations::oci::REF_NAME;
+use sha2::{Digest as _, Sha256};
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Writes `bytes` as a blob and returns its descriptor.
+fn blob(dir: &Path, media_type: MediaType, bytes: &[u8]) -> Descriptor {
+    let digest = sha256(bytes);
+    let blobs = dir.join("blobs").join("sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
+    DescriptorBuilder::default()
+        .media_type(media_type)
+        .digest(Digest::from_str(&digest).unwrap())
+        .size(bytes.len() as u64)
+        .build()
+        .unwrap()
+}
+
+/// Adds an image whose only file is `/hello.txt` holding `content` to the
+/// layout in `dir` (created if needed), tagged `tag`; returns the manifest
+/// digest. Different contents give different digests.
+pub fn write_image(dir: &Path, tag: &str, content: &str) -> String {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    tar.append_data(&mut header, "hello.txt", content.as_bytes())
+        .unwrap();
+    let tar = tar.into_inner().unwrap();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(&tar).unwrap();
+    let layer = blob(dir, MediaType::ImageLayerGzip, &gzip.finish().unwrap());
+
+    let config = ImageConfigurationBuilder::default()
+        .architecture("amd64")
+        .os("linux")
+        .config(ConfigBuilder::default().build().unwrap())
+        .rootfs(
+            RootFsBuilder::default()
+                .typ("layers")
+                .diff_ids(vec![sha256(&tar)])
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let config = blob(
+        dir,
+        MediaType::ImageConfig,
+        config.to_string().unwrap().as_bytes(),
+    );
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config)
+        .layers(vec![layer])
+        .build()
+        .unwrap();
+    let mut manifest = blob(
+        dir,
+        MediaType::ImageManifest,
+        manifest.to_string().unwrap().as_bytes(),
+    );
+    manifest.set_annotations(Some([(REF_NAME.to_string(), tag.to_string())].into()));
+    let digest = manifest.digest().to_string();
+
+    let index_path = dir.join("index.json");
+    let mut manifests = if index_path.is_file() {
+        ImageIndex::from_file(&index_path)
+            .unwrap()
+            .manifests()
+            .clone()
+    } else {
+        Vec::new()
+    };
+    manifests.push(manifest);
+    ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()
+        .unwrap()
+        .to_file(&index_path)
+        .unwrap();
+    OciLayoutBuilder::default()
+        .image_layout_version("1.0.0")
+        .build()
+        .unwrap()
+        .to_file(dir.join("oci-layout"))
+        .unwrap();
+    digest
+}
