@@ -264,7 +264,10 @@ fn a_path_that_does_not_exist_is_refused() {
 fn render_uses_the_pushed_digest_and_does_not_warn() {
     let dir = tempfile::tempdir().unwrap();
     let pushed = format!("registry.example/openshell/supervisor:1.0@{DIGEST_A}");
-    let path = write_result(dir.path(), &build_result(&[pushed.clone()], None));
+    let path = write_result(
+        dir.path(),
+        &build_result(std::slice::from_ref(&pushed), None),
+    );
     let spec = path.display().to_string();
     let pod = render_json(
         &[
