@@ -1,0 +1,264 @@
+//! `--pin-supervisor-digest` against a real registry (docker-registry on
+//! 127.0.0.1 with htpasswd auth): the tag resolves to the digest skopeo
+//! sees, every rendered pod carries `REF@sha256:...`, and an unreachable
+//! registry, an unknown tag or a wrong password stop the driver at start.
+
+// Helpers outside #[test] functions unwrap too: in a test, a panic is the
+// failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::oci_layout::write_image;
+use common::{render_json, run_err, run_ok};
+use openshell_contract::sideload::ENV_PIN_SUPERVISOR_DIGEST;
+use openshell_driver_kubernetes::SupervisorImage;
+use openshell_driver_kubernetes::pin::pin_image;
+use openshell_registry::RegistryOptions;
+use openshell_testsupport::{Registry, require};
+
+/// A started registry and skopeo, or `None` when a tool is missing outside
+/// CI (in CI that is a failure).
+fn registry_with_skopeo(test: &str) -> Option<Registry> {
+    let registry = Registry::start(test)?;
+    require(test, &["skopeo"], "apt-get install skopeo").then_some(registry)
+}
+
+/// Writes a tiny image with `content` and pushes it to `HOST/REPO:TAG` with
+/// skopeo.
+fn push(registry: &Registry, layout: &Path, tag: &str, content: &str, target: &str) {
+    write_image(layout, tag, content);
+    let output = Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds"])
+        .arg(registry.creds())
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .arg(format!("docker://{target}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "skopeo copy failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        registry.log()
+    );
+}
+
+fn skopeo_digest(registry: &Registry, reference: &str) -> String {
+    let output = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--creds"])
+        .arg(registry.creds())
+        .args(["--format", "{{.Digest}}"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "skopeo inspect failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+fn pin_args<'a>(image: &'a str, auth_file: &'a str) -> Vec<&'a str> {
+    vec![
+        "--sandbox-image",
+        "alpine",
+        "--supervisor-image",
+        image,
+        "--pin-supervisor-digest",
+        "--plain-http",
+        "--auth-file",
+        auth_file,
+    ]
+}
+
+#[test]
+fn the_tag_is_pinned_to_the_digest_skopeo_sees() {
+    let test = "the_tag_is_pinned_to_the_digest_skopeo_sees";
+    let Some(registry) = registry_with_skopeo(test) else {
+        return;
+    };
+    let layout = tempfile::tempdir().unwrap();
+    let tagged = format!("{}/openshell/supervisor:v1", registry.host());
+    push(&registry, layout.path(), "v1", "first build", &tagged);
+    let digest = skopeo_digest(&registry, &tagged);
+    let auth = registry.auth_file().display().to_string();
+
+    let args = pin_args(&tagged, &auth);
+    let mut render_args = vec!["render"];
+    render_args.extend(&args);
+    let (stdout, stderr) = run_ok(&render_args, &[]);
+    let pod: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        pod["spec"]["volumes"][0]["image"],
+        serde_json::json!({
+            "reference": format!("{tagged}@{digest}"),
+            "pullPolicy": "IfNotPresent",
+        })
+    );
+    assert!(
+        stderr.contains(&format!("pinned the supervisor image to {tagged}@{digest}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("warning"),
+        "a pinned image is not mutable: {stderr}"
+    );
+
+    // The environment variable does the same, for the init container too.
+    let pod = render_json(
+        &[
+            "--sandbox-image",
+            "alpine",
+            "--supervisor-image",
+            &tagged,
+            "--plain-http",
+            "--auth-file",
+            &auth,
+            "--supervisor-sideload-method",
+            "init-container",
+        ],
+        &[(ENV_PIN_SUPERVISOR_DIGEST, "true")],
+    );
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["image"],
+        format!("{tagged}@{digest}")
+    );
+
+    // When the tag moves, a new start pins the new digest.
+    push(&registry, layout.path(), "v1b", "second build", &tagged);
+    let moved = skopeo_digest(&registry, &tagged);
+    assert_ne!(moved, digest);
+    let pod = render_json(&args, &[]);
+    assert_eq!(
+        pod["spec"]["volumes"][0]["image"]["reference"],
+        format!("{tagged}@{moved}")
+    );
+}
+
+#[test]
+fn the_library_pins_and_checks_an_already_pinned_reference() {
+    let test = "the_library_pins_and_checks_an_already_pinned_reference";
+    let Some(registry) = registry_with_skopeo(test) else {
+        return;
+    };
+    let layout = tempfile::tempdir().unwrap();
+    let tagged = format!("{}/team/sup:2.0", registry.host());
+    push(&registry, layout.path(), "2.0", "library", &tagged);
+    let digest = skopeo_digest(&registry, &tagged);
+    let options = RegistryOptions {
+        plain_http: true,
+        auth_file: Some(registry.auth_file()),
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let image = SupervisorImage::parse(&tagged).unwrap();
+    let pinned = runtime.block_on(pin_image(&image, &options)).unwrap();
+    assert_eq!(pinned.as_str(), format!("{tagged}@{digest}"));
+    assert!(!pinned.is_mutable());
+    // Pinning the pinned reference again finds the same digest.
+    let again = runtime.block_on(pin_image(&pinned, &options)).unwrap();
+    assert_eq!(again, pinned);
+
+    // A digest the registry does not have is an error, not a silent pass.
+    let absent = format!("{}/team/sup@sha256:{}", registry.host(), "0".repeat(64));
+    let err = runtime
+        .block_on(pin_image(
+            &SupervisorImage::parse(&absent).unwrap(),
+            &options,
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "could not pin the supervisor image {absent} to a digest: "
+        )),
+        "{err}"
+    );
+    assert!(err.contains("was not found on registry"), "{err}");
+}
+
+#[test]
+fn an_unreachable_registry_stops_the_driver_at_start() {
+    // A port that was free a moment ago and has nothing listening now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let image = format!("127.0.0.1:{port}/openshell/supervisor:v1");
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.json");
+    std::fs::write(&auth, r#"{"auths": {}}"#).unwrap();
+    let auth = auth.display().to_string();
+    let mut args = vec!["render"];
+    args.extend(pin_args(&image, &auth));
+    let stderr = run_err(&args, &[]);
+    assert!(
+        stderr.contains(&format!(
+            "error: could not pin the supervisor image {image} to a digest: could not reach registry 127.0.0.1:{port} for {image}: "
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_tag_stops_the_driver_at_start() {
+    let test = "an_unknown_tag_stops_the_driver_at_start";
+    let Some(registry) = registry_with_skopeo(test) else {
+        return;
+    };
+    let layout = tempfile::tempdir().unwrap();
+    push(
+        &registry,
+        layout.path(),
+        "v1",
+        "present",
+        &format!("{}/openshell/supervisor:v1", registry.host()),
+    );
+    let missing = format!("{}/openshell/supervisor:v9", registry.host());
+    let auth = registry.auth_file().display().to_string();
+    let mut args = vec!["render"];
+    args.extend(pin_args(&missing, &auth));
+    let stderr = run_err(&args, &[]);
+    assert!(
+        stderr.contains(&format!(
+            "error: could not pin the supervisor image {missing} to a digest: {missing} was not found on registry {}",
+            registry.host()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_wrong_password_stops_the_driver_at_start() {
+    let test = "a_wrong_password_stops_the_driver_at_start";
+    let Some(registry) = registry_with_skopeo(test) else {
+        return;
+    };
+    let layout = tempfile::tempdir().unwrap();
+    let tagged = format!("{}/openshell/supervisor:v1", registry.host());
+    push(&registry, layout.path(), "v1", "present", &tagged);
+    let wrong = registry.write_auth_file("wrong.json", "not-the-password");
+    let wrong_text = wrong.display().to_string();
+    let mut args = vec!["render"];
+    args.extend(pin_args(&tagged, &wrong_text));
+    let stderr = run_err(&args, &[]);
+    assert!(
+        stderr.contains(&format!(
+            "error: could not pin the supervisor image {tagged} to a digest: registry {} refused access to {tagged} with ",
+            registry.host()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&wrong_text),
+        "names the auth file: {stderr}"
+    );
+}
