@@ -6,6 +6,7 @@
 //! fails before the rename, so no debris is left behind.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// Writes `bytes` to `path` atomically.
@@ -24,6 +25,10 @@ pub fn write_with(
         .prefix(".build-image-tmp-")
         .tempfile_in(dir)?;
     fill(temp.as_file_mut())?;
+    // tempfile creates 0600; outputs are meant to be read by other users
+    // and tools (a registry, podman) like any other build output.
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|err| err.error)?;
     Ok(())

@@ -128,8 +128,8 @@ async fn push_manifest(
     let bytes = blob.data.load().map_err(|err| {
         oci_client::errors::OciDistributionError::GenericError(Some(err.to_string()))
     })?;
-    let content_type = http::HeaderValue::from_str(blob.descriptor.media_type().as_ref())
-        .map_err(|err| {
+    let content_type =
+        http::HeaderValue::from_str(blob.descriptor.media_type().as_ref()).map_err(|err| {
             oci_client::errors::OciDistributionError::GenericError(Some(err.to_string()))
         })?;
     client
