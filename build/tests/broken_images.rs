@@ -1,6 +1,9 @@
 //! One broken image per check: each is refused by `build-image verify`, with
 //! its own check name and message, and a non-zero exit.
 
+// Helpers outside #[test] functions panic on failure too: that fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{Entry, HandImage, details, failed_checks, tempdir, verify_json};

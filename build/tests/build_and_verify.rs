@@ -1,6 +1,9 @@
 //! Building with `build-image --binary`, then verifying what was written;
 //! reproducibility, reuse, and the refusals of bad input.
 
+// Helpers outside #[test] functions panic on failure too: that fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{aarch64_copy, build_image, fails, ok, run, supervisor_copy, tempdir, verify_json};

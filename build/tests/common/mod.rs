@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests: running the CLI, and writing
 //! images (good and deliberately broken) into OCI layouts.
 
-#![allow(dead_code)]
+// Test helpers: a failure to run a tool is a test failure, so panicking is right.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::io::Write;
