@@ -103,15 +103,6 @@ impl SupervisorImage {
         }
     }
 
-    /// The same repository (and tag, if the text names one) without a
-    /// digest: what a registry lookup starts from.
-    pub fn without_digest(&self) -> Result<Self, ImageError> {
-        match self.text.split_once('@') {
-            Some((unpinned, _)) => Self::parse(unpinned),
-            None => Ok(self.clone()),
-        }
-    }
-
     /// Whether `other` names the same registry and repository (tags and
     /// digests aside), after docker-style normalisation.
     pub fn same_repository(&self, other: &SupervisorImage) -> bool {
@@ -289,10 +280,6 @@ mod tests {
         assert!(!pinned.is_mutable());
         // Pinning again to the same digest changes nothing.
         assert_eq!(pinned.pinned(DIGEST).unwrap(), pinned);
-        assert_eq!(
-            pinned.without_digest().unwrap(),
-            image("registry.example/sup:1.0")
-        );
     }
 
     #[test]

@@ -270,6 +270,35 @@ pub fn to_text(pod: &Value, format: OutputFormat) -> Result<String, PodError> {
         OutputFormat::Json => serde_json::to_string_pretty(pod)
             .map(|text| text + "\n")
             .map_err(|err| fail(err.to_string())),
-        OutputFormat::Yaml => serde_yaml::to_string(pod).map_err(|err| fail(err.to_string())),
+        OutputFormat::Yaml => {
+            let mut text = String::new();
+            yaml_rust2::YamlEmitter::new(&mut text)
+                .dump(&yaml_node(pod))
+                .map_err(|err| fail(err.to_string()))?;
+            // The emitter starts the document with `---` and ends it without
+            // a newline.
+            let body = text.strip_prefix("---\n").unwrap_or(&text);
+            Ok(format!("{body}\n"))
+        }
+    }
+}
+
+/// The same tree as a YAML node, keys in the same order.
+fn yaml_node(value: &Value) -> yaml_rust2::Yaml {
+    use yaml_rust2::Yaml;
+    match value {
+        Value::Null => Yaml::Null,
+        Value::Bool(flag) => Yaml::Boolean(*flag),
+        Value::Number(number) => match number.as_i64() {
+            Some(integer) => Yaml::Integer(integer),
+            None => Yaml::Real(number.to_string()),
+        },
+        Value::String(text) => Yaml::String(text.clone()),
+        Value::Array(items) => Yaml::Array(items.iter().map(yaml_node).collect()),
+        Value::Object(map) => Yaml::Hash(
+            map.iter()
+                .map(|(key, value)| (Yaml::String(key.clone()), yaml_node(value)))
+                .collect(),
+        ),
     }
 }

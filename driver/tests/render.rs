@@ -315,3 +315,24 @@ fn a_template_conflict_is_reported_and_nothing_is_printed() {
         "{stderr}"
     );
 }
+
+#[test]
+fn yaml_quotes_words_that_yaml_1_1_readers_take_for_booleans() {
+    // kubectl reads YAML with go-yaml, a YAML 1.1 reader: a bare `on` or
+    // `yes` there is a boolean, and a boolean in `command` is refused.
+    let words = ["yes", "on", "off", "no", "y", "true", "1000", "1.5", ""];
+    let mut args = vec!["--sandbox-image", "alpine", "--", "echo"];
+    args.extend(words);
+    let mut yaml_args = vec!["render", "--format", "yaml"];
+    yaml_args.extend(&args);
+    let (yaml, _) = run_ok(&yaml_args, &[]);
+    for word in words {
+        assert!(
+            yaml.contains(&format!("        - \"{word}\"\n")),
+            "{word:?} is not quoted:\n{yaml}"
+        );
+    }
+    // The same pod as the JSON output, strings and all.
+    let parsed: Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(parsed, render_json(&args, &[]));
+}
