@@ -217,30 +217,19 @@ pub struct DriverArgs {
     pub plain_http: bool,
 }
 
-/// Tells, for one argument, whether its value came from the command line,
-/// from the environment, or not at all. `clap::ArgMatches::value_source`
-/// answers this; tests can answer it themselves.
-pub trait ValueSources {
-    /// The source of argument `id` (the field name of [`DriverArgs`]).
-    fn source(&self, id: &str) -> Option<clap::parser::ValueSource>;
-}
-
-impl ValueSources for clap::ArgMatches {
-    fn source(&self, id: &str) -> Option<clap::parser::ValueSource> {
-        self.value_source(id)
-    }
-}
-
 impl DriverArgs {
     /// The settings given on the command line or in the environment, with
-    /// their origins (`sources` is the `ArgMatches` these args came from).
-    pub fn settings(&self, sources: &dyn ValueSources) -> RawSettings {
+    /// their origins (`matches` are the `ArgMatches` these args came from:
+    /// clap knows whether each value came from a flag or a variable).
+    pub fn settings(&self, matches: &clap::ArgMatches) -> RawSettings {
         use clap::parser::ValueSource;
-        let origin = |id: &str, flag: &'static str, env: &'static str| match sources.source(id) {
-            Some(ValueSource::CommandLine) => Some(Origin::Flag(flag)),
-            Some(ValueSource::EnvVariable) => Some(Origin::Env(env)),
-            _ => None,
-        };
+        // Ids are the field names, as clap's derive names them.
+        let origin =
+            |id: &str, flag: &'static str, env: &'static str| match matches.value_source(id) {
+                Some(ValueSource::CommandLine) => Some(Origin::Flag(flag)),
+                Some(ValueSource::EnvVariable) => Some(Origin::Env(env)),
+                _ => None,
+            };
         let text = |value: &Option<String>, id: &str, flag, env| {
             value
                 .clone()
@@ -295,8 +284,8 @@ impl DriverArgs {
 
     /// Flags and environment over the config file (when one is named):
     /// everything [`DriverConfig::resolve`] needs.
-    pub fn all_settings(&self, sources: &dyn ValueSources) -> Result<RawSettings, ConfigError> {
-        let given = self.settings(sources);
+    pub fn all_settings(&self, matches: &clap::ArgMatches) -> Result<RawSettings, ConfigError> {
+        let given = self.settings(matches);
         match &self.config {
             Some(path) => Ok(given.over(ConfigFile::load(path)?.settings(path))),
             None => Ok(given),
