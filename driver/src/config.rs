@@ -125,7 +125,7 @@ impl RawSettings {
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Supervisor options")]
 pub struct DriverArgs {
-    /// Supervisor image, [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], written
+    /// Supervisor image, `[REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST]`, written
     /// into pods exactly as given [default: openshell/supervisor:latest].
     /// With --supervisor-image-from it names the repository the build was
     /// pushed to.
@@ -163,7 +163,7 @@ pub struct DriverArgs {
     /// Take the supervisor image, pinned by digest, from what build-image
     /// produced: its result JSON (--metadata-file; the first pushed
     /// reference, or the one in --supervisor-image's repository), or its OCI
-    /// image layout folder DIR[:TAG] (tag latest by default) together with
+    /// image layout folder `DIR[:TAG]` (tag latest by default) together with
     /// --supervisor-image REPOSITORY where that image was pushed.
     #[arg(
         long = FLAG_SUPERVISOR_IMAGE_FROM,
