@@ -85,6 +85,38 @@ impl Containers {
         self.tool("buildah")
     }
 
+    /// `skopeo` with this fixture's settings (it needs no storage flags:
+    /// name the storage with [`Containers::storage_reference`]).
+    pub fn skopeo(&self) -> Command {
+        let mut command = Command::new("skopeo");
+        command
+            .env("CONTAINERS_CONF", containers_conf())
+            .env("CONTAINERS_REGISTRIES_CONF", registries_conf())
+            .env("TMPDIR", self.dir.path());
+        command
+    }
+
+    /// The skopeo/containers-image name of `image` in this fixture's
+    /// storage: `containers-storage:[vfs@ROOT+RUNROOT]IMAGE`.
+    pub fn storage_reference(&self, image: &str) -> String {
+        format!(
+            "containers-storage:[vfs@{}+{}]{image}",
+            self.dir.path().join("root").display(),
+            self.dir.path().join("runroot").display()
+        )
+    }
+
+    /// Copies the image tagged `tag` in the OCI layout `layout` into this
+    /// fixture's storage as `image` (e.g. `localhost/openshell/supervisor:t`).
+    pub fn load_oci_layout(&self, layout: &Path, tag: &str, image: &str) {
+        let mut command = self.skopeo();
+        command
+            .args(["copy", "--quiet"])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(self.storage_reference(image));
+        run_ok(command);
+    }
+
     /// Runs podman with `args`, returning its output whatever the status.
     pub fn podman_output<I, S>(&self, args: I) -> Output
     where
