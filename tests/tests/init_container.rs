@@ -1,0 +1,124 @@
+//! The init-container method on a real container runtime: `podman kube play`
+//! runs exactly the YAML the driver renders. The init container's copy-self
+//! fills the emptyDir from the FROM-scratch supervisor image (no shell, no
+//! cp), and the agent runs the supervisor from the read-only mount.
+//!
+//! The one translation, for the rerun test only: podman gives every played
+//! pod a fresh emptyDir, so to run a pod twice on the *same* volume the
+//! emptyDir is swapped for a claim on a named podman volume, which is how a
+//! restarted pod on the same node keeps its emptyDir in Kubernetes.
+
+mod common;
+
+use common::{
+    AGENT_IMAGE, WORKLOAD_EXIT, assert_workload_ran, build_supervisor_image, render,
+    storage_with_agent,
+};
+use openshell_contract::{BINARY_NAME, INIT_CONTAINER_NAME, VOLUME_NAME};
+use openshell_testsupport::Containers;
+
+const SUPERVISOR: &str = "localhost/openshell/supervisor:e2e";
+
+/// Renders the init-container pod `name` as YAML.
+fn render_init_pod(name: &str) -> String {
+    render(&[
+        "--sandbox-image",
+        AGENT_IMAGE,
+        "--supervisor-image",
+        SUPERVISOR,
+        "--supervisor-sideload-method",
+        "init-container",
+        "--name",
+        name,
+        "--format",
+        "yaml",
+    ])
+}
+
+/// Plays `yaml` as pod `name`, waits for its agent, and returns the agent's
+/// exit code and logs.
+fn play(containers: &Containers, name: &str, yaml: &str) -> (String, String) {
+    let file = containers.dir().join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml).unwrap();
+    containers.podman_ok(["kube".as_ref(), "play".as_ref(), file.as_os_str()]);
+    let agent = format!("{name}-agent");
+    let code = containers.podman_ok(["wait", &agent]);
+    let logs = containers.podman_ok(["logs", &agent]);
+    (code.trim().to_string(), logs)
+}
+
+fn storage_with_images(test: &str) -> Option<Containers> {
+    let containers = storage_with_agent(test)?;
+    let layout = containers.dir().join("layout");
+    build_supervisor_image(&layout, "e2e", &[]);
+    containers.load_oci_layout(&layout, "e2e", SUPERVISOR);
+    Some(containers)
+}
+
+#[test]
+fn init_container_pod_plays_as_rendered() {
+    let test = "init_container_pod_plays_as_rendered";
+    let Some(containers) = storage_with_images(test) else {
+        return;
+    };
+    let yaml = render_init_pod("e2e-init");
+    let pod: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["name"].as_str(),
+        Some(INIT_CONTAINER_NAME)
+    );
+    assert!(pod["spec"]["volumes"][0]["emptyDir"].is_mapping(), "{yaml}");
+
+    let (code, logs) = play(&containers, "e2e-init", &yaml);
+    assert_workload_ran(&logs);
+    assert_eq!(code, WORKLOAD_EXIT.to_string(), "{logs}");
+}
+
+#[test]
+fn init_container_rerun_on_the_same_volume_is_harmless() {
+    let test = "init_container_rerun_on_the_same_volume_is_harmless";
+    let Some(containers) = storage_with_images(test) else {
+        return;
+    };
+    let volume = "e2e-supervisor-bin";
+    containers.podman_ok(["volume", "create", volume]);
+    let claim = |name: &str| {
+        let yaml = render_init_pod(name);
+        let mut pod: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+        let volumes = pod["spec"]["volumes"].as_sequence_mut().unwrap();
+        let supervisor = volumes
+            .iter_mut()
+            .find(|v| v["name"].as_str() == Some(VOLUME_NAME))
+            .unwrap();
+        *supervisor = serde_yaml::from_str(&format!(
+            "name: {VOLUME_NAME}\npersistentVolumeClaim:\n  claimName: {volume}\n"
+        ))
+        .unwrap();
+        serde_yaml::to_string(&pod).unwrap()
+    };
+    let mountpoint =
+        containers.podman_ok(["volume", "inspect", volume, "--format", "{{.Mountpoint}}"]);
+    let installed = std::path::Path::new(mountpoint.trim()).join(BINARY_NAME);
+
+    let (code, logs) = play(&containers, "e2e-first", &claim("e2e-first"));
+    assert_workload_ran(&logs);
+    assert_eq!(code, WORKLOAD_EXIT.to_string(), "{logs}");
+    use std::os::unix::fs::MetadataExt;
+    let first = std::fs::metadata(&installed).unwrap();
+    assert_eq!(first.mode() & 0o777, 0o755);
+
+    // Second pod, same volume: copy-self finds an identical binary and
+    // leaves it alone; the sandbox starts the same way.
+    let (code, logs) = play(&containers, "e2e-second", &claim("e2e-second"));
+    assert_workload_ran(&logs);
+    assert_eq!(code, WORKLOAD_EXIT.to_string(), "{logs}");
+    let second = std::fs::metadata(&installed).unwrap();
+    assert_eq!(
+        (second.ino(), second.mtime_nsec()),
+        (first.ino(), first.mtime_nsec())
+    );
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        std::fs::read(openshell_testsupport::static_supervisor_binary()).unwrap()
+    );
+}
