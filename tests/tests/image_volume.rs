@@ -3,6 +3,9 @@
 //! supervisor and the workload in an agent image that knows nothing of
 //! OpenShell.
 
+// Helpers outside #[test] functions panic on failure too: that fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -8,6 +8,9 @@
 //! emptyDir is swapped for a claim on a named podman volume, which is how a
 //! restarted pod on the same node keeps its emptyDir in Kubernetes.
 
+// Helpers outside #[test] functions panic on failure too: that fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{
