@@ -47,7 +47,7 @@ fn pushed_image_verifies_pins_and_starts_a_sandbox() {
         ],
     );
     let pinned = format!("{repository}:e2e@{}", result.digest);
-    assert_eq!(result.pushed, [pinned.clone()]);
+    assert_eq!(result.pushed, std::slice::from_ref(&pinned));
     let written: BuildResult =
         serde_json::from_str(&std::fs::read_to_string(&result_file).unwrap()).unwrap();
     assert_eq!(written, result);
