@@ -110,6 +110,11 @@ pub enum BinaryError {
     },
 }
 
+/// Zeroed bytes kept in front of a binary read into memory: room for the
+/// layer's tar header, so the tar is built around the binary in place
+/// instead of copying tens of MiB.
+pub const LEADING_ROOM: usize = 512;
+
 /// A checked supervisor binary and its bytes.
 #[derive(Debug, Clone)]
 pub struct SupervisorBinary {
@@ -119,8 +124,8 @@ pub struct SupervisorBinary {
     pub facts: BinaryFacts,
     /// Its stat key at the time it was read.
     pub stat_key: StatKey,
-    /// Its bytes.
-    pub bytes: Vec<u8>,
+    /// [`LEADING_ROOM`] zero bytes, then the binary.
+    buffer: Vec<u8>,
 }
 
 impl SupervisorBinary {
@@ -138,15 +143,29 @@ impl SupervisorBinary {
             )));
         }
         let stat_key = StatKey::from_metadata(&meta);
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.size()).unwrap_or(0));
-        std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(read_error)?;
-        let facts = check(path, &bytes)?;
+        // Room for the tar header in front, and for its padding and end
+        // blocks behind.
+        let size = usize::try_from(meta.size()).unwrap_or(0);
+        let mut buffer = Vec::with_capacity(LEADING_ROOM + size + 2 * 1024);
+        buffer.resize(LEADING_ROOM, 0);
+        std::io::Read::read_to_end(&mut &file, &mut buffer).map_err(read_error)?;
+        let facts = check(path, &buffer[LEADING_ROOM..])?;
         Ok(Self {
             path: path.to_path_buf(),
             facts,
             stat_key,
-            bytes,
+            buffer,
         })
+    }
+
+    /// The binary's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buffer[LEADING_ROOM..]
+    }
+
+    /// The buffer: [`LEADING_ROOM`] zero bytes, then the binary.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buffer
     }
 }
 

@@ -40,7 +40,7 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// The default level: the fastest one whose layer is no larger than what
 /// buildah writes (Go's compress/gzip at its default level) for a real
 /// program; see the benchmark in `build/benches/`.
-pub const DEFAULT_LEVEL: u32 = 5;
+pub const DEFAULT_LEVEL: u32 = 4;
 
 /// Why compression failed (zlib-rs reports only internal errors).
 #[derive(Debug, thiserror::Error)]

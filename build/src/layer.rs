@@ -3,6 +3,7 @@
 use openshell_contract::{IMAGE_BINARY_MODE, IMAGE_BINARY_OWNER, LAYER_BINARY_PATH};
 use sha2::{Digest, Sha256};
 
+use crate::binary::LEADING_ROOM;
 use crate::epoch::Epoch;
 use crate::gzip;
 
@@ -60,22 +61,28 @@ pub enum LayerError {
     Gzip(#[from] gzip::GzipError),
 }
 
-/// The layer tar: one regular file [`LAYER_BINARY_PATH`], mode 0555, owned
-/// 0:0 without user or group names, its mtime the build epoch.
+/// The tar header of the binary: one regular file [`LAYER_BINARY_PATH`],
+/// mode 0555, owned 0:0 without user or group names, its mtime the epoch.
 ///
 /// A ustar header with every field set explicitly: no PAX records, no device
-/// numbers, no names, so the bytes depend on the binary and the epoch only.
-pub fn layer_tar(binary: &[u8], epoch: Epoch) -> Result<Vec<u8>, std::io::Error> {
+/// numbers, no names, so the bytes depend on the binary's size and the epoch
+/// only.
+fn binary_header(size: u64, epoch: Epoch) -> Result<tar::Header, std::io::Error> {
     let mut header = tar::Header::new_ustar();
     header.set_path(LAYER_BINARY_PATH)?;
     header.set_entry_type(tar::EntryType::Regular);
-    header.set_size(binary.len() as u64);
+    header.set_size(size);
     header.set_mode(IMAGE_BINARY_MODE);
     header.set_uid(IMAGE_BINARY_OWNER);
     header.set_gid(IMAGE_BINARY_OWNER);
     header.set_mtime(epoch.seconds());
     header.set_cksum();
+    Ok(header)
+}
 
+/// The layer tar of `binary`, written by the tar crate.
+pub fn layer_tar(binary: &[u8], epoch: Epoch) -> Result<Vec<u8>, std::io::Error> {
+    let header = binary_header(binary.len() as u64, epoch)?;
     // Header block, contents padded to 512, two zero blocks at the end.
     let capacity = 512 + binary.len().next_multiple_of(512) + 1024;
     let mut builder = tar::Builder::new(Vec::with_capacity(capacity));
@@ -83,9 +90,31 @@ pub fn layer_tar(binary: &[u8], epoch: Epoch) -> Result<Vec<u8>, std::io::Error>
     builder.into_inner()
 }
 
+/// The same tar as [`layer_tar`], built around a binary already in memory
+/// after [`LEADING_ROOM`] bytes (see [`crate::binary::SupervisorBinary`]):
+/// the header goes into that room and the padding and end blocks after the
+/// binary, so its bytes are never copied.
+pub fn layer_tar_in_place(mut buffer: Vec<u8>, epoch: Epoch) -> Result<Vec<u8>, std::io::Error> {
+    if buffer.len() < LEADING_ROOM {
+        return Err(std::io::Error::other(
+            "the buffer has no room for a tar header",
+        ));
+    }
+    let size = buffer.len() - LEADING_ROOM;
+    let header = binary_header(size as u64, epoch)?;
+    buffer[..LEADING_ROOM].copy_from_slice(header.as_bytes());
+    let padded = LEADING_ROOM + size.next_multiple_of(512);
+    buffer.resize(padded + 1024, 0);
+    Ok(buffer)
+}
+
 /// Builds the tar of `binary` and compresses it.
 pub fn build(binary: &[u8], epoch: Epoch, settings: LayerSettings) -> Result<Layer, LayerError> {
-    let tar = layer_tar(binary, epoch)?;
+    compress_tar(layer_tar(binary, epoch)?, settings)
+}
+
+/// Hashes and compresses a layer tar.
+pub fn compress_tar(tar: Vec<u8>, settings: LayerSettings) -> Result<Layer, LayerError> {
     // Hash the tar on one thread while the others compress: the diff ID is
     // needed anyway and costs 30 ms over a large binary.
     let (diff_id, compressed) = std::thread::scope(|scope| {
@@ -150,6 +179,21 @@ mod tests {
             layer_tar(&binary, epoch).unwrap(),
             layer_tar(&binary, Epoch::parse("43").unwrap()).unwrap()
         );
+    }
+
+    #[test]
+    fn the_in_place_tar_is_the_tar_crates_tar() {
+        let epoch = Epoch::parse("1700000000").unwrap();
+        for len in [0usize, 1, 511, 512, 513, 100_000] {
+            let binary: Vec<u8> = (0..len).map(|n| (n % 253) as u8).collect();
+            let mut buffer = vec![0u8; LEADING_ROOM];
+            buffer.extend_from_slice(&binary);
+            assert_eq!(
+                layer_tar_in_place(buffer, epoch).unwrap(),
+                layer_tar(&binary, epoch).unwrap(),
+                "length {len}"
+            );
+        }
     }
 
     #[test]

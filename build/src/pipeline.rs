@@ -127,7 +127,7 @@ struct PreparedBinary {
     platform: PlatformSpec,
     facts: BinaryFacts,
     stat: StatKey,
-    bytes: Option<Vec<u8>>,
+    binary: Option<SupervisorBinary>,
 }
 
 fn check_inputs(inputs: &[BinaryInput]) -> Result<(), BuildError> {
@@ -161,12 +161,12 @@ fn prepare(input: &BinaryInput, cache: &BuildCache) -> Result<PreparedBinary, Bu
     };
     let path = std::fs::canonicalize(&input.path).map_err(read_error)?;
     let stat = StatKey::of(&path).map_err(read_error)?;
-    let (facts, bytes) = match cache.binary(&path, &stat) {
+    let (facts, read) = match cache.binary(&path, &stat) {
         Some(facts) => (facts.clone(), None),
         None => {
             let read =
                 SupervisorBinary::read(&path).map_err(|err| rename_path(err, &input.path))?;
-            (read.facts, Some(read.bytes))
+            (read.facts.clone(), Some(read))
         }
     };
     let platform = input
@@ -179,7 +179,7 @@ fn prepare(input: &BinaryInput, cache: &BuildCache) -> Result<PreparedBinary, Bu
         platform,
         facts,
         stat,
-        bytes,
+        binary: read,
     })
 }
 
@@ -244,23 +244,25 @@ fn layer_for(
             }
         }
     }
-    let bytes = match prepared.bytes.take() {
-        Some(bytes) => bytes,
+    let binary = match prepared.binary.take() {
+        Some(binary) => binary,
         None => {
             let read = SupervisorBinary::read(&prepared.path)?;
-            prepared.facts = read.facts;
-            read.bytes
+            prepared.facts = read.facts.clone();
+            read
         }
     };
     let step = progress.step(format!(
         "{}: compressing {} ({}, gzip level {}, {} threads)",
         prepared.platform,
         prepared.path.display(),
-        human_size(bytes.len() as u64),
+        human_size(binary.facts.size),
         options.layer.level,
         options.layer.threads
     ));
-    let built = layer::build(&bytes, options.metadata.epoch, options.layer)?;
+    let tar = layer::layer_tar_in_place(binary.into_buffer(), options.metadata.epoch)
+        .map_err(LayerError::Tar)?;
+    let built = layer::compress_tar(tar, options.layer)?;
     step.done(format!(
         "layer {} ({})",
         built.digest,

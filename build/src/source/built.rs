@@ -16,7 +16,7 @@ use crate::image::{BlobData, BuiltImage};
 pub struct BuiltSource<'a> {
     image: &'a BuiltImage,
     blobs: HashMap<String, &'a BlobData>,
-    tars: HashMap<String, Option<Arc<Vec<u8>>>>,
+    tars: HashMap<String, Option<(Arc<Vec<u8>>, String)>>,
 }
 
 impl<'a> BuiltSource<'a> {
@@ -33,7 +33,11 @@ impl<'a> BuiltSource<'a> {
             .map(|platform| {
                 (
                     platform.layer.blob.descriptor.digest().to_string(),
-                    platform.layer.tar.clone(),
+                    platform
+                        .layer
+                        .tar
+                        .clone()
+                        .map(|tar| (tar, platform.layer.diff_id.clone())),
                 )
             })
             .collect();
@@ -49,26 +53,27 @@ impl ImageSource for BuiltSource<'_> {
     fn top(&mut self) -> Result<(Option<Descriptor>, Vec<u8>), SourceError> {
         let top = self.image.top.clone();
         let bytes = self.blob(&top)?;
-        Ok((Some(top), bytes))
+        Ok((Some(top), bytes.to_vec()))
     }
 
-    fn blob(&mut self, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError> {
+    fn blob(&mut self, descriptor: &Descriptor) -> Result<Arc<Vec<u8>>, SourceError> {
         let digest = descriptor.digest().to_string();
         let data = self
             .blobs
             .get(&digest)
             .ok_or_else(|| SourceError::Missing(format!("the built image has no blob {digest}")))?;
-        data.load()
-            .map(|bytes| bytes.to_vec())
-            .map_err(|source| SourceError::Io {
-                path: digest.into(),
-                source,
-            })
+        data.load().map_err(|source| SourceError::Io {
+            path: digest.into(),
+            source,
+        })
     }
 
     fn known_layer(&self, descriptor: &Descriptor) -> KnownLayer {
         match self.tars.get(&descriptor.digest().to_string()) {
-            Some(Some(tar)) => KnownLayer::Tar(Arc::clone(tar)),
+            Some(Some((tar, diff_id))) => KnownLayer::Tar {
+                tar: Arc::clone(tar),
+                diff_id: diff_id.clone(),
+            },
             Some(None) => KnownLayer::VerifiedEarlier(
                 "reused from the output layout, where it was verified when first written".into(),
             ),

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType, SCHEMA_VERSION};
 
@@ -22,7 +23,7 @@ use crate::publish::docker_archive::ArchiveManifestEntry;
 pub struct DockerArchiveSource {
     path: PathBuf,
     manifest: Vec<u8>,
-    blobs: HashMap<String, Vec<u8>>,
+    blobs: HashMap<String, Arc<Vec<u8>>>,
 }
 
 fn read_error(path: &Path) -> impl Fn(std::io::Error) -> SourceError + '_ {
@@ -105,7 +106,7 @@ impl DockerArchiveSource {
         let config_descriptor =
             descriptor(MediaType::ImageConfig, &config_digest, config.len() as u64)
                 .map_err(spec_error)?;
-        blobs.insert(config_digest, config.clone());
+        blobs.insert(config_digest, Arc::new(config.clone()));
         let mut layers = Vec::new();
         for layer_name in &entry.layers {
             let bytes = files.get(layer_name).ok_or_else(|| {
@@ -118,7 +119,7 @@ impl DockerArchiveSource {
                 descriptor(layer_media_type(bytes), &digest, bytes.len() as u64)
                     .map_err(spec_error)?,
             );
-            blobs.insert(digest, bytes.clone());
+            blobs.insert(digest, Arc::new(bytes.clone()));
         }
         let manifest = ImageManifestBuilder::default()
             .schema_version(SCHEMA_VERSION)
@@ -145,7 +146,7 @@ impl ImageSource for DockerArchiveSource {
         Ok((None, self.manifest.clone()))
     }
 
-    fn blob(&mut self, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError> {
+    fn blob(&mut self, descriptor: &Descriptor) -> Result<Arc<Vec<u8>>, SourceError> {
         let digest = descriptor.digest().to_string();
         self.blobs.get(&digest).cloned().ok_or_else(|| {
             SourceError::Missing(format!("{}: no blob {digest}", self.path.display()))

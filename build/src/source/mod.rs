@@ -23,8 +23,14 @@ pub mod registry;
 pub enum KnownLayer {
     /// Nothing: fetch, check and decompress it.
     Unknown,
-    /// Its uncompressed tar is at hand (built in this run).
-    Tar(Arc<Vec<u8>>),
+    /// Its uncompressed tar is at hand (built in this run), with the
+    /// digest computed from those very bytes while it was compressed.
+    Tar {
+        /// The tar.
+        tar: Arc<Vec<u8>>,
+        /// `sha256:...` of the tar.
+        diff_id: String,
+    },
     /// It was verified when it was written by an earlier run; its contents
     /// are not read again.
     VerifiedEarlier(String),
@@ -41,11 +47,11 @@ pub trait ImageSource {
 
     /// A manifest named by an index entry.
     fn manifest(&mut self, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError> {
-        self.blob(descriptor)
+        self.blob(descriptor).map(|bytes| bytes.to_vec())
     }
 
     /// A blob's bytes, by descriptor.
-    fn blob(&mut self, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError>;
+    fn blob(&mut self, descriptor: &Descriptor) -> Result<Arc<Vec<u8>>, SourceError>;
 
     /// What is known about a layer already.
     fn known_layer(&self, _descriptor: &Descriptor) -> KnownLayer {
@@ -249,10 +255,7 @@ fn load_manifest(
     };
     let fetch = |source: &mut dyn ImageSource, descriptor: &Descriptor| LoadedBlob {
         expected: descriptor.clone(),
-        bytes: source
-            .blob(descriptor)
-            .map(Arc::new)
-            .map_err(|err| err.to_string()),
+        bytes: source.blob(descriptor).map_err(|err| err.to_string()),
     };
     manifest.config = Some(fetch(source, parsed.config()));
     for layer in parsed.layers() {

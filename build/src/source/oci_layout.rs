@@ -1,6 +1,7 @@
 //! `oci:DIR[:TAG]`: an OCI image layout folder.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use oci_spec::image::{Descriptor, ImageIndex};
 use openshell_contract::annotations::oci::REF_NAME;
@@ -78,14 +79,16 @@ impl ImageSource for OciLayoutSource {
             }));
         };
         let bytes = self.blob(entry)?;
-        Ok((Some(entry.clone()), bytes))
+        Ok((Some(entry.clone()), bytes.to_vec()))
     }
 
-    fn blob(&mut self, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError> {
+    fn blob(&mut self, descriptor: &Descriptor) -> Result<Arc<Vec<u8>>, SourceError> {
         let digest = descriptor.digest().to_string();
         let path = blob_path(&self.dir, &digest).ok_or_else(|| {
             SourceError::Missing(format!("descriptor digest {digest:?} is not algorithm:hex"))
         })?;
-        std::fs::read(&path).map_err(|source| SourceError::Io { path, source })
+        std::fs::read(&path)
+            .map(Arc::new)
+            .map_err(|source| SourceError::Io { path, source })
     }
 }

@@ -4,6 +4,8 @@ use oci_client::manifest::{
     IMAGE_DOCKER_CONFIG_MEDIA_TYPE, IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
     OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
 };
+use std::sync::Arc;
+
 use oci_client::{Client, Reference, RegistryOperation};
 use oci_spec::image::{Descriptor, MediaType};
 use openshell_registry::{RegistryOptions, ResolvedAuth, classify, resolve_auth};
@@ -109,7 +111,7 @@ impl ImageSource for RegistrySource {
         Ok(bytes.to_vec())
     }
 
-    fn blob(&mut self, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError> {
+    fn blob(&mut self, descriptor: &Descriptor) -> Result<Arc<Vec<u8>>, SourceError> {
         let digest = descriptor.digest().to_string();
         let mut bytes = Vec::with_capacity(usize::try_from(descriptor.size()).unwrap_or(0));
         self.runtime
@@ -118,7 +120,7 @@ impl ImageSource for RegistrySource {
                     .pull_blob(&self.reference, digest.as_str(), &mut bytes),
             )
             .map_err(|err| self.fail(err))?;
-        Ok(bytes)
+        Ok(Arc::new(bytes))
     }
 }
 
