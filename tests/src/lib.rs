@@ -1,11 +1,13 @@
-//! What the end-to-end suite needs beyond the fixtures: turning a rendered
-//! sandbox Pod into the podman invocation that runs its agent container with
-//! the same mounts, command, user and working directory.
+//! What the end-to-end suite and its benchmark need beyond the fixtures:
+//! turning a rendered sandbox Pod into the podman invocations that run its
+//! containers with the same mounts, command, user and working directory.
 //!
 //! Kubernetes cannot run on the CI machines, but podman can mount an image
 //! read-only exactly as a kubelet mounts an image volume. This module reads
 //! only the fields a kubelet would use for that, and refuses anything it does
 //! not understand rather than silently dropping it.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
@@ -29,7 +31,9 @@ pub enum PodTranslationError {
     #[error("volumeMounts: volume '{0}' is not declared in spec.volumes")]
     UnknownVolume(String),
     /// A volume of a kind this translation does not run.
-    #[error("volume '{name}': kind {kind} cannot be run with podman run (only image volumes)")]
+    #[error(
+        "volume '{name}': kind {kind} cannot be run with podman run (only image volumes, and emptyDir volumes given a podman volume)"
+    )]
     UnsupportedVolume {
         /// Volume name.
         name: String,
@@ -87,7 +91,36 @@ fn required_str<'a>(
 /// environment, command and args. The caller adds its own options (`--rm`,
 /// `--network none`, a name) before these.
 pub fn podman_run_args(pod: &Value) -> Result<Vec<String>, PodTranslationError> {
-    let container = agent_container(pod)?;
+    container_run_args(pod, agent_container(pod)?, &BTreeMap::new())
+}
+
+/// The `podman run` arguments of every container of the Pod in the order a
+/// kubelet starts them: the init containers one after another, then the
+/// agent. `empty_dirs` maps each emptyDir volume of the Pod to the podman
+/// volume that stands for it (all steps share it, as the pod's containers
+/// share an emptyDir).
+pub fn podman_run_steps(
+    pod: &Value,
+    empty_dirs: &BTreeMap<String, String>,
+) -> Result<Vec<Vec<String>>, PodTranslationError> {
+    let mut steps = Vec::new();
+    for init in pod
+        .pointer("/spec/initContainers")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        steps.push(container_run_args(pod, init, empty_dirs)?);
+    }
+    steps.push(container_run_args(pod, agent_container(pod)?, empty_dirs)?);
+    Ok(steps)
+}
+
+fn container_run_args(
+    pod: &Value,
+    container: &Value,
+    empty_dirs: &BTreeMap<String, String>,
+) -> Result<Vec<String>, PodTranslationError> {
     let volumes = pod
         .pointer("/spec/volumes")
         .and_then(Value::as_array)
@@ -103,11 +136,24 @@ pub fn podman_run_args(pod: &Value) -> Result<Vec<String>, PodTranslationError> 
     {
         let name = required_str(mount, "name", "volumeMounts[]")?;
         let path = required_str(mount, "mountPath", "volumeMounts[]")?;
+        let read_only = mount.get("readOnly").and_then(Value::as_bool) == Some(true);
         let volume = volumes
             .iter()
             .find(|v| v.get("name").and_then(Value::as_str) == Some(name))
             .ok_or_else(|| PodTranslationError::UnknownVolume(name.to_string()))?;
-        let Some(image) = volume.get("image") else {
+        if let Some(image) = volume.get("image") {
+            let reference = required_str(image, "reference", &format!("volume {name}.image"))?;
+            // Image volumes are always read-only in Kubernetes; podman's
+            // image mounts are read-only unless rw=true, never asked here.
+            args.push("--mount".to_string());
+            args.push(format!("type=image,source={reference},destination={path}"));
+        } else if let (Some(_), Some(podman_volume)) =
+            (volume.get("emptyDir"), empty_dirs.get(name))
+        {
+            let mode = if read_only { ":ro" } else { "" };
+            args.push("--volume".to_string());
+            args.push(format!("{podman_volume}:{path}{mode}"));
+        } else {
             let kind = volume
                 .as_object()
                 .and_then(|fields| fields.keys().find(|key| *key != "name").cloned())
@@ -116,12 +162,7 @@ pub fn podman_run_args(pod: &Value) -> Result<Vec<String>, PodTranslationError> 
                 name: name.to_string(),
                 kind,
             });
-        };
-        let reference = required_str(image, "reference", &format!("volume {name}.image"))?;
-        // Image volumes are always read-only in Kubernetes; podman's image
-        // mounts are read-only unless rw=true, which is never asked for here.
-        args.push("--mount".to_string());
-        args.push(format!("type=image,source={reference},destination={path}"));
+        }
     }
 
     if let Some(user) = container.pointer("/securityContext/runAsUser") {
@@ -152,15 +193,15 @@ pub fn podman_run_args(pod: &Value) -> Result<Vec<String>, PodTranslationError> 
         args.extend(["--env".to_string(), format!("{name}={value}")]);
     }
 
+    let image = required_str(container, "image", "container")?.to_string();
     let command = string_list(container.get("command"), "command")?;
     let container_args = string_list(container.get("args"), "args")?;
     if let Some((entrypoint, rest)) = command.split_first() {
         // A Kubernetes `command` replaces the image's entrypoint entirely.
-        args.extend(["--entrypoint".to_string(), entrypoint.clone()]);
-        args.push(required_str(container, "image", "container")?.to_string());
+        args.extend(["--entrypoint".to_string(), entrypoint.clone(), image]);
         args.extend(rest.iter().cloned());
     } else {
-        args.push(required_str(container, "image", "container")?.to_string());
+        args.push(image);
     }
     args.extend(container_args);
     Ok(args)
@@ -224,6 +265,40 @@ mod tests {
                 "echo hi",
             ]
         );
+    }
+
+    #[test]
+    fn init_container_pod_becomes_steps_sharing_one_volume() {
+        let mut pod = pod();
+        pod["spec"]["volumes"][0] = json!({ "name": "openshell-supervisor-bin", "emptyDir": {} });
+        pod["spec"]["initContainers"] = json!([{
+            "name": "openshell-supervisor-install",
+            "image": "localhost/sup:1",
+            "command": ["/openshell-sandbox", "copy-self", "/opt/openshell/bin/openshell-sandbox"],
+            "volumeMounts": [{ "name": "openshell-supervisor-bin", "mountPath": "/opt/openshell/bin" }]
+        }]);
+        let volumes =
+            BTreeMap::from([("openshell-supervisor-bin".to_string(), "vol1".to_string())]);
+        let steps = podman_run_steps(&pod, &volumes).unwrap();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(
+            steps[0],
+            [
+                "--volume",
+                "vol1:/opt/openshell/bin",
+                "--entrypoint",
+                "/openshell-sandbox",
+                "localhost/sup:1",
+                "copy-self",
+                "/opt/openshell/bin/openshell-sandbox",
+            ]
+        );
+        assert_eq!(steps[1][..2], ["--volume", "vol1:/opt/openshell/bin:ro"]);
+        // Without a podman volume for it, the emptyDir cannot be run.
+        assert!(matches!(
+            podman_run_steps(&pod, &BTreeMap::new()),
+            Err(PodTranslationError::UnsupportedVolume { .. })
+        ));
     }
 
     #[test]
