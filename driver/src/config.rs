@@ -175,7 +175,7 @@ pub struct DriverArgs {
     /// At start, resolve the supervisor image's tag to its manifest digest
     /// through the registry and render every pod with REF@sha256:..., so all
     /// sandboxes run the same supervisor even if the tag moves. Credentials
-    /// come from --auth-file or the usual auth files (REGISTRY_AUTH_FILE,
+    /// come from --authfile or the usual auth files (REGISTRY_AUTH_FILE,
     /// containers auth.json, docker config.json). The environment variable
     /// takes true or false.
     #[arg(
@@ -207,8 +207,8 @@ pub struct DriverArgs {
     pub config: Option<PathBuf>,
 
     /// Registry auth file for --pin-supervisor-digest, instead of the usual
-    /// search.
-    #[arg(long, value_name = "FILE")]
+    /// search (spelled as in podman, skopeo and build-image).
+    #[arg(long = "authfile", visible_alias = "auth-file", value_name = "FILE")]
     pub auth_file: Option<PathBuf>,
 
     /// Talk to the registry over plain HTTP for --pin-supervisor-digest (a

@@ -70,7 +70,7 @@ fn pin_args<'a>(image: &'a str, auth_file: &'a str) -> Vec<&'a str> {
         image,
         "--pin-supervisor-digest",
         "--plain-http",
-        "--auth-file",
+        "--authfile",
         auth_file,
     ]
 }
@@ -116,7 +116,7 @@ fn the_tag_is_pinned_to_the_digest_skopeo_sees() {
             "--supervisor-image",
             &tagged,
             "--plain-http",
-            "--auth-file",
+            "--authfile",
             &auth,
             "--supervisor-sideload-method",
             "init-container",
