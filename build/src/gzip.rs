@@ -76,7 +76,13 @@ pub fn compress(data: &[u8], level: u32, threads: usize) -> Result<Vec<u8>, Gzip
                         if index >= chunk_count {
                             return Ok(done);
                         }
-                        done.push(compress_chunk(data, index, chunk_count, level)?);
+                        // A fresh compressor per chunk: reusing one through
+                        // `reset` changed the output bytes with zlib-rs
+                        // 0.6 (state from the previous chunk leaks into the
+                        // next), which would make the digest depend on how
+                        // chunks fell to threads.
+                        let mut compress = Compress::new(Compression::new(level), false);
+                        done.push(compress_chunk(&mut compress, data, index, chunk_count)?);
                     }
                 })
             })
@@ -115,10 +121,10 @@ pub fn compress(data: &[u8], level: u32, threads: usize) -> Result<Vec<u8>, Gzip
 }
 
 fn compress_chunk(
+    compress: &mut Compress,
     data: &[u8],
     index: usize,
     chunk_count: usize,
-    level: u32,
 ) -> Result<Chunk, GzipError> {
     let start = index * CHUNK_SIZE;
     let end = (start + CHUNK_SIZE).min(data.len());
@@ -128,9 +134,8 @@ fn compress_chunk(
         detail,
     };
 
-    // Raw deflate (no zlib header): the gzip framing is written once around
-    // all chunks.
-    let mut compress = Compress::new(Compression::new(level), false);
+    // Raw deflate (no zlib header, see the caller): the gzip framing is
+    // written once around all chunks.
     if start > 0 {
         let dictionary = &data[start.saturating_sub(DICTIONARY_SIZE)..start];
         compress

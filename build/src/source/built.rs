@@ -12,11 +12,14 @@ use oci_spec::image::Descriptor;
 use super::{ImageSource, KnownLayer, SourceError};
 use crate::image::{BlobData, BuiltImage};
 
+/// A layer's tar and its digest, when built in this run.
+type KnownTar = Option<(Arc<Vec<u8>>, String)>;
+
 /// A [`BuiltImage`] as a source.
 pub struct BuiltSource<'a> {
     image: &'a BuiltImage,
     blobs: HashMap<String, &'a BlobData>,
-    tars: HashMap<String, Option<(Arc<Vec<u8>>, String)>>,
+    tars: HashMap<String, KnownTar>,
 }
 
 impl<'a> BuiltSource<'a> {
