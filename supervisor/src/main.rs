@@ -28,6 +28,8 @@ use openshell_sandbox::{copy_self, termination_log, version};
     name = BINARY_NAME,
     version,
     args_conflicts_with_subcommands = true,
+    subcommand_value_name = "SUBCOMMAND",
+    subcommand_help_heading = "Subcommands",
     after_help = "Examples:\n  openshell-sandbox --workdir /sandbox --run-as 1000 -- python agent.py\n  openshell-sandbox copy-self /opt/openshell/bin/openshell-sandbox\n  openshell-sandbox version --json"
 )]
 struct Cli {

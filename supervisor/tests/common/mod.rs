@@ -11,7 +11,6 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use nix::mount::{MntFlags, MsFlags};
-use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 /// The debug build of the binary under test.
@@ -151,16 +150,35 @@ pub fn children_of(parent: Pid) -> Vec<ProcEntry> {
     children
 }
 
-/// Whether `pid` currently blocks `signal` (from /proc/PID/status).
-pub fn blocks(pid: Pid, signal: Signal) -> bool {
-    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("SigBlk:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << (signal as i32 - 1)) != 0)
+/// Whether `pid` sits in `sigwait` (the `rt_sigtimedwait` system call, read
+/// from /proc/PID/syscall): the supervisor's signals are then blocked and it
+/// takes them one by one. /proc/PID/status cannot tell, as the kernel
+/// unblocks the awaited signals for the duration of the call.
+pub fn waiting_for_signals(pid: Pid) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .ok()
+        .and_then(|line| line.split_whitespace().next()?.parse::<i64>().ok())
+        .is_some_and(|number| number == nix::libc::SYS_rt_sigtimedwait)
+}
+
+/// A child process that is killed and reaped when dropped, so a failing test
+/// leaves nothing running.
+pub struct Running(pub std::process::Child);
+
+impl Running {
+    /// Its pid.
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.0.id()).unwrap())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// Waits until `condition` holds, or panics with `what` after `timeout`.

@@ -1,0 +1,500 @@
+//! Supervise mode: `openshell-sandbox [--workdir DIR] [--run-as UID[:GID]]
+//! [-- COMMAND [ARG...]]`, run as a real process with real children.
+
+// Helpers here panic on failure, as the tests that call them do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Lines};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{ChildStdout, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{
+    Running, bin, children_of, one_line, open_tempdir, sandbox, texts, wait_until,
+    wait_with_timeout, waiting_for_signals,
+};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use openshell_contract::{BINARY_NAME, TERMINATION_LOG_ENV};
+use openshell_testsupport::tools::{require, require_root};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Runs the supervisor with `args` and the termination log pointed at `log`.
+fn supervise_with_log(args: &[&str], log: &Path) -> Output {
+    sandbox(args)
+        .env(TERMINATION_LOG_ENV, log)
+        .output()
+        .unwrap()
+}
+
+/// A temporary directory holding an empty termination log, as the kubelet
+/// provides one.
+fn termination_log() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = open_tempdir();
+    let log = dir.path().join("termination-log");
+    fs::write(&log, "").unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o666)).unwrap();
+    (dir, log)
+}
+
+/// Starts the supervisor with piped stdout, for tests that talk to the
+/// workload while it runs.
+fn start(args: &[&str]) -> (Running, Lines<BufReader<ChildStdout>>) {
+    let mut child = sandbox(args).stdout(Stdio::piped()).spawn().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (Running(child), lines)
+}
+
+fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+    lines
+        .next()
+        .expect("the workload closed stdout early")
+        .unwrap()
+}
+
+/// Asserts that a start failure exited with `code`, said why in one line on
+/// stderr, and wrote that same line to the termination log.
+fn assert_start_failure(output: &Output, code: i32, log: &Path, needles: &[&str]) {
+    let (stdout, stderr) = texts(output);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout: {stdout} stderr: {stderr}"
+    );
+    let line = one_line(&stderr);
+    for needle in needles {
+        assert!(
+            line.contains(needle),
+            "{line:?} does not mention {needle:?}"
+        );
+    }
+    assert_eq!(fs::read_to_string(log).unwrap(), format!("{line}\n"));
+}
+
+#[test]
+fn exit_code_0_when_the_workload_succeeds() {
+    let (_dir, log) = termination_log();
+    let output = supervise_with_log(&["--", "true"], &log);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(fs::read_to_string(&log).unwrap(), "", "nothing to report");
+}
+
+#[test]
+fn the_workload_exit_code_and_output_pass_through() {
+    let output = sandbox(&["--", "sh", "-c", "echo out; echo err >&2; exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(texts(&output), ("out\n".to_owned(), "err\n".to_owned()));
+}
+
+#[test]
+fn exit_code_128_plus_n_when_the_workload_dies_of_signal_n() {
+    let output = sandbox(&["--", "sh", "-c", "kill -TERM $$"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(128 + 15));
+    assert_eq!(output.status.signal(), None, "the supervisor itself exits");
+}
+
+#[test]
+fn exit_code_127_when_the_command_is_not_found() {
+    let (_dir, log) = termination_log();
+    let output = supervise_with_log(&["--", "openshell-no-such-command"], &log);
+    assert_start_failure(
+        &output,
+        127,
+        &log,
+        &["openshell-no-such-command: command not found"],
+    );
+}
+
+#[test]
+fn exit_code_127_when_a_command_path_does_not_exist() {
+    let (dir, log) = termination_log();
+    let missing = dir.path().join("missing-tool");
+    let output = supervise_with_log(&["--", missing.to_str().unwrap()], &log);
+    assert_start_failure(
+        &output,
+        127,
+        &log,
+        &[&missing.display().to_string(), "not found"],
+    );
+}
+
+#[test]
+fn exit_code_126_when_the_command_is_not_executable() {
+    let (dir, log) = termination_log();
+    let script = dir.path().join("not-executable.sh");
+    fs::write(&script, "#!/bin/sh\necho should not run\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
+    let output = supervise_with_log(&["--", script.to_str().unwrap()], &log);
+    assert_start_failure(
+        &output,
+        126,
+        &log,
+        &[
+            &script.display().to_string(),
+            "cannot execute",
+            "Permission denied",
+        ],
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn exit_code_1_and_the_path_when_the_workdir_is_missing() {
+    let (dir, log) = termination_log();
+    let missing = dir.path().join("no-such-workdir");
+    let output = supervise_with_log(
+        &["--workdir", missing.to_str().unwrap(), "--", "true"],
+        &log,
+    );
+    assert_start_failure(
+        &output,
+        1,
+        &log,
+        &[&format!("workdir {} does not exist", missing.display())],
+    );
+}
+
+#[test]
+fn the_termination_log_flag_overrides_the_default() {
+    let (_dir, log) = termination_log();
+    let output = sandbox(&[
+        "--termination-log",
+        log.to_str().unwrap(),
+        "--",
+        "openshell-no-such-command",
+    ])
+    .env_remove(TERMINATION_LOG_ENV)
+    .output()
+    .unwrap();
+    assert_start_failure(&output, 127, &log, &["command not found"]);
+}
+
+#[test]
+fn a_missing_termination_log_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("termination-log");
+    let output = supervise_with_log(&["--", "openshell-no-such-command"], &log);
+    assert_eq!(output.status.code(), Some(127));
+    assert!(!log.exists(), "the supervisor created {}", log.display());
+}
+
+#[test]
+fn a_refused_privilege_drop_exits_1_with_the_reason() {
+    if !require_root("a_refused_privilege_drop_exits_1_with_the_reason") {
+        return;
+    }
+    let (_dir, log) = termination_log();
+    // An unprivileged supervisor cannot take another identity.
+    let output = sandbox(&["--run-as", "1000:1000", "--", "true"])
+        .env(TERMINATION_LOG_ENV, &log)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_start_failure(
+        &output,
+        1,
+        &log,
+        &[
+            "cannot drop privileges to --run-as 1000:1000",
+            "Operation not permitted",
+        ],
+    );
+}
+
+#[test]
+fn the_workdir_takes_effect_and_relative_commands_resolve_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("where.sh");
+    fs::write(&script, "#!/bin/sh\npwd\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let workdir = dir.path().to_str().unwrap();
+    let output = sandbox(&["--workdir", workdir, "--", "./where.sh"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", texts(&output).1);
+    assert_eq!(texts(&output).0, format!("{workdir}\n"));
+}
+
+#[test]
+fn run_as_sets_uid_gid_and_drops_supplementary_groups_for_the_workload_only() {
+    if !require_root("run_as_sets_uid_gid_and_drops_supplementary_groups_for_the_workload_only") {
+        return;
+    }
+    let workdir = open_tempdir();
+    let report = "pwd; id -u; id -g; grep '^Groups:' /proc/self/status; \
+                  grep '^Uid:' /proc/$PPID/status";
+    let output = sandbox(&[
+        "--workdir",
+        workdir.path().to_str().unwrap(),
+        "--run-as",
+        "1234:2345",
+        "--",
+        "sh",
+        "-c",
+        report,
+    ])
+    .output()
+    .unwrap();
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], workdir.path().to_str().unwrap());
+    assert_eq!(lines[1], "1234");
+    assert_eq!(lines[2], "2345");
+    assert_eq!(lines[3].trim_end(), "Groups:", "no supplementary groups");
+    // $PPID of the workload is the supervisor, which stays root.
+    assert!(lines[4].starts_with("Uid:\t0\t0"), "{}", lines[4]);
+}
+
+#[test]
+fn run_as_without_a_gid_uses_the_uid() {
+    if !require_root("run_as_without_a_gid_uses_the_uid") {
+        return;
+    }
+    let output = sandbox(&["--run-as", "4321", "--", "sh", "-c", "id -u; id -g"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", texts(&output).1);
+    assert_eq!(texts(&output).0, "4321\n4321\n");
+}
+
+#[test]
+fn a_malformed_run_as_is_a_usage_error_naming_the_value() {
+    let output = sandbox(&["--run-as", "nobody", "--", "true"])
+        .output()
+        .unwrap();
+    let stderr = texts(&output).1;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.contains("invalid value 'nobody' for '--run-as <UID[:GID]>'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not a number"), "{stderr}");
+}
+
+#[test]
+fn the_workload_starts_with_no_blocked_signals() {
+    // The supervisor blocks the signals it forwards; the workload must not
+    // inherit that mask, or it would never see SIGTERM.
+    let output = sandbox(&["--", "sh", "-c", "grep '^SigBlk:' /proc/self/status"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(texts(&output).0, "SigBlk:\t0000000000000000\n");
+}
+
+#[test]
+fn sigterm_sent_to_the_supervisor_reaches_the_workload() {
+    let script = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done";
+    let (mut child, mut lines) = start(&["--", "sh", "-c", script]);
+    assert_eq!(next_line(&mut lines), "ready");
+    kill(child.pid(), Signal::SIGTERM).unwrap();
+    assert_eq!(next_line(&mut lines), "got TERM");
+    let status = wait_with_timeout(&mut child.0, TIMEOUT);
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "the workload's exit code comes back"
+    );
+}
+
+#[test]
+fn every_forwarded_signal_reaches_the_workload() {
+    let forwarded = ["INT", "HUP", "QUIT", "USR1", "USR2", "WINCH"];
+    let mut script = String::new();
+    for name in forwarded {
+        script.push_str(&format!("trap 'echo got {name}' {name}; "));
+    }
+    script.push_str("trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done");
+    let (mut child, mut lines) = start(&["--", "sh", "-c", &script]);
+    assert_eq!(next_line(&mut lines), "ready");
+    let signals = [
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGTERM,
+    ];
+    for signal in signals {
+        kill(child.pid(), signal).unwrap();
+        let name = signal.as_str().trim_start_matches("SIG");
+        assert_eq!(next_line(&mut lines), format!("got {name}"));
+    }
+    assert_eq!(wait_with_timeout(&mut child.0, TIMEOUT).code(), Some(0));
+}
+
+#[test]
+fn orphans_are_adopted_and_reaped_leaving_no_zombies() {
+    // Eight grandchildren are orphaned at once (their parent subshell exits),
+    // live half a second, and die while the workload still runs.
+    let script = "for i in 1 2 3 4 5 6 7 8; do (sleep 0.5 &); done; echo spawned; sleep 3";
+    let (mut child, mut lines) = start(&["--", "sh", "-c", script]);
+    let supervisor = child.pid();
+    assert_eq!(next_line(&mut lines), "spawned");
+
+    // The supervisor is their subreaper: they become its children.
+    let orphans = children_of(supervisor)
+        .into_iter()
+        .filter(|entry| entry.comm == "sleep")
+        .count();
+    assert_eq!(orphans, 8, "orphans adopted by the supervisor");
+
+    // Once they have died, none stays a zombie (state Z in /proc).
+    wait_until(
+        "the orphans to end and be reaped",
+        Duration::from_secs(5),
+        || {
+            children_of(supervisor)
+                .iter()
+                .all(|entry| entry.comm != "sleep")
+        },
+    );
+    let zombies: Vec<_> = children_of(supervisor)
+        .into_iter()
+        .filter(|entry| entry.state == 'Z')
+        .collect();
+    assert!(zombies.is_empty(), "zombies left: {zombies:?}");
+    assert_eq!(wait_with_timeout(&mut child.0, TIMEOUT).code(), Some(0));
+}
+
+#[test]
+fn idle_mode_exits_0_on_sigterm() {
+    idle_mode_exits_0_on(Signal::SIGTERM);
+}
+
+#[test]
+fn idle_mode_exits_0_on_sigint() {
+    idle_mode_exits_0_on(Signal::SIGINT);
+}
+
+fn idle_mode_exits_0_on(stop: Signal) {
+    let mut child = Running(Command::new(bin()).spawn().unwrap());
+    let pid = child.pid();
+    wait_until("the supervisor to wait for signals", TIMEOUT, || {
+        waiting_for_signals(pid)
+    });
+    // Other signals do not end idle mode.
+    kill(pid, Signal::SIGHUP).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "SIGHUP ended idle mode"
+    );
+    kill(pid, stop).unwrap();
+    assert_eq!(wait_with_timeout(&mut child.0, TIMEOUT).code(), Some(0));
+}
+
+/// Runs `args` under `unshare --pid --fork`, where the supervisor is PID 1
+/// of a new PID namespace, as in a container.
+fn as_pid_1(args: &[&str]) -> Command {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--pid", "--fork", "--kill-child", "--"])
+        .arg(bin())
+        .args(args);
+    command
+}
+
+#[test]
+fn as_pid_1_the_workload_runs_and_its_exit_code_comes_back() {
+    if !require_root("as_pid_1_the_workload_runs_and_its_exit_code_comes_back")
+        || !require(
+            "as_pid_1_the_workload_runs_and_its_exit_code_comes_back",
+            &["unshare"],
+            "apt-get install util-linux",
+        )
+    {
+        return;
+    }
+    let output = as_pid_1(&["--", "sh", "-c", "echo pid=$$ ppid=$PPID; exit 5"])
+        .output()
+        .unwrap();
+    assert_eq!(texts(&output).0, "pid=2 ppid=1\n");
+    assert_eq!(output.status.code(), Some(5));
+}
+
+#[test]
+fn as_pid_1_idle_mode_exits_0_on_sigterm_from_outside_the_namespace() {
+    let name = "as_pid_1_idle_mode_exits_0_on_sigterm_from_outside_the_namespace";
+    if !require_root(name) || !require(name, &["unshare"], "apt-get install util-linux") {
+        return;
+    }
+    // The kernel drops signals sent to a namespace's PID 1 that it leaves at
+    // the default action; the supervisor must still hear SIGTERM.
+    let mut unshare = Running(as_pid_1(&[]).spawn().unwrap());
+    let mut supervisor = None;
+    wait_until("the supervisor to start as PID 1", TIMEOUT, || {
+        supervisor = children_of(unshare.pid())
+            .into_iter()
+            // comm holds at most 15 bytes of the name.
+            .find(|entry| BINARY_NAME.starts_with(&entry.comm))
+            .map(|entry| Pid::from_raw(entry.pid));
+        supervisor.is_some_and(waiting_for_signals)
+    });
+    let supervisor = supervisor.unwrap();
+    let ns_pid = fs::read_to_string(format!("/proc/{supervisor}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("NSpid:").map(str::to_owned))
+        .unwrap();
+    assert_eq!(
+        ns_pid.split_whitespace().last(),
+        Some("1"),
+        "NSpid: {ns_pid}"
+    );
+
+    kill(supervisor, Signal::SIGTERM).unwrap();
+    assert_eq!(wait_with_timeout(&mut unshare.0, TIMEOUT).code(), Some(0));
+}
+
+#[test]
+fn help_explains_every_option_and_subcommand() {
+    let output = sandbox(&["--help"]).output().unwrap();
+    assert!(output.status.success());
+    let help = texts(&output).0;
+    for needle in [
+        "--workdir <DIR>",
+        "--run-as <UID[:GID]>",
+        "--termination-log <FILE>",
+        TERMINATION_LOG_ENV,
+        "[COMMAND]...",
+        "copy-self",
+        "version",
+        "--version",
+        "127",
+        "126",
+        "128+N",
+    ] {
+        assert!(
+            help.contains(needle),
+            "--help does not mention {needle}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn workdir_without_a_command_is_a_usage_error() {
+    let output = sandbox(&["--workdir", "/"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = texts(&output).1;
+    assert!(
+        stderr.contains("required arguments were not provided"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("<COMMAND>..."), "{stderr}");
+}
