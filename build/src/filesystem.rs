@@ -11,8 +11,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
+use std::sync::Arc;
 
 use openshell_contract::{BINARY_NAME, MOUNT_PATH, path_under_mount};
+
+/// The kept contents of a file, and their sha256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileContents {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// sha256 of the bytes, lowercase hex.
+    pub sha256: String,
+}
 
 /// What kind of thing sits at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +31,9 @@ pub enum NodeKind {
     File {
         /// Size in bytes.
         size: u64,
-        /// Contents, kept for files named like the binary.
-        contents: Option<Vec<u8>>,
+        /// Contents, kept for files named like the binary (shared, so
+        /// hard links and copies of the tree do not copy tens of MiB).
+        contents: Option<Arc<FileContents>>,
     },
     /// A folder.
     Dir,
@@ -189,7 +200,8 @@ impl Filesystem {
                         entry
                             .read_to_end(&mut bytes)
                             .map_err(|err| fail(format!("{raw_path}: {err}")))?;
-                        Some(bytes)
+                        let sha256 = crate::binary::sha256_hex(&bytes);
+                        Some(Arc::new(FileContents { bytes, sha256 }))
                     } else {
                         None
                     };
@@ -402,7 +414,10 @@ mod tests {
             fs.nodes["openshell-sandbox"].kind,
             NodeKind::File {
                 size: 4,
-                contents: Some(b"ELF!".to_vec())
+                contents: Some(Arc::new(FileContents {
+                    bytes: b"ELF!".to_vec(),
+                    sha256: crate::binary::sha256_hex(b"ELF!"),
+                }))
             }
         );
         assert!(fs.unsafe_entries.is_empty());

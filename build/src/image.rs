@@ -103,6 +103,8 @@ pub struct LayerBlob {
     /// The uncompressed tar, when it was built in this run (so verifying it
     /// needs no decompression); `None` when reused from an earlier run.
     pub tar: Option<Arc<Vec<u8>>>,
+    /// The tree that tar makes, when it was read while compressing.
+    pub applied: Option<Arc<crate::filesystem::Filesystem>>,
 }
 
 /// One platform's image.
@@ -373,6 +375,7 @@ mod tests {
             },
             diff_id: sha256_digest(&tar),
             tar: Some(Arc::new(tar)),
+            applied: None,
         };
         let binary = BinaryFacts {
             sha256: "ab".repeat(32),

@@ -3,6 +3,8 @@
 use openshell_contract::{IMAGE_BINARY_MODE, IMAGE_BINARY_OWNER, LAYER_BINARY_PATH};
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
 use crate::binary::LEADING_ROOM;
 use crate::epoch::Epoch;
 use crate::gzip;
@@ -41,7 +43,7 @@ impl LayerSettings {
 #[derive(Debug, Clone)]
 pub struct Layer {
     /// The uncompressed tar.
-    pub tar: Vec<u8>,
+    pub tar: Arc<Vec<u8>>,
     /// `sha256:...` of the tar: the config's diff ID.
     pub diff_id: String,
     /// The gzip bytes: the blob.
@@ -110,11 +112,11 @@ pub fn layer_tar_in_place(mut buffer: Vec<u8>, epoch: Epoch) -> Result<Vec<u8>, 
 
 /// Builds the tar of `binary` and compresses it.
 pub fn build(binary: &[u8], epoch: Epoch, settings: LayerSettings) -> Result<Layer, LayerError> {
-    compress_tar(layer_tar(binary, epoch)?, settings)
+    compress_tar(Arc::new(layer_tar(binary, epoch)?), settings)
 }
 
 /// Hashes and compresses a layer tar.
-pub fn compress_tar(tar: Vec<u8>, settings: LayerSettings) -> Result<Layer, LayerError> {
+pub fn compress_tar(tar: Arc<Vec<u8>>, settings: LayerSettings) -> Result<Layer, LayerError> {
     // Hash the tar on one thread while the others compress: the diff ID is
     // needed anyway and costs 30 ms over a large binary.
     let (diff_id, compressed) = std::thread::scope(|scope| {
@@ -229,6 +231,6 @@ mod tests {
         flate2::read::GzDecoder::new(&one.compressed[..])
             .read_to_end(&mut unpacked)
             .unwrap();
-        assert_eq!(unpacked, one.tar);
+        assert_eq!(unpacked, *one.tar);
     }
 }

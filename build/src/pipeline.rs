@@ -9,6 +9,7 @@ use openshell_registry::RegistryOptions;
 
 use crate::binary::{self, BinaryError, BinaryFacts, StatKey, SupervisorBinary};
 use crate::cache::{BinaryRecord, BuildCache, LayerKey, LayerRecord};
+use crate::filesystem::Filesystem;
 use crate::image::{self, Blob, BlobData, ImageError, ImageMetadata, LayerBlob, layer_descriptor};
 use crate::layer::{self, LayerError, LayerSettings};
 use crate::platform::PlatformSpec;
@@ -233,6 +234,7 @@ fn layer_for(
                     },
                     diff_id: record.diff_id.clone(),
                     tar: None,
+                    applied: None,
                 };
                 progress.note(format!(
                     "{}: binary unchanged (sha256 {}), reusing layer {}",
@@ -262,7 +264,18 @@ fn layer_for(
     ));
     let tar = layer::layer_tar_in_place(binary.into_buffer(), options.metadata.epoch)
         .map_err(LayerError::Tar)?;
-    let built = layer::compress_tar(tar, options.layer)?;
+    let tar = Arc::new(tar);
+    // While the layer compresses, read it into a tree the way verification
+    // will: that work then overlaps compression instead of following it.
+    let (built, applied) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut tree = Filesystem::default();
+            tree.apply_layer(0, &tar[..]).ok().map(|()| Arc::new(tree))
+        });
+        let built = layer::compress_tar(Arc::clone(&tar), options.layer);
+        (built, reader.join().ok().flatten())
+    });
+    let built = built?;
     step.done(format!(
         "layer {} ({})",
         built.digest,
@@ -281,7 +294,8 @@ fn layer_for(
             data: BlobData::Memory(Arc::new(built.compressed)),
         },
         diff_id: built.diff_id,
-        tar: Some(Arc::new(built.tar)),
+        tar: Some(built.tar),
+        applied,
     };
     Ok((layer, Some(record)))
 }

@@ -19,7 +19,7 @@ use openshell_contract::{
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::filesystem::{Filesystem, NodeKind};
+use crate::filesystem::{FileContents, Filesystem, NodeKind};
 use crate::layer::sha256_digest;
 use crate::source::{KnownLayer, LoadedBlob, LoadedImage, LoadedManifest, is_index_media_type};
 
@@ -578,7 +578,7 @@ fn verify_manifest(
     }
 
     // filesystem
-    let mut fs = Filesystem::default();
+    let mut fs = Arc::new(Filesystem::default());
     let mut filesystem_complete = true;
     let mut diff_ids = Vec::new();
     for (index, layer) in manifest.layers.iter().enumerate() {
@@ -611,10 +611,20 @@ fn verify_manifest(
         let (digest, applied) = std::thread::scope(|scope| {
             let hasher = scope.spawn(|| sha256_digest(bytes));
             let applied = match &layer.known {
-                KnownLayer::Tar { tar, diff_id } => {
-                    apply_known_tar(&mut fs, index, tar).map(|()| diff_id.clone())
+                // The builder read its own bottom layer into a tree while it
+                // compressed it: the same reading, done already.
+                KnownLayer::Tar {
+                    applied: Some(applied),
+                    diff_id,
+                    ..
+                } if index == 0 => {
+                    fs = Arc::clone(applied);
+                    Ok(diff_id.clone())
                 }
-                _ => apply_layer(&mut fs, index, &media_type, bytes),
+                KnownLayer::Tar { tar, diff_id, .. } => {
+                    apply_known_tar(Arc::make_mut(&mut fs), index, tar).map(|()| diff_id.clone())
+                }
+                _ => apply_layer(Arc::make_mut(&mut fs), index, &media_type, bytes),
             };
             let digest = hasher.join().unwrap_or_else(|_| sha256_digest(bytes));
             (digest, applied)
@@ -771,7 +781,7 @@ fn verify_manifest(
 
 /// The binary found at its path, as far as the checks got.
 struct FoundBinary {
-    bytes: Vec<u8>,
+    contents: Arc<FileContents>,
     sha256: String,
     architecture: Option<String>,
 }
@@ -879,12 +889,13 @@ fn check_binary(
             ),
         );
     }
-    let Some(bytes) = contents else {
+    let Some(contents) = contents else {
         results.skip(checks::STATIC_ELF, "no regular file to inspect");
         return None;
     };
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    let architecture = match elf::inspect(&bytes) {
+    let bytes = &contents.bytes;
+    let sha256 = contents.sha256.clone();
+    let architecture = match elf::inspect(bytes) {
         Ok(info) => {
             for violation in info.static_violations() {
                 results.fail(
@@ -910,7 +921,7 @@ fn check_binary(
         }
     };
     Some(FoundBinary {
-        bytes,
+        contents: Arc::clone(&contents),
         sha256,
         architecture,
     })
@@ -997,7 +1008,7 @@ fn run_version(results: &mut Results, binary: &FoundBinary, options: &VerifyOpti
             return;
         }
     }
-    match run_extracted(&binary.bytes) {
+    match run_extracted(&binary.contents.bytes) {
         Ok(version) if version.sha256 == binary.sha256 => {}
         Ok(version) => results.fail(
             checks::RUN_VERSION,

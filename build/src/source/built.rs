@@ -10,10 +10,11 @@ use std::sync::Arc;
 use oci_spec::image::Descriptor;
 
 use super::{ImageSource, KnownLayer, SourceError};
+use crate::filesystem::Filesystem;
 use crate::image::{BlobData, BuiltImage};
 
-/// A layer's tar and its digest, when built in this run.
-type KnownTar = Option<(Arc<Vec<u8>>, String)>;
+/// A layer's tar, its digest, and its tree, when built in this run.
+type KnownTar = Option<(Arc<Vec<u8>>, String, Option<Arc<Filesystem>>)>;
 
 /// A [`BuiltImage`] as a source.
 pub struct BuiltSource<'a> {
@@ -36,11 +37,13 @@ impl<'a> BuiltSource<'a> {
             .map(|platform| {
                 (
                     platform.layer.blob.descriptor.digest().to_string(),
-                    platform
-                        .layer
-                        .tar
-                        .clone()
-                        .map(|tar| (tar, platform.layer.diff_id.clone())),
+                    platform.layer.tar.clone().map(|tar| {
+                        (
+                            tar,
+                            platform.layer.diff_id.clone(),
+                            platform.layer.applied.clone(),
+                        )
+                    }),
                 )
             })
             .collect();
@@ -73,9 +76,10 @@ impl ImageSource for BuiltSource<'_> {
 
     fn known_layer(&self, descriptor: &Descriptor) -> KnownLayer {
         match self.tars.get(&descriptor.digest().to_string()) {
-            Some(Some((tar, diff_id))) => KnownLayer::Tar {
+            Some(Some((tar, diff_id, applied))) => KnownLayer::Tar {
                 tar: Arc::clone(tar),
                 diff_id: diff_id.clone(),
+                applied: applied.clone(),
             },
             Some(None) => KnownLayer::VerifiedEarlier(
                 "reused from the output layout, where it was verified when first written".into(),

@@ -30,6 +30,8 @@ pub enum KnownLayer {
         tar: Arc<Vec<u8>>,
         /// `sha256:...` of the tar.
         diff_id: String,
+        /// The tree this tar makes on its own, when already read.
+        applied: Option<Arc<crate::filesystem::Filesystem>>,
     },
     /// It was verified when it was written by an earlier run; its contents
     /// are not read again.
