@@ -571,6 +571,10 @@ fn verify_manifest(
         }),
         None => None,
     };
+    if let (None, Some(config)) = (&report.platform, &config) {
+        // Without an index entry, name the platform the config states.
+        report.platform = Some(format!("{}/{}", config.os(), config.architecture()));
+    }
     if config.is_none() {
         for name in [checks::CONFIG, checks::PLATFORM, checks::ENTRYPOINT] {
             results.skip(name, "no readable config");

@@ -536,3 +536,32 @@ fn metadata_file_holds_the_build_result() {
     assert_eq!(printed, written);
     assert_eq!(written.layout.unwrap().path, layout.display().to_string());
 }
+
+#[test]
+fn with_no_arguments_it_builds_the_supervisor_into_target_oci_supervisor() {
+    // Make sure the release musl build is there (cargo's lock serialises
+    // concurrent builds), then run build-image from the workspace root as
+    // `cargo run -p build-image` would.
+    openshell_testsupport::static_supervisor_binary();
+    let workspace = openshell_testsupport::supervisor::workspace_root();
+    let output = build_image().current_dir(&workspace).output().unwrap();
+    let stdout = ok(output);
+    assert!(
+        stdout.contains("layout     oci:target/oci/supervisor:latest"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("skopeo copy oci:target/oci/supervisor:latest containers-storage:openshell/supervisor:latest"),
+        "{stdout}"
+    );
+    let layout = workspace.join(openshell_contract::DEFAULT_OCI_LAYOUT_DIR);
+    let (passed, report) = verify_json(&format!("oci:{}:latest", layout.display()), &["--run"]);
+    assert!(passed, "{report:#}");
+    let built =
+        std::fs::read(workspace.join("target/x86_64-unknown-linux-musl/release/openshell-sandbox"))
+            .unwrap();
+    assert_eq!(
+        report["platforms"][0]["binary_sha256"],
+        build_image::binary::sha256_hex(&built)
+    );
+}
