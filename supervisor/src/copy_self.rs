@@ -22,6 +22,20 @@ use sha2::{Digest, Sha256};
 /// when the file it was started from has been replaced or removed.
 pub const SELF_EXE: &str = "/proc/self/exe";
 
+/// The file to read the running executable from: [`SELF_EXE`], or, where
+/// /proc is not mounted (a bare chroot), the path it was started by when that
+/// path names a file (`/openshell-sandbox` in the init container).
+pub fn running_executable() -> PathBuf {
+    if Path::new(SELF_EXE).exists() {
+        return PathBuf::from(SELF_EXE);
+    }
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .filter(|argv0| argv0.as_os_str().as_bytes().contains(&b'/') && argv0.is_file())
+        .unwrap_or_else(|| PathBuf::from(SELF_EXE))
+}
+
 /// Mode of the installed binary: the agent container runs it as any user.
 pub const INSTALLED_MODE: u32 = 0o755;
 
@@ -209,7 +223,8 @@ pub enum CopyError {
     },
 }
 
-/// Installs the running executable at `dest`: [`install`] with [`SELF_EXE`].
+/// Installs the running executable at `dest`: [`install`] with
+/// [`running_executable`].
 ///
 /// It also blocks `SIGXFSZ` first: under a file-size limit (`RLIMIT_FSIZE`) a
 /// write past the limit then fails with `EFBIG`, and the temporary file is
@@ -221,7 +236,7 @@ pub fn copy_self(dest: &Path) -> Result<CopyReport, CopyError> {
     // Blocking cannot fail for a valid signal; were it to, the copy is still
     // correct, and only the RLIMIT_FSIZE clean-up is lost.
     let _ = file_size_signal.thread_block();
-    install(Path::new(SELF_EXE), dest)
+    install(&running_executable(), dest)
 }
 
 /// Installs a copy of `source` at `dest`, atomically.

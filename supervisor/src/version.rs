@@ -10,7 +10,9 @@ use openshell_contract::elf::{self, ElfError};
 use openshell_contract::version::{Libc, VersionReport};
 use sha2::{Digest, Sha256};
 
-use crate::copy_self::SELF_EXE;
+use std::path::PathBuf;
+
+use crate::copy_self::running_executable;
 
 /// Package version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -35,11 +37,17 @@ pub const fn libc() -> Libc {
 /// Why the running executable could not be described.
 #[derive(Debug, thiserror::Error)]
 pub enum VersionError {
-    /// `/proc/self/exe` could not be read.
-    #[error("cannot read the running executable {SELF_EXE}")]
-    ReadSelf(#[source] io::Error),
-    /// Its bytes are not an ELF file the checks understand.
-    #[error("cannot parse the running executable {SELF_EXE} as ELF")]
+    /// The running executable could not be read.
+    #[error("cannot read the running executable {}", .path.display())]
+    ReadSelf {
+        /// Where it was read from.
+        path: PathBuf,
+        /// The read error.
+        #[source]
+        source: io::Error,
+    },
+    /// The bytes are not an ELF file the checks understand.
+    #[error("cannot parse the executable as ELF")]
     Elf(#[source] ElfError),
 }
 
@@ -47,7 +55,8 @@ pub enum VersionError {
 /// from its own bytes, so they describe the file actually running, not what
 /// the build intended.
 pub fn report() -> Result<VersionReport, VersionError> {
-    let bytes = std::fs::read(SELF_EXE).map_err(VersionError::ReadSelf)?;
+    let path = running_executable();
+    let bytes = std::fs::read(&path).map_err(|source| VersionError::ReadSelf { path, source })?;
     report_for(&bytes)
 }
 
@@ -107,6 +116,6 @@ mod tests {
     #[test]
     fn bytes_that_are_not_elf_are_an_error() {
         let err = report_for(b"#!/bin/sh\n").unwrap_err();
-        assert!(err.to_string().contains(SELF_EXE));
+        assert!(matches!(err, VersionError::Elf(ElfError::NotElf)), "{err}");
     }
 }
