@@ -17,7 +17,6 @@ use std::process::Command;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{self, SigSet, Signal};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Gid, Pid, Uid};
 
 use crate::run_as::RunAs;
@@ -221,17 +220,33 @@ fn wait_for(child: Pid, signals: &SigSet) -> Result<i32, SuperviseError> {
 /// Reaps every child that has ended, so none stays a zombie. Several exits
 /// may share one `SIGCHLD`, hence the loop until none is left. Returns the
 /// exit code of `main` when it was among them.
+///
+/// rustix rather than nix here: nix fails to decode the status of a child
+/// killed by a real-time signal, after the kernel has already reaped it,
+/// which would lose the workload's status.
 fn reap(main: Option<Pid>) -> Result<Option<i32>, SuperviseError> {
+    use rustix::io::Errno as RawErrno;
+    use rustix::process::WaitOptions;
+
     let mut main_code = None;
     loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if Some(pid) == main => main_code = Some(code),
-            Ok(WaitStatus::Signaled(pid, signal, _core_dumped)) if Some(pid) == main => {
-                main_code = Some(SIGNAL_EXIT_BASE + signal as i32);
+        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            Ok(Some((pid, status))) => {
+                if Some(pid.as_raw_nonzero().get()) == main.map(Pid::as_raw) {
+                    main_code = status
+                        .exit_status()
+                        .or_else(|| status.terminating_signal().map(|n| SIGNAL_EXIT_BASE + n));
+                }
             }
-            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(main_code),
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(errno) => return Err(SuperviseError::system("waitpid")(errno)),
+            // Ok(None): children remain, none has ended.
+            Ok(None) | Err(RawErrno::CHILD) => return Ok(main_code),
+            Err(RawErrno::INTR) => {}
+            Err(errno) => {
+                return Err(SuperviseError::System {
+                    call: "waitpid",
+                    source: errno.into(),
+                });
+            }
         }
     }
 }

@@ -104,6 +104,14 @@ fn exit_code_128_plus_n_when_the_workload_dies_of_signal_n() {
 }
 
 #[test]
+fn exit_code_128_plus_n_for_a_real_time_signal_too() {
+    let rtmin = nix::libc::SIGRTMIN();
+    let script = format!("kill -{} $$", rtmin + 2);
+    let output = sandbox(&["--", "sh", "-c", &script]).output().unwrap();
+    assert_eq!(output.status.code(), Some(128 + rtmin + 2));
+}
+
+#[test]
 fn exit_code_127_when_the_command_is_not_found() {
     let (_dir, log) = termination_log();
     let output = supervise_with_log(&["--", "openshell-no-such-command"], &log);
