@@ -115,13 +115,14 @@ pub enum BinaryError {
 /// instead of copying tens of MiB.
 pub const LEADING_ROOM: usize = 512;
 
-/// A checked supervisor binary and its bytes.
+/// A supervisor binary read into memory and checked, not hashed yet (the
+/// hash can then run alongside compression).
 #[derive(Debug, Clone)]
 pub struct SupervisorBinary {
     /// Where it was read from.
     pub path: PathBuf,
-    /// Its identity.
-    pub facts: BinaryFacts,
+    /// OCI architecture from the ELF header.
+    pub architecture: String,
     /// Its stat key at the time it was read.
     pub stat_key: StatKey,
     /// [`LEADING_ROOM`] zero bytes, then the binary.
@@ -149,10 +150,10 @@ impl SupervisorBinary {
         let mut buffer = Vec::with_capacity(LEADING_ROOM + size + 2 * 1024);
         buffer.resize(LEADING_ROOM, 0);
         std::io::Read::read_to_end(&mut &file, &mut buffer).map_err(read_error)?;
-        let facts = check(path, &buffer[LEADING_ROOM..])?;
+        let architecture = check_elf(path, &buffer[LEADING_ROOM..])?;
         Ok(Self {
             path: path.to_path_buf(),
-            facts,
+            architecture,
             stat_key,
             buffer,
         })
@@ -163,6 +164,20 @@ impl SupervisorBinary {
         &self.buffer[LEADING_ROOM..]
     }
 
+    /// Its length in bytes.
+    pub fn size(&self) -> u64 {
+        self.bytes().len() as u64
+    }
+
+    /// Its facts, given its sha256.
+    pub fn facts(&self, sha256: String) -> BinaryFacts {
+        BinaryFacts {
+            sha256,
+            architecture: self.architecture.clone(),
+            size: self.size(),
+        }
+    }
+
     /// The buffer: [`LEADING_ROOM`] zero bytes, then the binary.
     pub fn into_buffer(self) -> Vec<u8> {
         self.buffer
@@ -171,6 +186,17 @@ impl SupervisorBinary {
 
 /// Checks an executable's bytes and returns its facts.
 pub fn check(path: &Path, bytes: &[u8]) -> Result<BinaryFacts, BinaryError> {
+    let architecture = check_elf(path, bytes)?;
+    Ok(BinaryFacts {
+        sha256: sha256_hex(bytes),
+        architecture,
+        size: bytes.len() as u64,
+    })
+}
+
+/// Checks that `bytes` are a complete static ELF executable; returns its
+/// OCI architecture.
+pub fn check_elf(path: &Path, bytes: &[u8]) -> Result<String, BinaryError> {
     let info = elf::inspect(bytes).map_err(|source| BinaryError::NotElf {
         path: path.to_path_buf(),
         source,
@@ -186,33 +212,28 @@ pub fn check(path: &Path, bytes: &[u8]) -> Result<BinaryFacts, BinaryError> {
                 .join("; "),
         });
     }
-    let architecture = info
-        .oci_architecture()
+    info.oci_architecture()
+        .map(str::to_string)
         .ok_or(BinaryError::UnknownArchitecture {
             path: path.to_path_buf(),
             machine: info.machine,
             class_bits: info.class_bits,
-        })?;
-    Ok(BinaryFacts {
-        sha256: sha256_hex(bytes),
-        architecture: architecture.to_string(),
-        size: bytes.len() as u64,
-    })
+        })
 }
 
-/// Fails unless `facts` are for the architecture of `platform` (`os/arch`).
+/// Fails unless `architecture` (read from the ELF) is that of `platform`.
 pub fn check_platform(
     path: &Path,
-    facts: &BinaryFacts,
+    architecture: &str,
     platform: &crate::platform::PlatformSpec,
 ) -> Result<(), BinaryError> {
-    if facts.architecture == platform.architecture {
+    if architecture == platform.architecture {
         return Ok(());
     }
     Err(BinaryError::WrongPlatform {
         path: path.to_path_buf(),
-        machine: elf::machine_for_oci_architecture(&facts.architecture).unwrap_or(0),
-        found: facts.architecture.clone(),
+        machine: elf::machine_for_oci_architecture(architecture).unwrap_or(0),
+        found: architecture.to_string(),
         platform: platform.to_string(),
         expected: platform.architecture.clone(),
     })

@@ -21,7 +21,7 @@
 //! already in memory here; on flate2's raw `Compress` with the pure-Rust
 //! zlib-rs backend the whole thing is the short function below.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
@@ -62,6 +62,18 @@ struct Chunk {
 /// Compresses `data` at `level` (0-9) into one gzip member, using up to
 /// `threads` threads.
 pub fn compress(data: &[u8], level: u32, threads: usize) -> Result<Vec<u8>, GzipError> {
+    compress_unless(data, level, threads, &AtomicBool::new(false))
+}
+
+/// Like [`compress`], giving up (with an error) once `cancel` is set: the
+/// builder starts compressing before it knows whether an earlier run already
+/// made this layer.
+pub fn compress_unless(
+    data: &[u8],
+    level: u32,
+    threads: usize,
+    cancel: &AtomicBool,
+) -> Result<Vec<u8>, GzipError> {
     let chunk_count = data.len().div_ceil(CHUNK_SIZE).max(1);
     let threads = threads.clamp(1, chunk_count);
     let next = AtomicUsize::new(0);
@@ -75,6 +87,12 @@ pub fn compress(data: &[u8], level: u32, threads: usize) -> Result<Vec<u8>, Gzip
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         if index >= chunk_count {
                             return Ok(done);
+                        }
+                        if cancel.load(Ordering::Relaxed) {
+                            return Err(GzipError {
+                                chunk: index,
+                                detail: "cancelled".into(),
+                            });
                         }
                         // A fresh compressor per chunk: reusing one through
                         // `reset` changed the output bytes with zlib-rs

@@ -4,6 +4,7 @@ use openshell_contract::{IMAGE_BINARY_MODE, IMAGE_BINARY_OWNER, LAYER_BINARY_PAT
 use sha2::{Digest, Sha256};
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::binary::LEADING_ROOM;
 use crate::epoch::Epoch;
@@ -117,11 +118,20 @@ pub fn build(binary: &[u8], epoch: Epoch, settings: LayerSettings) -> Result<Lay
 
 /// Hashes and compresses a layer tar.
 pub fn compress_tar(tar: Arc<Vec<u8>>, settings: LayerSettings) -> Result<Layer, LayerError> {
+    compress_tar_unless(tar, settings, &AtomicBool::new(false))
+}
+
+/// Like [`compress_tar`], giving up once `cancel` is set.
+pub fn compress_tar_unless(
+    tar: Arc<Vec<u8>>,
+    settings: LayerSettings,
+    cancel: &AtomicBool,
+) -> Result<Layer, LayerError> {
     // Hash the tar on one thread while the others compress: the diff ID is
     // needed anyway and costs 30 ms over a large binary.
     let (diff_id, compressed) = std::thread::scope(|scope| {
         let hasher = scope.spawn(|| sha256_digest(&tar));
-        let compressed = gzip::compress(&tar, settings.level, settings.threads);
+        let compressed = gzip::compress_unless(&tar, settings.level, settings.threads, cancel);
         let diff_id = hasher.join().unwrap_or_else(|_| sha256_digest(&tar));
         (diff_id, compressed)
     });

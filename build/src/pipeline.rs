@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use openshell_contract::build_result::{BuildResult, LayoutOutput, PlatformImage};
 use openshell_registry::RegistryOptions;
 
-use crate::binary::{self, BinaryError, BinaryFacts, StatKey, SupervisorBinary};
+use crate::binary::{self, BinaryError, BinaryFacts, LEADING_ROOM, StatKey, SupervisorBinary};
 use crate::cache::{BinaryRecord, BuildCache, LayerKey, LayerRecord};
 use crate::filesystem::Filesystem;
 use crate::image::{self, Blob, BlobData, ImageError, ImageMetadata, LayerBlob, layer_descriptor};
@@ -122,12 +123,14 @@ pub struct BuildOutcome {
     pub reused_layers: Vec<String>,
 }
 
-/// A binary ready for packaging: facts, and bytes when they were read.
+/// A binary ready for packaging.
 struct PreparedBinary {
     path: PathBuf,
     platform: PlatformSpec,
-    facts: BinaryFacts,
     stat: StatKey,
+    /// From the cache, when the file is unchanged since a run that read it.
+    known: Option<BinaryFacts>,
+    /// The bytes, when read in this run.
     binary: Option<SupervisorBinary>,
 }
 
@@ -162,25 +165,27 @@ fn prepare(input: &BinaryInput, cache: &BuildCache) -> Result<PreparedBinary, Bu
     };
     let path = std::fs::canonicalize(&input.path).map_err(read_error)?;
     let stat = StatKey::of(&path).map_err(read_error)?;
-    let (facts, read) = match cache.binary(&path, &stat) {
-        Some(facts) => (facts.clone(), None),
-        None => {
-            let read =
-                SupervisorBinary::read(&path).map_err(|err| rename_path(err, &input.path))?;
-            (read.facts.clone(), Some(read))
-        }
+    let known = cache.binary(&path, &stat).cloned();
+    let binary = match known {
+        Some(_) => None,
+        None => Some(SupervisorBinary::read(&path).map_err(|err| rename_path(err, &input.path))?),
+    };
+    let architecture = match (&known, &binary) {
+        (Some(facts), _) => facts.architecture.clone(),
+        (None, Some(binary)) => binary.architecture.clone(),
+        (None, None) => String::new(),
     };
     let platform = input
         .platform
         .clone()
-        .unwrap_or_else(|| PlatformSpec::linux(&facts.architecture));
-    binary::check_platform(&input.path, &facts, &platform)?;
+        .unwrap_or_else(|| PlatformSpec::linux(&architecture));
+    binary::check_platform(&input.path, &architecture, &platform)?;
     Ok(PreparedBinary {
         path,
         platform,
-        facts,
         stat,
-        binary: read,
+        known,
+        binary,
     })
 }
 
@@ -212,92 +217,137 @@ fn rename_path(err: BinaryError, path: &Path) -> BinaryError {
     }
 }
 
+/// The layer an earlier run recorded for `key`, if the layout still holds
+/// its blob.
+fn reusable(
+    cache: &BuildCache,
+    key: &LayerKey,
+    output: &Path,
+) -> Result<Option<LayerBlob>, BuildError> {
+    let Some(record) = cache.layer(key) else {
+        return Ok(None);
+    };
+    let Some(path) = blob_path(output, &record.digest) else {
+        return Ok(None);
+    };
+    if !std::fs::metadata(&path).is_ok_and(|meta| meta.len() == record.size) {
+        return Ok(None);
+    }
+    Ok(Some(LayerBlob {
+        blob: Blob {
+            descriptor: layer_descriptor(&record.digest, record.size)?,
+            data: BlobData::File(path),
+        },
+        diff_id: record.diff_id.clone(),
+        tar: None,
+        applied: None,
+    }))
+}
+
+/// The layer of a prepared binary: reused from the layout when an earlier
+/// run made it from the same bytes and settings, else built. Returns the
+/// layer, the record to cache when it is new, and the binary's facts.
 fn layer_for(
     prepared: &mut PreparedBinary,
     options: &BuildOptions,
     cache: &BuildCache,
     progress: &Progress,
-) -> Result<(LayerBlob, Option<LayerRecord>), BuildError> {
-    let key = LayerKey {
-        binary_sha256: prepared.facts.sha256.clone(),
+) -> Result<(LayerBlob, Option<LayerRecord>, BinaryFacts), BuildError> {
+    let key_for = |sha256: &str| LayerKey {
+        binary_sha256: sha256.to_string(),
         epoch: options.metadata.epoch.seconds(),
         settings: options.layer.cache_key(),
     };
-    if let Some(record) = cache.layer(&key) {
-        if let Some(path) = blob_path(&options.output, &record.digest) {
-            let present = std::fs::metadata(&path).is_ok_and(|meta| meta.len() == record.size);
-            if present {
-                let layer = LayerBlob {
-                    blob: Blob {
-                        descriptor: layer_descriptor(&record.digest, record.size)?,
-                        data: BlobData::File(path),
-                    },
-                    diff_id: record.diff_id.clone(),
-                    tar: None,
-                    applied: None,
-                };
-                progress.note(format!(
-                    "{}: binary unchanged (sha256 {}), reusing layer {}",
-                    prepared.platform,
-                    short(&prepared.facts.sha256),
-                    record.digest
-                ));
-                return Ok((layer, None));
-            }
+    let reused_note = |facts: &BinaryFacts, layer: &LayerBlob| {
+        progress.note(format!(
+            "{}: binary unchanged (sha256 {}), reusing layer {}",
+            prepared.platform,
+            short(&facts.sha256),
+            layer.blob.descriptor.digest()
+        ));
+    };
+    if let Some(facts) = &prepared.known {
+        if let Some(layer) = reusable(cache, &key_for(&facts.sha256), &options.output)? {
+            reused_note(facts, &layer);
+            return Ok((layer, None, facts.clone()));
         }
     }
     let binary = match prepared.binary.take() {
         Some(binary) => binary,
-        None => {
-            let read = SupervisorBinary::read(&prepared.path)?;
-            prepared.facts = read.facts.clone();
-            read
-        }
+        None => SupervisorBinary::read(&prepared.path)?,
     };
+    let size = binary.size();
+    let architecture = binary.architecture.clone();
     let step = progress.step(format!(
         "{}: compressing {} ({}, gzip level {}, {} threads)",
         prepared.platform,
         prepared.path.display(),
-        human_size(binary.facts.size),
+        human_size(size),
         options.layer.level,
         options.layer.threads
     ));
     let tar = layer::layer_tar_in_place(binary.into_buffer(), options.metadata.epoch)
         .map_err(LayerError::Tar)?;
     let tar = Arc::new(tar);
-    // While the layer compresses, read it into a tree the way verification
-    // will: that work then overlaps compression instead of following it.
-    let (built, applied) = std::thread::scope(|scope| {
+    let binary_bytes = usize::try_from(size)
+        .ok()
+        .and_then(|size| tar.get(LEADING_ROOM..LEADING_ROOM + size))
+        .unwrap_or_default();
+    let cancel = AtomicBool::new(false);
+    // Compression starts at once; meanwhile this thread hashes the binary,
+    // which says whether an earlier run already made this layer (then the
+    // compression is called off), and another reads the tar into a tree the
+    // way verification will, so that work overlaps compression too.
+    let (sha256, reused, built, applied) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
             let mut tree = Filesystem::default();
             tree.apply_layer(0, &tar[..]).ok().map(|()| Arc::new(tree))
         });
-        let built = layer::compress_tar(Arc::clone(&tar), options.layer);
-        (built, reader.join().ok().flatten())
+        let compressor =
+            scope.spawn(|| layer::compress_tar_unless(Arc::clone(&tar), options.layer, &cancel));
+        let sha256 = binary::sha256_hex(binary_bytes);
+        let reused = reusable(cache, &key_for(&sha256), &options.output);
+        if matches!(reused, Ok(Some(_))) {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        let built = compressor.join();
+        let applied = reader.join().ok().flatten();
+        (sha256, reused, built, applied)
     });
-    let built = built?;
+    let facts = BinaryFacts {
+        sha256,
+        architecture,
+        size,
+    };
+    if let Some(layer) = reused? {
+        step.done("same bytes as an earlier build: compression called off");
+        reused_note(&facts, &layer);
+        return Ok((layer, None, facts));
+    }
+    let built = built
+        .map_err(|_| LayerError::Tar(std::io::Error::other("the compression thread panicked")))??;
     step.done(format!(
         "layer {} ({})",
         built.digest,
         human_size(built.compressed.len() as u64)
     ));
-    let size = built.compressed.len() as u64;
+    let blob_size = built.compressed.len() as u64;
     let record = LayerRecord {
-        key,
+        key: key_for(&facts.sha256),
         digest: built.digest.clone(),
-        size,
+        size: blob_size,
         diff_id: built.diff_id.clone(),
     };
     let layer = LayerBlob {
         blob: Blob {
-            descriptor: layer_descriptor(&built.digest, size)?,
+            descriptor: layer_descriptor(&built.digest, blob_size)?,
             data: BlobData::Memory(Arc::new(built.compressed)),
         },
         diff_id: built.diff_id,
         tar: Some(built.tar),
         applied,
     };
-    Ok((layer, Some(record)))
+    Ok((layer, Some(record), facts))
 }
 
 fn short(sha256: &str) -> &str {
@@ -340,7 +390,7 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
     let mut reused_layers = Vec::new();
     for input in &inputs {
         let mut prepared = prepare(input, &cache)?;
-        let (layer, record) = layer_for(&mut prepared, options, &cache, progress)?;
+        let (layer, record, facts) = layer_for(&mut prepared, options, &cache, progress)?;
         if record.is_none() {
             reused_layers.push(prepared.platform.to_string());
         }
@@ -348,11 +398,11 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
         seen_binaries.push(BinaryRecord {
             path: prepared.path.clone(),
             stat: prepared.stat,
-            facts: prepared.facts.clone(),
+            facts: facts.clone(),
         });
         platforms.push(image::assemble_platform(
             prepared.platform,
-            prepared.facts,
+            facts,
             layer,
             &options.metadata,
         )?);
