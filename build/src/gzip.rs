@@ -21,6 +21,7 @@
 //! already in memory here; on flate2's raw `Compress` with the pure-Rust
 //! zlib-rs backend the whole thing is the short function below.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use flate2::{Compress, Compression, FlushCompress, Status};
@@ -62,80 +63,91 @@ struct Chunk {
 /// Compresses `data` at `level` (0-9) into one gzip member, using up to
 /// `threads` threads.
 pub fn compress(data: &[u8], level: u32, threads: usize) -> Result<Vec<u8>, GzipError> {
-    compress_unless(data, level, threads, &AtomicBool::new(false))
+    let mut out = Vec::new();
+    compress_into(data, level, threads, &AtomicBool::new(false), |bytes| {
+        out.extend_from_slice(bytes);
+    })?;
+    Ok(out)
 }
 
-/// Like [`compress`], giving up (with an error) once `cancel` is set: the
-/// builder starts compressing before it knows whether an earlier run already
-/// made this layer.
-pub fn compress_unless(
+/// Compresses `data` into one gzip member, handing the output to `sink` in
+/// order, piece by piece, as soon as each piece is ready: the caller can
+/// hash and store it while later chunks are still being compressed. Gives
+/// up (with an error) once `cancel` is set: the builder starts compressing
+/// before it knows whether an earlier run already made this layer.
+pub fn compress_into(
     data: &[u8],
     level: u32,
     threads: usize,
     cancel: &AtomicBool,
-) -> Result<Vec<u8>, GzipError> {
+    mut sink: impl FnMut(&[u8]),
+) -> Result<(), GzipError> {
     let chunk_count = data.len().div_ceil(CHUNK_SIZE).max(1);
     let threads = threads.clamp(1, chunk_count);
     let next = AtomicUsize::new(0);
+    let (sender, receiver) = std::sync::mpsc::channel::<Result<Chunk, GzipError>>();
 
-    let results: Vec<Result<Vec<Chunk>, GzipError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        if index >= chunk_count {
-                            return Ok(done);
-                        }
-                        if cancel.load(Ordering::Relaxed) {
-                            return Err(GzipError {
-                                chunk: index,
-                                detail: "cancelled".into(),
-                            });
-                        }
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let sender = sender.clone();
+            let next = &next;
+            scope.spawn(move || {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    if index >= chunk_count {
+                        return;
+                    }
+                    let chunk = if cancel.load(Ordering::Relaxed) {
+                        Err(GzipError {
+                            chunk: index,
+                            detail: "cancelled".into(),
+                        })
+                    } else {
                         // A fresh compressor per chunk: reusing one through
-                        // `reset` changed the output bytes with zlib-rs
-                        // 0.6 (state from the previous chunk leaks into the
+                        // `reset` changed the output bytes with zlib-rs 0.6
+                        // (state from the previous chunk leaks into the
                         // next), which would make the digest depend on how
                         // chunks fell to threads.
                         let mut compress = Compress::new(Compression::new(level), false);
-                        done.push(compress_chunk(&mut compress, data, index, chunk_count)?);
+                        compress_chunk(&mut compress, data, index, chunk_count)
+                    };
+                    let failed = chunk.is_err();
+                    if sender.send(chunk).is_err() || failed {
+                        return;
                     }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|worker| {
-                worker.join().unwrap_or_else(|_| {
-                    Err(GzipError {
-                        chunk: 0,
-                        detail: "a compression thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    });
+                }
+            });
+        }
+        // Only the workers hold senders now: the channel closes when they
+        // are done, or if one panics.
+        drop(sender);
 
-    let mut chunks = Vec::with_capacity(chunk_count);
-    for result in results {
-        chunks.extend(result?);
-    }
-    chunks.sort_by_key(|chunk| chunk.index);
-
-    let total: usize = chunks.iter().map(|chunk| chunk.deflate.len()).sum();
-    let mut out = Vec::with_capacity(GZIP_HEADER.len() + total + 8);
-    out.extend_from_slice(&GZIP_HEADER);
-    let mut crc = crc32fast::Hasher::new();
-    for chunk in &chunks {
-        out.extend_from_slice(&chunk.deflate);
-        crc.combine(&chunk.crc);
-    }
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    // ISIZE is the input length modulo 2^32 (RFC 1952).
-    out.extend_from_slice(&((data.len() as u64 & 0xffff_ffff) as u32).to_le_bytes());
-    Ok(out)
+        sink(&GZIP_HEADER);
+        let mut crc = crc32fast::Hasher::new();
+        let mut waiting: BTreeMap<usize, Chunk> = BTreeMap::new();
+        let mut emitted = 0;
+        while emitted < chunk_count {
+            let Ok(chunk) = receiver.recv() else {
+                return Err(GzipError {
+                    chunk: emitted,
+                    detail: "a compression thread stopped".into(),
+                });
+            };
+            let chunk = chunk?;
+            waiting.insert(chunk.index, chunk);
+            while let Some(chunk) = waiting.remove(&emitted) {
+                sink(&chunk.deflate);
+                crc.combine(&chunk.crc);
+                emitted += 1;
+            }
+        }
+        let mut trailer = [0u8; 8];
+        trailer[..4].copy_from_slice(&crc.finalize().to_le_bytes());
+        // ISIZE is the input length modulo 2^32 (RFC 1952).
+        trailer[4..].copy_from_slice(&((data.len() as u64 & 0xffff_ffff) as u32).to_le_bytes());
+        sink(&trailer);
+        Ok(())
+    })
 }
 
 fn compress_chunk(
@@ -264,6 +276,19 @@ mod tests {
             u32::from_le_bytes(trailer[4..].try_into().unwrap()) as usize,
             data.len()
         );
+    }
+
+    #[test]
+    fn a_cancelled_compression_stops_with_an_error() {
+        let data = sample(3 * CHUNK_SIZE);
+        let mut pieces = 0;
+        let err = compress_into(&data, DEFAULT_LEVEL, 2, &AtomicBool::new(true), |_| {
+            pieces += 1;
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("cancelled"), "{err}");
+        // Only the header went out; no chunk was compressed.
+        assert_eq!(pieces, 1);
     }
 
     #[test]

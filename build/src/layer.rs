@@ -128,15 +128,21 @@ pub fn compress_tar_unless(
     cancel: &AtomicBool,
 ) -> Result<Layer, LayerError> {
     // Hash the tar on one thread while the others compress: the diff ID is
-    // needed anyway and costs 30 ms over a large binary.
-    let (diff_id, compressed) = std::thread::scope(|scope| {
+    // needed anyway and costs 30 ms over a large binary. The blob is hashed
+    // as its pieces arrive, in order, so it is done when compression is.
+    let mut compressed = Vec::with_capacity(tar.len() / 2);
+    let mut blob_hasher = Sha256::new();
+    let (diff_id, done) = std::thread::scope(|scope| {
         let hasher = scope.spawn(|| sha256_digest(&tar));
-        let compressed = gzip::compress_unless(&tar, settings.level, settings.threads, cancel);
+        let done = gzip::compress_into(&tar, settings.level, settings.threads, cancel, |piece| {
+            blob_hasher.update(piece);
+            compressed.extend_from_slice(piece);
+        });
         let diff_id = hasher.join().unwrap_or_else(|_| sha256_digest(&tar));
-        (diff_id, compressed)
+        (diff_id, done)
     });
-    let compressed = compressed?;
-    let digest = sha256_digest(&compressed);
+    done?;
+    let digest = format!("sha256:{}", hex::encode(blob_hasher.finalize()));
     Ok(Layer {
         tar,
         diff_id,
