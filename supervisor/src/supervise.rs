@@ -230,7 +230,9 @@ fn reap(main: Option<Pid>) -> Result<Option<i32>, SuperviseError> {
 
     let mut main_code = None;
     loop {
-        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+        // wait(), i.e. waitpid(-1): any child, whatever its process group
+        // (waitpid with no pid would wait for our own group only).
+        match rustix::process::wait(WaitOptions::NOHANG) {
             Ok(Some((pid, status))) => {
                 if Some(pid.as_raw_nonzero().get()) == main.map(Pid::as_raw) {
                     main_code = status
