@@ -264,6 +264,8 @@ enum ChildStep {
     SetUid = 3,
     ChangeDirectory = 4,
     SignalMask = 5,
+    ProcessGroup = 6,
+    ParentDeathSignal = 7,
 }
 
 impl ChildStep {
@@ -274,6 +276,8 @@ impl ChildStep {
             Self::SetUid,
             Self::ChangeDirectory,
             Self::SignalMask,
+            Self::ProcessGroup,
+            Self::ParentDeathSignal,
         ]
         .into_iter()
         .find(|step| *step as u8 == byte)
@@ -304,8 +308,8 @@ fn spawn(
     let mut command = Command::new(program);
     command.args(args);
     // SAFETY: the closure runs in the forked child before exec. It only makes
-    // async-signal-safe system calls (setgroups, setgid, setuid, chdir,
-    // sigprocmask, write) through nix, and allocates nothing: the workdir is
+    // async-signal-safe system calls (setpgid, tcsetpgrp, setgroups, setgid,
+    // setuid, chdir, prctl, sigprocmask, write), and allocates nothing: the workdir is
     // converted to a C string above, in the parent.
     unsafe {
         command.pre_exec(move || prepare_child(step_fd, run_as, workdir.as_deref()));
@@ -360,6 +364,14 @@ fn start_failure(
             call: "sigprocmask",
             source: err,
         },
+        Some(ChildStep::ProcessGroup) => SuperviseError::System {
+            call: "setpgid",
+            source: err,
+        },
+        Some(ChildStep::ParentDeathSignal) => SuperviseError::System {
+            call: "prctl(PR_SET_PDEATHSIG)",
+            source: err,
+        },
         // No step failed, so exec did: ENOENT and ENOTDIR mean nothing was
         // found; anything else means something was found and refused.
         None => match Errno::from_raw(err.raw_os_error().unwrap_or(0)) {
@@ -372,11 +384,34 @@ fn start_failure(
     }
 }
 
-/// Runs in the child between fork and exec. Drops privileges first, so the
-/// workdir is entered as the workload's user and one it may not enter is
-/// reported now rather than as a confusing failure later; then restores the
-/// signal mask, last, so a forwarded signal cannot arrive before exec with
-/// the supervisor's mask still in force.
+/// Puts the workload in a process group of its own and, when stdin is a
+/// terminal, makes that group the terminal's foreground group (as tini does).
+/// Otherwise a Ctrl-C on a terminal (`podman run -it`, `kubectl attach -it`)
+/// would reach the workload twice: from the terminal, which signals the whole
+/// foreground group, and again forwarded by the supervisor.
+fn isolate_process_group() -> nix::Result<()> {
+    let own = Pid::from_raw(0);
+    nix::unistd::setpgid(own, own)?;
+    // A process outside the foreground group that changes it gets SIGTTOU,
+    // which would stop it, unless the signal is blocked; the mask is reset
+    // before exec.
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    ttou.thread_block()?;
+    // SAFETY: tcsetpgrp takes a plain descriptor number; when stdin is closed
+    // or not a terminal it fails (EBADF, ENOTTY) and nothing changes, which
+    // is the intended outcome without a terminal.
+    let _ =
+        unsafe { nix::libc::tcsetpgrp(nix::libc::STDIN_FILENO, nix::unistd::getpgrp().as_raw()) };
+    Ok(())
+}
+
+/// Runs in the child between fork and exec. Isolates its process group, then
+/// drops privileges, so the workdir is entered as the workload's user and one
+/// it may not enter is reported now rather than as a confusing failure later;
+/// asks for SIGKILL should the supervisor die; then restores the signal mask,
+/// last, so a forwarded signal cannot arrive before exec with the
+/// supervisor's mask still in force.
 fn prepare_child(step_fd: RawFd, run_as: Option<RunAs>, workdir: Option<&CStr>) -> io::Result<()> {
     let report = |step: ChildStep| {
         move |errno: Errno| {
@@ -389,6 +424,7 @@ fn prepare_child(step_fd: RawFd, run_as: Option<RunAs>, workdir: Option<&CStr>) 
             io::Error::from(errno)
         }
     };
+    isolate_process_group().map_err(report(ChildStep::ProcessGroup))?;
     if let Some(ids) = run_as {
         // Supplementary groups first: after setuid we may no longer drop them.
         nix::unistd::setgroups(&[]).map_err(report(ChildStep::SetGroups))?;
@@ -398,6 +434,12 @@ fn prepare_child(step_fd: RawFd, run_as: Option<RunAs>, workdir: Option<&CStr>) 
     if let Some(dir) = workdir {
         nix::unistd::chdir(dir).map_err(report(ChildStep::ChangeDirectory))?;
     }
+    // Bind the workload's life to the supervisor's: it runs in a process
+    // group of its own, so a SIGKILL sent to the supervisor's group would
+    // otherwise leave it running unsupervised. Set after the privilege drop,
+    // which clears it.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(report(ChildStep::ParentDeathSignal))?;
     // The blocked mask is inherited across fork and exec; the workload must
     // start with every signal deliverable.
     SigSet::empty()
@@ -418,6 +460,8 @@ mod tests {
             ChildStep::SetUid,
             ChildStep::ChangeDirectory,
             ChildStep::SignalMask,
+            ChildStep::ProcessGroup,
+            ChildStep::ParentDeathSignal,
         ] {
             assert_eq!(ChildStep::from_byte(step as u8), Some(step));
         }

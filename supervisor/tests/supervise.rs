@@ -353,20 +353,27 @@ fn orphans_are_adopted_and_reaped_leaving_no_zombies() {
         return;
     }
     // Eight grandchildren are orphaned at once (their parent subshell exits),
-    // live half a second, and die while the workload still runs. Half of them
+    // live two seconds, and die while the workload still runs. Half of them
     // leave for a session (and process group) of their own, as daemons do.
-    let script = "for i in 1 2 3 4; do (sleep 0.5 &); (setsid sleep 0.5 &); done; \
-                  echo spawned; sleep 3";
+    let script = "for i in 1 2 3 4; do (sleep 2 &); (setsid sleep 2 &); done; \
+                  echo spawned; sleep 5";
     let (mut child, mut lines) = start(&["--", "sh", "-c", script]);
     let supervisor = child.pid();
     assert_eq!(next_line(&mut lines), "spawned");
 
-    // The supervisor is their subreaper: they become its children.
-    let orphans = children_of(supervisor)
-        .into_iter()
-        .filter(|entry| entry.comm == "sleep")
-        .count();
-    assert_eq!(orphans, 8, "orphans adopted by the supervisor");
+    // The supervisor is their subreaper: they become its children (as soon
+    // as each subshell has exited and each setsid has become sleep).
+    wait_until(
+        "the eight orphans to be adopted by the supervisor",
+        Duration::from_millis(1500),
+        || {
+            children_of(supervisor)
+                .iter()
+                .filter(|entry| entry.comm == "sleep" && entry.state != 'Z')
+                .count()
+                == 8
+        },
+    );
 
     // Once they have died, none stays a zombie (state Z in /proc).
     wait_until(
@@ -511,4 +518,72 @@ fn workdir_without_a_command_is_a_usage_error() {
         "{stderr}"
     );
     assert!(stderr.contains("<COMMAND>..."), "{stderr}");
+}
+
+/// The pid of the workload, and the process group and terminal foreground
+/// group it reports from /proc/self/stat (fields 5 and 8).
+const REPORT_GROUPS: &str = "echo $$; cut -d' ' -f5,8 /proc/$$/stat";
+
+fn parse_groups(stdout: &str) -> (String, String, String) {
+    let lines: Vec<&str> = stdout
+        .lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .collect();
+    let (group, foreground) = lines[1].split_once(' ').unwrap();
+    (lines[0].to_owned(), group.to_owned(), foreground.to_owned())
+}
+
+#[test]
+fn the_workload_runs_in_a_process_group_of_its_own() {
+    let output = sandbox(&["--", "sh", "-c", REPORT_GROUPS])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", texts(&output).1);
+    let (pid, group, _) = parse_groups(&texts(&output).0);
+    assert_eq!(group, pid);
+}
+
+#[test]
+fn on_a_terminal_the_workload_is_the_foreground_process_group() {
+    let name = "on_a_terminal_the_workload_is_the_foreground_process_group";
+    if !require(name, &["script"], "apt-get install bsdutils") {
+        return;
+    }
+    // script(1) runs the supervisor on a new pseudo-terminal, as `podman run
+    // -it` does; Ctrl-C there must reach the workload once, from the
+    // terminal, not a second time forwarded by the supervisor.
+    // A script file: script(1) hands its command to a shell, which would
+    // expand a `$$` written inline.
+    let dir = tempfile::tempdir().unwrap();
+    let workload = dir.path().join("report-groups.sh");
+    fs::write(&workload, format!("{REPORT_GROUPS}\nexit 4\n")).unwrap();
+    let command = format!("{} -- sh {}", bin().display(), workload.display());
+    let output = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "stdout: {stdout} stderr: {stderr}"
+    );
+    let (pid, group, foreground) = parse_groups(&stdout);
+    assert_eq!(group, pid, "own process group");
+    assert_eq!(foreground, pid, "foreground process group of the terminal");
+}
+
+#[test]
+fn the_workload_does_not_outlive_a_killed_supervisor() {
+    let (child, mut lines) = start(&["--", "sh", "-c", "echo $$; exec sleep 60"]);
+    let workload = Pid::from_raw(next_line(&mut lines).parse().unwrap());
+    let supervisor = child.pid();
+    kill(supervisor, Signal::SIGKILL).unwrap();
+    drop(child);
+    // Gone, or a zombie waiting for init to reap it.
+    wait_until("the workload to be killed", TIMEOUT, || {
+        fs::read_to_string(format!("/proc/{workload}/stat"))
+            .map_or(true, |stat| stat.contains(") Z "))
+    });
 }
