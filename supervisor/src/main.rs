@@ -14,11 +14,13 @@ use openshell_sandbox::{copy_self, termination_log, version};
 
 /// The OpenShell sandbox supervisor.
 ///
-/// Without a subcommand it is the container's PID 1: it starts COMMAND,
+/// Without a subcommand it is the container's PID 1: it starts COMMAND in a
+/// process group of its own (the terminal's foreground group on a terminal),
 /// forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH to
-/// it, reaps every zombie, and exits with COMMAND's exit code (128+N when
-/// signal N killed it). Without COMMAND it stays up, reaping, until SIGTERM or
-/// SIGINT, then exits 0.
+/// it, reaps every zombie (also orphans, as a child subreaper), and exits with
+/// COMMAND's exit code (128+N when signal N killed it). COMMAND is killed
+/// should the supervisor die. Without COMMAND it stays up, reaping, until
+/// SIGTERM or SIGINT, then exits 0.
 ///
 /// When COMMAND cannot be started it exits 127 (not found), 126 (found but not
 /// executable) or 1 (workdir missing, privilege drop refused), and writes the
