@@ -131,6 +131,13 @@ pub fn classify(
             },
         },
         OciDistributionError::RequestError(request) => {
+            // Some requests (a blob HEAD, for one) come back as a bare HTTP
+            // status error rather than a registry error: classify by status.
+            match request.status().map(|status| status.as_u16()) {
+                Some(401 | 403) => return unauthorized(),
+                Some(404) => return not_found(error_chain(&request)),
+                _ => {}
+            }
             if request.is_connect() || request.is_timeout() {
                 let reason = error_chain(&request);
                 let hint = if reason.contains("InvalidContentType")

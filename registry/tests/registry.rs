@@ -119,6 +119,31 @@ async fn wrong_password_is_unauthorized_and_names_the_source() {
 }
 
 #[tokio::test]
+async fn wrong_password_on_a_blob_request_is_unauthorized_too() {
+    let test = "wrong_password_on_a_blob_request_is_unauthorized_too";
+    let Some(registry) = Registry::start(test) else {
+        return;
+    };
+    let tagged = format!("{}/openshell/supervisor:v1", registry.host());
+    push_small_image(&registry, &tagged).await;
+    let reference = parse_reference(&tagged).unwrap();
+    let options = RegistryOptions {
+        plain_http: true,
+        basic: Some((registry.username().into(), "not-the-password".into())),
+        ..Default::default()
+    };
+    let auth = openshell_registry::resolve_auth(&reference, &options).unwrap();
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(EMPTY_TAR)));
+    let error = openshell_registry::client(&options)
+        .blob_exists(&reference, &digest)
+        .await
+        .unwrap_err();
+    let err = openshell_registry::classify(error, &reference, &auth);
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    assert!(err.to_string().contains("--username"), "{err}");
+}
+
+#[tokio::test]
 async fn explicit_credentials_override_the_auth_file() {
     let test = "explicit_credentials_override_the_auth_file";
     let Some(registry) = Registry::start(test) else {

@@ -56,23 +56,6 @@ impl RegistryPush {
             .auth(&self.reference, &auth.auth, RegistryOperation::Push)
             .await
             .map_err(fail)?;
-        // With basic auth, oci-client's `auth` sends nothing, and a refused
-        // blob HEAD surfaces as a bare HTTP error that `classify` cannot
-        // tell from others. A manifest HEAD reports 401 as such; a tag that
-        // does not exist yet is fine.
-        // (Local workaround: openshell-registry could classify 401 responses
-        // from blob requests as Unauthorized too.)
-        match client
-            .fetch_manifest_digest(&self.reference, &auth.auth)
-            .await
-        {
-            Ok(_) => {}
-            Err(error) => match fail(error) {
-                RegistryError::NotFound { .. } => {}
-                other => return Err(other),
-            },
-        }
-
         let mut sent = 0u64;
         let mut skipped = 0u64;
         for platform in &image.platforms {
