@@ -54,7 +54,7 @@ fn binary_under_usr_local_bin_is_refused_and_breaks_the_sandbox_as_predicted() {
     verify
         .arg("verify")
         .arg(format!("oci:{}:latest", layout.display()));
-    let output = verify.output().unwrap();
+    let output = openshell_testsupport::podman::run(verify);
     assert!(
         !output.status.success(),
         "verify passed a broken image:\n{}",

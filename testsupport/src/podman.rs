@@ -7,10 +7,13 @@
 //! pod and container it started, then the storage.
 
 use std::ffi::OsStr;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use tempfile::TempDir;
+use wait_timeout::ChildExt;
 
 use crate::tools::require;
 
@@ -155,19 +158,76 @@ impl Drop for Containers {
     fn drop(&mut self) {
         // Containers must go before their storage: a running container keeps
         // mounts under runroot that would make the folder removal fail.
-        let _ = self.podman_output(["pod", "rm", "--all", "--force", "--time", "0"]);
-        let _ = self.podman_output(["rm", "--all", "--force", "--time", "0"]);
+        // Plain `output()`: a panic here, while a failed test unwinds, would
+        // abort the whole test binary.
+        for args in [
+            &["pod", "rm", "--all", "--force", "--time", "0"][..],
+            &["rm", "--all", "--force", "--time", "0"],
+        ] {
+            let mut podman = self.podman();
+            podman.args(args);
+            let _ = podman.output();
+        }
         let mut buildah = self.buildah();
         buildah.args(["rm", "--all"]);
         let _ = buildah.output();
     }
 }
 
-/// Runs `command`, returning its output whatever the status.
+/// How long any one tool run may take before the test fails: a hung
+/// container must fail its test, not hang the whole run.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs `command` (stdin closed), returning its output whatever the status.
+/// Panics, after killing it, when it runs longer than [`COMMAND_TIMEOUT`].
 pub fn run(mut command: Command) -> Output {
-    command
-        .output()
-        .unwrap_or_else(|err| panic!("could not start {command:?}: {err}"))
+    let description = format!("{command:?}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("could not start {description}: {err}"));
+    // Drain both pipes while waiting, or a chatty tool blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = match child.wait_timeout(COMMAND_TIMEOUT) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap_or_default();
+            panic!(
+                "{description} did not finish within {COMMAND_TIMEOUT:?}; killed it\nstderr:\n{}",
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        Err(err) => panic!("could not wait for {description}: {err}"),
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
 }
 
 /// Runs `command`, asserting it succeeds; returns its stdout as text.

@@ -83,18 +83,17 @@ pub fn text(output: &Output) -> String {
 }
 
 /// Runs `command`, asserting success; returns stdout.
-pub fn run_ok(mut command: Command) -> String {
-    let output = command.output().unwrap();
-    assert!(output.status.success(), "{command:?}\n{}", text(&output));
-    String::from_utf8_lossy(&output.stdout).into_owned()
+pub fn run_ok(command: Command) -> String {
+    openshell_testsupport::podman::run_ok(command)
 }
 
 /// Runs `command`, asserting failure; returns stderr.
-pub fn run_fails(mut command: Command) -> String {
-    let output = command.output().unwrap();
+pub fn run_fails(command: Command) -> String {
+    let description = format!("{command:?}");
+    let output = openshell_testsupport::podman::run(command);
     assert!(
         !output.status.success(),
-        "expected {command:?} to fail\n{}",
+        "expected {description} to fail\n{}",
         text(&output)
     );
     String::from_utf8_lossy(&output.stderr).into_owned()
