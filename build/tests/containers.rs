@@ -39,15 +39,6 @@ fn tool_ok(command: &mut Command) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// `containers-storage:` of the fixture's private storage, as skopeo names it.
-fn storage_reference(containers: &Containers, image: &str) -> String {
-    format!(
-        "containers-storage:[vfs@{}+{}]{image}",
-        containers.dir().join("root").display(),
-        containers.dir().join("runroot").display()
-    )
-}
-
 fn dockerfile() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../Dockerfile.scratch")
 }
@@ -115,19 +106,7 @@ fn podman_runs_the_image_as_an_image_mount() {
     let binary = supervisor_copy(dir.path());
     let layout = dir.path().join("layout");
     build(&binary, &layout, &[]);
-    tool_ok(
-        Command::new("skopeo")
-            .env(
-                "CONTAINERS_CONF",
-                openshell_testsupport::podman::containers_conf(),
-            )
-            .args([
-                "copy",
-                "--quiet",
-                &format!("oci:{}:latest", layout.display()),
-            ])
-            .arg(storage_reference(&containers, "localhost/supervisor:test")),
-    );
+    containers.load_oci_layout(&layout, "latest", "localhost/supervisor:test");
     let stdout = containers.podman_ok([
         "run",
         "--rm",
@@ -172,16 +151,7 @@ fn verify_accepts_what_buildah_and_podman_build_from_dockerfile_scratch() {
     supervisor_copy(&context);
     let dockerfile = dockerfile();
 
-    containers.buildah_ok([
-        "bud".as_ref(),
-        "--quiet".as_ref(),
-        "--layers=false".as_ref(),
-        "-f".as_ref(),
-        dockerfile.as_os_str(),
-        "-t".as_ref(),
-        "localhost/supervisor:buildah".as_ref(),
-        context.as_os_str(),
-    ]);
+    containers.buildah_bud(Some(&dockerfile), &context, "localhost/supervisor:buildah");
     let buildah_layout = containers.dir().join("buildah-layout");
     containers.buildah_ok([
         "push",

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{AGENT_IMAGE, build_image, render, run_pod_agent, storage_with_agent, text};
+use common::{AGENT_IMAGE, build_image, output_text, render, run_pod_agent, storage_with_agent};
 use openshell_contract::{BINARY_NAME, INSTALLED_BINARY_PATH, MOUNT_PATH, path_under_mount};
 use openshell_testsupport::{require, static_supervisor_binary};
 
@@ -32,14 +32,7 @@ fn binary_under_usr_local_bin_is_refused_and_breaks_the_sandbox_as_predicted() {
         format!("FROM scratch\nCOPY --chmod=0555 {BINARY_NAME} {WRONG_PATH}\nENTRYPOINT [\"{WRONG_PATH}\"]\n"),
     )
     .unwrap();
-    containers.buildah_ok([
-        "bud".as_ref(),
-        "--quiet".as_ref(),
-        "--layers=false".as_ref(),
-        "-t".as_ref(),
-        BROKEN.as_ref(),
-        context.as_os_str(),
-    ]);
+    containers.buildah_bud(None, &context, BROKEN);
     let layout = containers.dir().join("broken-layout");
     containers.buildah_ok([
         "push",
@@ -58,9 +51,9 @@ fn binary_under_usr_local_bin_is_refused_and_breaks_the_sandbox_as_predicted() {
     assert!(
         !output.status.success(),
         "verify passed a broken image:\n{}",
-        text(&output)
+        output_text(&output)
     );
-    let report = text(&output);
+    let report = output_text(&output);
     assert!(report.contains("binary-location"), "{report}");
     assert!(
         report.contains(&predicted),

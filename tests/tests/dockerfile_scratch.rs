@@ -30,16 +30,7 @@ fn dockerfile_scratch_image_verifies_and_starts_a_sandbox() {
     std::fs::create_dir_all(&context).unwrap();
     std::fs::copy(static_supervisor_binary(), context.join(BINARY_NAME)).unwrap();
     let dockerfile = workspace_root().join("Dockerfile.scratch");
-    containers.buildah_ok([
-        "bud".as_ref(),
-        "--quiet".as_ref(),
-        "--layers=false".as_ref(),
-        "-f".as_ref(),
-        dockerfile.as_os_str(),
-        "-t".as_ref(),
-        SUPERVISOR.as_ref(),
-        context.as_os_str(),
-    ]);
+    containers.buildah_bud(Some(&dockerfile), &context, SUPERVISOR);
     let layout = containers.dir().join("buildah-layout");
     containers.buildah_ok([
         "push",

@@ -12,7 +12,7 @@ use common::{
     AGENT_IMAGE, WORKLOAD_EXIT, assert_workload_ran, build_supervisor_image, render, run_pod_agent,
     storage_with_agent,
 };
-use openshell_contract::{MOUNT_PATH, VOLUME_NAME};
+use openshell_contract::VOLUME_NAME;
 
 const SUPERVISOR: &str = "localhost/openshell/supervisor:e2e";
 
@@ -48,24 +48,6 @@ fn image_volume_sandbox_runs_the_workload_through_the_supervisor() {
         code,
         Some(WORKLOAD_EXIT),
         "exit code through the supervisor:\n{output}"
-    );
-
-    // Only the supervisor shows at the mount: nothing else of the image.
-    let listing = containers.podman_ok([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--mount",
-        &format!("type=image,source={SUPERVISOR},destination={MOUNT_PATH}"),
-        AGENT_IMAGE,
-        "ls",
-        "-A",
-        MOUNT_PATH,
-    ]);
-    assert_eq!(
-        listing.split_whitespace().collect::<Vec<_>>(),
-        ["openshell-sandbox"]
     );
 }
 

@@ -125,3 +125,43 @@ fn init_container_rerun_on_the_same_volume_is_harmless() {
         std::fs::read(openshell_testsupport::static_supervisor_binary()).unwrap()
     );
 }
+
+#[test]
+fn template_user_runs_the_workload_while_the_supervisor_starts_as_root() {
+    let test = "template_user_runs_the_workload_while_the_supervisor_starts_as_root";
+    let Some(containers) = storage_with_images(test) else {
+        return;
+    };
+    // The operator's template asks for user 1000: the driver keeps the
+    // supervisor at UID 0 and has it drop to 1000 for the workload.
+    let template = containers.dir().join("template.yaml");
+    std::fs::write(
+        &template,
+        format!(
+            "metadata:\n  name: e2e-template\nspec:\n  restartPolicy: Never\n  securityContext:\n    runAsUser: 1000\n  containers:\n  - name: agent\n    image: {AGENT_IMAGE}\n    imagePullPolicy: Never\n"
+        ),
+    )
+    .unwrap();
+    let mut render = common::driver();
+    render
+        .arg("render")
+        .arg("--template")
+        .arg(&template)
+        .args(["--supervisor-sideload-method", "init-container"])
+        .args(["--supervisor-image", SUPERVISOR, "--format", "yaml", "--"])
+        .args([
+            "sh",
+            "-c",
+            "echo uid=$(id -u) gid=$(id -g) pwd=$(pwd) supervisor-uid=$(stat -c %u /proc/1)",
+        ]);
+    let yaml = common::run_ok(render);
+
+    let (code, logs) = play(&containers, "e2e-template", &yaml);
+    assert_eq!(code, "0", "{logs}\n{yaml}");
+    // The workload runs as 1000 in the workdir; PID 1, the supervisor,
+    // stays root (a non-root workload cannot even read where its binary is).
+    assert!(
+        logs.contains("uid=1000 gid=1000 pwd=/sandbox supervisor-uid=0"),
+        "{logs}"
+    );
+}

@@ -67,14 +67,7 @@ impl Containers {
             "FROM scratch\nCOPY . /\nENV PATH=/bin\nCMD [\"/bin/sh\"]\n",
         )
         .unwrap_or_else(|err| panic!("could not write the agent Containerfile: {err}"));
-        self.buildah_ok([
-            "bud".as_ref(),
-            "--quiet".as_ref(),
-            "--layers=false".as_ref(),
-            "-t".as_ref(),
-            tag.as_ref(),
-            context.as_os_str(),
-        ]);
+        self.buildah_bud(None, &context, tag);
         Some(tag.to_string())
     }
 }

@@ -120,6 +120,19 @@ impl Containers {
         run_ok(command);
     }
 
+    /// Builds `context` into the image `tag` with `buildah bud` (from
+    /// `containerfile`, else the context's own Containerfile/Dockerfile),
+    /// in this fixture's storage.
+    pub fn buildah_bud(&self, containerfile: Option<&Path>, context: &Path, tag: &str) {
+        let mut command = self.buildah();
+        command.args(["bud", "--quiet", "--layers=false"]);
+        if let Some(file) = containerfile {
+            command.arg("-f").arg(file);
+        }
+        command.args(["-t", tag]).arg(context);
+        run_ok(command);
+    }
+
     /// Runs podman with `args`, returning its output whatever the status.
     pub fn podman_output<I, S>(&self, args: I) -> Output
     where
@@ -230,16 +243,24 @@ pub fn run(mut command: Command) -> Output {
     }
 }
 
+/// Status, stdout and stderr of a finished command, for assertion messages.
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// Runs `command`, asserting it succeeds; returns its stdout as text.
 pub fn run_ok(command: Command) -> String {
     let description = format!("{command:?}");
     let output = run(command);
     assert!(
         output.status.success(),
-        "{description} failed with {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        "{description} failed: {}",
+        output_text(&output)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -47,15 +47,8 @@ pub fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().expect("wait for build-image")
 }
 
-/// stdout and stderr of an output, for assertion messages.
-pub fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+/// Status, stdout and stderr of an output, for assertion messages.
+pub use openshell_testsupport::podman::output_text as text;
 
 /// Asserts success and returns stdout.
 pub fn ok(output: Output) -> String {

@@ -7,10 +7,11 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use openshell_contract::build_result::BuildResult;
 use openshell_contract::{INSTALLED_BINARY_PATH, MOUNT_PATH};
+pub use openshell_testsupport::podman::output_text;
 use openshell_testsupport::{Containers, static_supervisor_binary, workspace_binary};
 
 /// The stand-in agent image: busybox, nothing of OpenShell.
@@ -72,16 +73,6 @@ pub fn driver() -> Command {
     command
 }
 
-/// stdout and stderr of an output, for assertion messages.
-pub fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// Runs `command`, asserting success; returns stdout.
 pub fn run_ok(command: Command) -> String {
     openshell_testsupport::podman::run_ok(command)
@@ -94,7 +85,7 @@ pub fn run_fails(command: Command) -> String {
     assert!(
         !output.status.success(),
         "expected {description} to fail\n{}",
-        text(&output)
+        output_text(&output)
     );
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
