@@ -1,6 +1,7 @@
 //! `build-image`: build, verify and publish the supervisor image.
 
-use std::io::BufRead;
+use std::fmt::Write as _;
+use std::io::{BufRead, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -163,11 +164,29 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
+        // The reader went away (`build-image verify ... | head`): nothing
+        // left to tell it. 141 is what a shell reports for SIGPIPE.
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(141),
         Err(err) => {
             eprintln!("build-image: error: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `text` to stdout and flushes it.
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -194,9 +213,9 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         },
     );
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        write_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print!("{report}");
+        write_stdout(&report.to_string())?;
     }
     Ok(if report.ok {
         ExitCode::SUCCESS
@@ -255,20 +274,24 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("could not write the build result to {}", file.display()))?;
     }
     if args.json {
-        println!("{json}");
+        write_stdout(&format!("{json}\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
     let result = &outcome.result;
-    println!("image      {} ({})", result.digest, result.media_type);
+    // Collected, then written at once: a closed stdout (`| head`) is then
+    // one error to handle, not a panic in the middle.
+    let mut out = String::new();
+    writeln!(out, "image      {} ({})", result.digest, result.media_type)?;
     for platform in &result.platforms {
-        println!(
+        writeln!(
+            out,
             "{:<10} manifest {}, layer {} ({} bytes), binary sha256 {}",
             platform.platform,
             platform.manifest_digest,
             human_size(platform.layer_size),
             platform.layer_size,
             platform.binary_sha256
-        );
+        )?;
     }
     if let Some(path) = outcome
         .report
@@ -276,38 +299,42 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         .first()
         .and_then(|p| p.binary_in_sandbox.as_ref())
     {
-        println!("sandbox    the binary appears at {path}");
+        writeln!(out, "sandbox    the binary appears at {path}")?;
     }
     let shown = output
         .strip_prefix(&here)
         .map(|relative| relative.display().to_string())
         .unwrap_or_else(|_| output.display().to_string());
-    println!("layout     oci:{shown}:{}", args.tag);
+    writeln!(out, "layout     oci:{shown}:{}", args.tag)?;
     if let Some(archive) = &result.docker_archive {
-        println!("archive    docker-archive:{archive}");
+        writeln!(out, "archive    docker-archive:{archive}")?;
     }
     for pinned in &result.pushed {
-        println!("pushed     {pinned}");
+        writeln!(out, "pushed     {pinned}")?;
     }
-    println!();
-    println!("load it into podman:");
-    println!(
+    writeln!(out)?;
+    writeln!(out, "load it into podman:")?;
+    writeln!(
+        out,
         "  skopeo copy oci:{shown}:{tag} containers-storage:{name}:{tag}",
         tag = args.tag,
         name = args.archive_name
-    );
+    )?;
     match &result.docker_archive {
-        Some(archive) => println!("  podman load -i {archive}"),
-        None => println!(
+        Some(archive) => writeln!(out, "  podman load -i {archive}")?,
+        None => writeln!(
+            out,
             "  or: build-image --docker-archive supervisor.tar, then podman load -i supervisor.tar (docker load works too)"
-        ),
+        )?,
     }
     if result.pushed.is_empty() {
-        println!("push it:");
-        println!(
+        writeln!(out, "push it:")?;
+        writeln!(
+            out,
             "  cargo run -p build-image -- --push REGISTRY/{}:{}",
             args.archive_name, args.tag
-        );
+        )?;
     }
+    write_stdout(&out)?;
     Ok(ExitCode::SUCCESS)
 }

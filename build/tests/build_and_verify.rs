@@ -568,3 +568,32 @@ fn with_no_arguments_it_builds_the_supervisor_into_target_oci_supervisor() {
         build_image::binary::sha256_hex(&built)
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    let dir = tempdir();
+    let binary = supervisor_copy(dir.path());
+    let layout = dir.path().join("layout");
+    build_json(
+        &[
+            "--binary",
+            binary.to_str().unwrap(),
+            "--output",
+            layout.to_str().unwrap(),
+        ],
+        None,
+    );
+    // stdout is a pipe whose reading end is already closed, as after
+    // `build-image verify ... | head -0`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = build_image()
+        .args(["verify", &format!("oci:{}:latest", layout.display())])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+}

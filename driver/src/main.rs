@@ -2,6 +2,7 @@
 //! configuration at start, and prints pods or the configuration; the work is
 //! done in the library.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -91,11 +92,30 @@ struct ConfigArgs {
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`render ... | head`): nothing left to tell
+        // it. 141 is what a shell reports for SIGPIPE.
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(141),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `text` to stdout at once and flushes it: a closed pipe is then an
+/// error to handle, not a panic inside `print!`.
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run() -> anyhow::Result<()> {
@@ -151,7 +171,7 @@ fn render(args: RenderArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         command: args.command,
     };
     let pod = pod::render(template, &request, &config.sideload())?;
-    print!("{}", pod::to_text(&pod, args.format)?);
+    write_stdout(&pod::to_text(&pod, args.format)?)?;
     Ok(())
 }
 
@@ -159,14 +179,13 @@ fn show_config(args: ConfigArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let config = start(&args.driver, matches)?;
     let report = config.report();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("could not write the report")?
-        );
+        let json = serde_json::to_string_pretty(&report).context("could not write the report")?;
+        write_stdout(&format!("{json}\n"))?;
         return Ok(());
     }
-    let line = |key: &str, value: &str, origin: &dyn std::fmt::Display| {
-        println!("{key}: {value} ({origin})");
+    let mut out = String::new();
+    let mut line = |key: &str, value: &str, origin: &dyn std::fmt::Display| {
+        out.push_str(&format!("{key}: {value} ({origin})\n"));
     };
     line(
         "supervisor-sideload-method",
@@ -196,5 +215,6 @@ fn show_config(args: ConfigArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         &report.image_pull_secrets.value.join(","),
         &report.image_pull_secrets.origin,
     );
+    write_stdout(&out)?;
     Ok(())
 }

@@ -336,3 +336,20 @@ fn yaml_quotes_words_that_yaml_1_1_readers_take_for_booleans() {
     let parsed: Value = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(parsed, render_json(&args, &[]));
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    // stdout is a pipe whose reading end is already closed, as after
+    // `render ... | head -0`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = common::driver()
+        .args(["render", "--sandbox-image", "python:3.13"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+}
