@@ -1,10 +1,9 @@
 //! Binaries of the workspace that tests run as users do: the release,
 //! static supervisor, and the debug builds of the other tools.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use openshell_contract::{BINARY_NAME, DEFAULT_STATIC_TARGET};
 
@@ -69,31 +68,36 @@ pub fn static_supervisor_binary() -> &'static Path {
     })
 }
 
-/// Builds (once per test process) the debug binary `bin` of package
-/// `package` and returns its path: end-to-end tests run the tools through
-/// their command lines, exactly as users and CI scripts do.
+/// Returns the debug binary `bin` of package `package`, built (once per
+/// test process) with every other binary of the workspace: end-to-end tests
+/// run the tools through their command lines, exactly as users and CI
+/// scripts do.
+///
+/// The whole workspace is built, tests included, because that is the
+/// feature set `cargo test --workspace` has just compiled: the build is then
+/// a no-op. Building one package alone would resolve features differently
+/// (a dependency of another member enables some) and recompile much of the
+/// dependency tree.
 pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<BTreeMap<String, PathBuf>>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| Mutex::new(BTreeMap::new()));
-    // A poisoned lock only means another test panicked mid-build; the map is
-    // still valid (it is written only after a successful build).
-    let mut built = built.lock().unwrap_or_else(|poison| poison.into_inner());
-    if let Some(path) = built.get(bin) {
-        return path.clone();
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["build", "--locked", "--package", package, "--bin", bin])
-        .output()
-        .unwrap_or_else(|err| panic!("could not run cargo to build {bin}: {err}"));
-    assert!(
-        output.status.success(),
-        "building {bin} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["build", "--locked", "--workspace", "--bins", "--tests"])
+            .output()
+            .unwrap_or_else(|err| panic!("could not run cargo to build the workspace: {err}"));
+        assert!(
+            output.status.success(),
+            "building the workspace's binaries failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
     let path = target_dir().join("debug").join(bin);
-    assert!(path.is_file(), "cargo built no {}", path.display());
-    built.insert(bin.to_string(), path.clone());
+    assert!(
+        path.is_file(),
+        "cargo built no {} (is {bin} a binary of package {package}?)",
+        path.display()
+    );
     path
 }
