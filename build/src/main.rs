@@ -1,7 +1,7 @@
 //! `build-image`: build, verify and publish the supervisor image.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, Write as _};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,6 +15,7 @@ use build_image::source;
 use build_image::supervisor_build::{git_revision, workspace_root};
 use build_image::verify::{self, VerifyOptions};
 use clap::{Args, Parser, Subcommand};
+use openshell_contract::cli::{BROKEN_PIPE_EXIT, is_broken_pipe, write_stdout};
 use openshell_contract::{DEFAULT_IMAGE_TAG, DEFAULT_OCI_LAYOUT_DIR, MOUNT_PATH};
 use openshell_registry::RegistryOptions;
 
@@ -165,28 +166,13 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         // The reader went away (`build-image verify ... | head`): nothing
-        // left to tell it. 141 is what a shell reports for SIGPIPE.
-        Err(err) if is_broken_pipe(&err) => ExitCode::from(141),
+        // left to tell it.
+        Err(err) if is_broken_pipe(err.as_ref()) => ExitCode::from(BROKEN_PIPE_EXIT),
         Err(err) => {
             eprintln!("build-image: error: {err:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// Writes `text` to stdout and flushes it.
-fn write_stdout(text: &str) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {

@@ -6,6 +6,7 @@
 
 pub mod annotations;
 pub mod build_result;
+pub mod cli;
 pub mod elf;
 pub mod paths;
 pub mod sideload;

@@ -2,12 +2,12 @@
 //! configuration at start, and prints pods or the configuration; the work is
 //! done in the library.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use openshell_contract::cli::{BROKEN_PIPE_EXIT, is_broken_pipe, write_stdout};
 use openshell_driver_kubernetes::config::{DriverArgs, DriverConfig};
 use openshell_driver_kubernetes::pod::{self, OutputFormat, PodRequest};
 
@@ -93,29 +93,13 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`render ... | head`): nothing left to tell
-        // it. 141 is what a shell reports for SIGPIPE.
-        Err(err) if is_broken_pipe(&err) => ExitCode::from(141),
+        // it.
+        Err(err) if is_broken_pipe(err.as_ref()) => ExitCode::from(BROKEN_PIPE_EXIT),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// Writes `text` to stdout at once and flushes it: a closed pipe is then an
-/// error to handle, not a panic inside `print!`.
-fn write_stdout(text: &str) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 fn run() -> anyhow::Result<()> {
