@@ -30,6 +30,15 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// Set by `scripts/test` once it has built everything the tests run: then
+/// no test process asks cargo again (under cargo-nextest every test is its
+/// own process, and each no-op cargo call costs a fraction of a second).
+pub const PREBUILT_ENV: &str = "OPENSHELL_TEST_PREBUILT";
+
+fn prebuilt() -> bool {
+    std::env::var_os(PREBUILT_ENV).is_some_and(|value| value == "1")
+}
+
 /// Builds (once per test process) and returns the release supervisor for the
 /// static musl target: the binary CI ships.
 ///
@@ -38,6 +47,13 @@ pub fn target_dir() -> PathBuf {
 pub fn static_supervisor_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
+        let binary = target_dir()
+            .join(DEFAULT_STATIC_TARGET)
+            .join("release")
+            .join(BINARY_NAME);
+        if prebuilt() && binary.is_file() {
+            return binary;
+        }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let output = Command::new(cargo)
             .current_dir(workspace_root())
@@ -59,10 +75,6 @@ pub fn static_supervisor_binary() -> &'static Path {
             "building the static supervisor failed (is the target installed? `rustup target add {DEFAULT_STATIC_TARGET}`):\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let binary = target_dir()
-            .join(DEFAULT_STATIC_TARGET)
-            .join("release")
-            .join(BINARY_NAME);
         assert!(binary.is_file(), "cargo built no {}", binary.display());
         binary
     })
@@ -81,6 +93,9 @@ pub fn static_supervisor_binary() -> &'static Path {
 pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
+        if prebuilt() {
+            return;
+        }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let output = Command::new(cargo)
             .current_dir(workspace_root())
