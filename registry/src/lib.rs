@@ -6,6 +6,7 @@
 //! from), and what the registry said. The wire protocol is oci-client's.
 
 mod auth;
+mod client;
 mod error;
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ pub use oci_client::secrets::RegistryAuth;
 pub use oci_client::{Client, Reference};
 
 pub use auth::{ResolvedAuth, auth_file_candidates, resolve_auth};
+pub use client::{ACCEPTED_MANIFEST_TYPES, Access, PulledManifest, RegistryClient};
 pub use error::{RegistryError, classify};
 
 /// How long to wait for a registry to accept a connection: a closed or
