@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
 use crate::binary::{BinaryFacts, StatKey};
+use openshell_transport::atomic;
 
 /// Name of the cache file inside the layout.
 pub const CACHE_FILE: &str = ".build-image-cache.json";

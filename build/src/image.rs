@@ -2,12 +2,11 @@
 //! all through oci-spec's types.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use oci_spec::image::{
-    ConfigBuilder, Descriptor, DescriptorBuilder, HistoryBuilder, ImageConfigurationBuilder,
-    ImageIndexBuilder, ImageManifestBuilder, MediaType, RootFsBuilder, SCHEMA_VERSION,
+    ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
+    ImageManifestBuilder, MediaType, RootFsBuilder, SCHEMA_VERSION,
 };
 use openshell_contract::annotations::{self, oci};
 use openshell_contract::{BINARY_NAME, IMAGE_BINARY_MODE, IMAGE_BINARY_PATH, IMAGE_ENTRYPOINT};
@@ -17,6 +16,7 @@ use crate::binary::BinaryFacts;
 use crate::epoch::Epoch;
 use crate::layer::sha256_digest;
 use crate::platform::PlatformSpec;
+pub use openshell_transport::{Blob, BlobData};
 
 /// Who and what the image says it is, besides the binary.
 #[derive(Debug, Clone)]
@@ -64,35 +64,6 @@ impl ImageMetadata {
     }
 }
 
-/// Bytes of a blob: in memory, or already stored in the output layout by an
-/// earlier run (the layer of an unchanged binary, not read again).
-#[derive(Debug, Clone)]
-pub enum BlobData {
-    /// In memory.
-    Memory(Arc<Vec<u8>>),
-    /// A file holding exactly the blob.
-    File(PathBuf),
-}
-
-impl BlobData {
-    /// The bytes, reading the file if need be.
-    pub fn load(&self) -> std::io::Result<Arc<Vec<u8>>> {
-        match self {
-            Self::Memory(bytes) => Ok(Arc::clone(bytes)),
-            Self::File(path) => std::fs::read(path).map(Arc::new),
-        }
-    }
-}
-
-/// A blob and its descriptor.
-#[derive(Debug, Clone)]
-pub struct Blob {
-    /// Media type, digest and size.
-    pub descriptor: Descriptor,
-    /// The bytes.
-    pub data: BlobData,
-}
-
 /// The layer a platform image is built on, as assembled.
 #[derive(Debug, Clone)]
 pub struct LayerBlob {
@@ -129,9 +100,8 @@ pub struct BuiltImage {
     pub platforms: Vec<PlatformBuild>,
     /// The index blob, for a multi-platform image.
     pub index: Option<Blob>,
-    /// The descriptor of the top-level manifest: the index, or the single
-    /// manifest.
-    pub top: Descriptor,
+    /// The top-level manifest: the index, or the single manifest.
+    pub top: Blob,
 }
 
 impl BuiltImage {
@@ -176,32 +146,7 @@ fn spec(what: &'static str) -> impl Fn(oci_spec::OciSpecError) -> ImageError {
     move |source| ImageError::Spec { what, source }
 }
 
-/// Serialises an OCI document with sorted object keys.
-///
-/// oci-spec keeps annotations and labels in `HashMap`s, whose order changes
-/// from run to run; going through `serde_json::Value` and sorting every
-/// object gives the same bytes, hence the same digest, every time.
-pub fn canonical_json<T: Serialize>(document: &T) -> Result<Vec<u8>, serde_json::Error> {
-    fn sort(value: serde_json::Value) -> serde_json::Value {
-        match value {
-            serde_json::Value::Object(map) => {
-                let mut entries: Vec<_> = map.into_iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
-                serde_json::Value::Object(
-                    entries
-                        .into_iter()
-                        .map(|(key, value)| (key, sort(value)))
-                        .collect(),
-                )
-            }
-            serde_json::Value::Array(items) => {
-                serde_json::Value::Array(items.into_iter().map(sort).collect())
-            }
-            other => other,
-        }
-    }
-    serde_json::to_vec(&sort(serde_json::to_value(document)?))
-}
+pub use openshell_transport::document::canonical_json;
 
 fn json_blob<T: Serialize>(
     what: &'static str,
@@ -311,7 +256,7 @@ pub fn assemble(
         return Err(ImageError::Empty);
     }
     if let [single] = platforms.as_slice() {
-        let top = single.manifest.descriptor.clone();
+        let top = single.manifest.clone();
         return Ok(BuiltImage {
             platforms,
             index: None,
@@ -334,7 +279,7 @@ pub fn assemble(
     let index = json_blob("index", MediaType::ImageIndex, &index)?;
     Ok(BuiltImage {
         platforms,
-        top: index.descriptor.clone(),
+        top: index.clone(),
         index: Some(index),
     })
 }
@@ -342,23 +287,6 @@ pub fn assemble(
 /// A descriptor for a layer blob (gzip tar).
 pub fn layer_descriptor(digest: &str, size: u64) -> Result<Descriptor, ImageError> {
     descriptor(MediaType::ImageLayerGzip, digest, size)
-}
-
-/// Rebuilds a descriptor with annotations (used for `index.json` entries).
-pub fn with_annotations(
-    descriptor: &Descriptor,
-    annotations: HashMap<String, String>,
-) -> Result<Descriptor, ImageError> {
-    let builder = DescriptorBuilder::default()
-        .media_type(descriptor.media_type().clone())
-        .digest(descriptor.digest().clone())
-        .size(descriptor.size())
-        .annotations(annotations);
-    let builder = match descriptor.platform() {
-        Some(platform) => builder.platform(platform.clone()),
-        None => builder,
-    };
-    builder.build().map_err(spec("index.json entry"))
 }
 
 #[cfg(test)]
@@ -392,7 +320,7 @@ mod tests {
     }
 
     fn bytes(blob: &Blob) -> Vec<u8> {
-        blob.data.load().unwrap().to_vec()
+        blob.read_verified().unwrap().to_vec()
     }
 
     #[test]

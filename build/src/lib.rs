@@ -9,15 +9,18 @@
 //! - build: [`binary`] (read and check the ELF), [`supervisor_build`] (cargo),
 //!   [`layer`] and [`gzip`] (deterministic tar, parallel gzip), [`image`]
 //!   (config, manifest, index through oci-spec) give a [`image::BuiltImage`];
-//! - publish: one [`publish::Destination`] per place (OCI layout,
-//!   docker-archive, registry).
+//! - publish: one `openshell_transport::Destination` per place (OCI
+//!   layout, docker-archive, registry), named by a transport reference.
 //!
-//! Verification follows containers/image: one [`source::ImageSource`] per
-//! transport and one set of checks in [`verify`], over the [`filesystem`]
-//! the layers build up.
+//! Verification follows containers/image: any image source of the
+//! `openshell-transport` crate, or the image just built ([`built`]), and
+//! one set of checks in [`verify`] over the [`filesystem`] the layers build
+//! up.
 
-pub mod atomic;
+pub use openshell_transport::{atomic, progress};
+
 pub mod binary;
+pub mod built;
 pub mod cache;
 pub mod epoch;
 pub mod filesystem;
@@ -26,8 +29,5 @@ pub mod image;
 pub mod layer;
 pub mod pipeline;
 pub mod platform;
-pub mod progress;
-pub mod publish;
-pub mod source;
 pub mod supervisor_build;
 pub mod verify;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -11,21 +11,34 @@ use build_image::image::ImageMetadata;
 use build_image::layer::LayerSettings;
 use build_image::pipeline::{self, BinaryInput, BuildOptions};
 use build_image::progress::{Progress, human_size};
-use build_image::source;
 use build_image::supervisor_build::{git_revision, workspace_root};
-use build_image::verify::{self, VerifyOptions};
+use build_image::verify::{self, NothingKnown, VerifyOptions};
 use clap::{Args, Parser, Subcommand};
 use openshell_contract::cli::{BROKEN_PIPE_EXIT, is_broken_pipe, write_stdout};
-use openshell_contract::{DEFAULT_IMAGE_TAG, DEFAULT_OCI_LAYOUT_DIR, MOUNT_PATH};
+use openshell_contract::{
+    DEFAULT_IMAGE_TAGS, DEFAULT_OCI_LAYOUT_DIR, MOUNT_PATH, SUPERVISOR_REPOSITORY,
+};
 use openshell_registry::RegistryOptions;
+use openshell_transport::limits::{
+    MAX_INDEX_DEPTH_FLAG, MAX_INDEX_MANIFESTS_FLAG, MAX_MANIFEST_SIZE_FLAG,
+};
+use openshell_transport::{ImageReference, ReadLimits, TransportOptions, open_source};
+
+/// Program name on progress lines and errors.
+const PROGRAM: &str = "build-image";
 
 /// Build the FROM-scratch OCI image of the OpenShell supervisor, verify that
 /// it resolves at the image-volume mount, and write or push it.
 ///
 /// With no arguments: builds openshell-sandbox (release, static), assembles
 /// the image, verifies it, and writes an OCI layout to target/oci/supervisor
-/// tagged latest. SOURCE_DATE_EPOCH (seconds) sets every time stamp in the
-/// image (default 0), so the same binary always gives the same digest.
+/// tagged with the release version and latest. SOURCE_DATE_EPOCH (seconds)
+/// sets every time stamp in the image (default 0), so the same binary always
+/// gives the same digest.
+///
+/// Destinations are transport references, as skopeo and podman write them:
+/// oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG], docker://HOST/REPO[:TAG].
+/// A reference without a tag gets every --tag.
 #[derive(Debug, Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -85,6 +98,36 @@ impl RegistryArgs {
     }
 }
 
+/// Bounds on reading images: whatever an image declares, reading it takes
+/// no more than these.
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Largest index.json, index, manifest or config to read, in bytes
+    /// (registries refuse manifests over 4 MiB).
+    #[arg(long = "max-manifest-size", value_name = "BYTES", default_value_t = ReadLimits::default().max_document_size)]
+    max_manifest_size: u64,
+    /// Deepest nesting of image indexes below the top one.
+    #[arg(long = "max-index-depth", value_name = "N", default_value_t = ReadLimits::default().max_index_depth)]
+    max_index_depth: usize,
+    /// Most manifests the indexes of one image may list, in all.
+    #[arg(long = "max-index-manifests", value_name = "N", default_value_t = ReadLimits::default().max_index_manifests)]
+    max_index_manifests: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> ReadLimits {
+        // The flag names are the library's: the refusal messages quote them.
+        debug_assert!(MAX_MANIFEST_SIZE_FLAG == "--max-manifest-size");
+        debug_assert!(MAX_INDEX_DEPTH_FLAG == "--max-index-depth");
+        debug_assert!(MAX_INDEX_MANIFESTS_FLAG == "--max-index-manifests");
+        ReadLimits {
+            max_document_size: self.max_manifest_size,
+            max_index_depth: self.max_index_depth,
+            max_index_manifests: self.max_index_manifests,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct BuildArgs {
     /// Package a prebuilt static binary instead of building the supervisor.
@@ -93,24 +136,35 @@ struct BuildArgs {
     /// platform.
     #[arg(long = "binary", value_name = "[PLATFORM=]PATH")]
     binaries: Vec<BinaryInput>,
-    /// OCI image layout folder to write (created if missing; an existing
-    /// folder must be empty or a layout). Default: <workspace>/target/oci/supervisor.
+    /// Write the image to REF: oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]
+    /// or docker://HOST/REPO[:TAG]. Repeatable; written in the order given.
+    /// When no OCI layout is among the destinations, the default layout is
+    /// written too (it keeps the build cache).
+    #[arg(long = "to", value_name = "REF")]
+    destinations: Vec<ImageReference>,
+    /// OCI image layout folder to write, the same as --to oci:DIR (created
+    /// if missing; an existing folder must be empty or a layout). Default:
+    /// <workspace>/target/oci/supervisor.
     #[arg(long, value_name = "DIR")]
     output: Option<PathBuf>,
-    /// Tag of the image in the layout (org.opencontainers.image.ref.name);
-    /// other tags there are kept.
-    #[arg(long, default_value = DEFAULT_IMAGE_TAG)]
-    tag: String,
+    /// Tag for every destination that names none
+    /// (org.opencontainers.image.ref.name in a layout, the registry tag, the
+    /// docker-archive's RepoTags); other tags in a layout are kept.
+    /// Repeatable. Default: the release version and latest.
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
     /// Also write a docker-archive tarball that `docker load` and
-    /// `podman load` accept (single platform only).
+    /// `podman load` accept (single platform only); the same as
+    /// --to docker-archive:FILE.
     #[arg(long, value_name = "FILE")]
     docker_archive: Option<PathBuf>,
-    /// Name the image gets when the docker-archive is loaded (NAME; the tag
-    /// is --tag).
-    #[arg(long, value_name = "NAME", default_value = "openshell/supervisor")]
+    /// Name the image gets when the docker-archive is loaded (NAME; the tags
+    /// are --tag).
+    #[arg(long, value_name = "NAME", default_value = SUPERVISOR_REPOSITORY)]
     archive_name: String,
-    /// Push the image to this registry reference (HOST/REPOSITORY:TAG); prints
-    /// the digest-pinned reference REF@sha256:... afterwards.
+    /// Push the image to this registry reference (HOST/REPOSITORY[:TAG]),
+    /// the same as --to docker://REF; prints the digest-pinned reference
+    /// HOST/REPOSITORY@sha256:... afterwards.
     #[arg(long, value_name = "REF")]
     push: Option<String>,
     #[command(flatten)]
@@ -131,6 +185,8 @@ struct BuildArgs {
     /// Also write the build result JSON to FILE (atomically).
     #[arg(long, value_name = "FILE")]
     metadata_file: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -138,8 +194,9 @@ struct BuildArgs {
 
 #[derive(Debug, Args)]
 struct VerifyArgs {
-    /// The image: oci:DIR[:TAG], docker-archive:FILE or docker://REF.
-    source: String,
+    /// The image: oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or
+    /// docker://REF.
+    source: ImageReference,
     /// Where the sandbox mounts the image.
     #[arg(long, default_value = MOUNT_PATH, value_name = "PATH")]
     mount_path: String,
@@ -152,6 +209,8 @@ struct VerifyArgs {
     json: bool,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -169,7 +228,7 @@ fn main() -> ExitCode {
         // left to tell it.
         Err(err) if is_broken_pipe(err.as_ref()) => ExitCode::from(BROKEN_PIPE_EXIT),
         Err(err) => {
-            eprintln!("build-image: error: {err:#}");
+            eprintln!("{PROGRAM}: error: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -179,7 +238,7 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let progress = if args.quiet {
         Progress::quiet()
     } else {
-        Progress::stderr()
+        Progress::stderr(PROGRAM)
     };
     if !args.mount_path.starts_with('/') {
         bail!(
@@ -187,17 +246,23 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             args.mount_path
         );
     }
-    let registry = args.registry.options()?;
-    let mut image_source = source::open(&args.source, &registry)?;
-    let loaded = source::load(image_source.as_mut(), &progress)
-        .with_context(|| format!("could not read {}", args.source))?;
+    let options = TransportOptions {
+        registry: args.registry.options()?,
+        limits: args.limits.limits(),
+    };
+    let mut image_source = open_source(&args.source, &options)
+        .with_context(|| format!("could not open {}", args.source))?;
+    progress.note(format!("reading {}", args.source));
     let report = verify::verify(
-        &loaded,
+        image_source.as_mut(),
+        &NothingKnown,
         &VerifyOptions {
             mount_path: args.mount_path.clone(),
             run: args.run,
+            limits: options.limits,
         },
-    );
+    )
+    .with_context(|| format!("could not read {}", args.source))?;
     if args.json {
         write_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
@@ -214,20 +279,54 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let progress = if args.quiet {
         Progress::quiet()
     } else {
-        Progress::stderr()
+        Progress::stderr(PROGRAM)
     };
     let epoch = Epoch::from_env()?;
     let here = std::env::current_dir().context("could not read the current folder")?;
-    let workspace = if args.binaries.is_empty() || args.output.is_none() {
+    let tags: Vec<String> = if args.tags.is_empty() {
+        DEFAULT_IMAGE_TAGS
+            .iter()
+            .map(|tag| (*tag).to_string())
+            .collect()
+    } else {
+        args.tags.clone()
+    };
+    let mut destinations: Vec<ImageReference> = Vec::new();
+    if let Some(output) = &args.output {
+        destinations.push(ImageReference::OciLayout {
+            dir: output.clone(),
+            tag: None,
+        });
+    }
+    destinations.extend(args.destinations.iter().cloned());
+    if let Some(file) = &args.docker_archive {
+        destinations.push(ImageReference::DockerArchive {
+            file: file.clone(),
+            name: None,
+        });
+    }
+    if let Some(push) = &args.push {
+        destinations.push(
+            format!("docker://{push}")
+                .parse()
+                .with_context(|| format!("--push {push}"))?,
+        );
+    }
+    let has_layout = destinations
+        .iter()
+        .any(|destination| matches!(destination, ImageReference::OciLayout { .. }));
+    let workspace = if args.binaries.is_empty() || !has_layout {
         Some(workspace_root(&here)?)
     } else {
         None
     };
-    let output = match (&args.output, &workspace) {
-        (Some(output), _) => output.clone(),
-        (None, Some(workspace)) => workspace.join(DEFAULT_OCI_LAYOUT_DIR),
-        (None, None) => here.join(DEFAULT_OCI_LAYOUT_DIR),
-    };
+    if !has_layout {
+        let dir = match &workspace {
+            Some(workspace) => workspace.join(DEFAULT_OCI_LAYOUT_DIR),
+            None => here.join(DEFAULT_OCI_LAYOUT_DIR),
+        };
+        destinations.insert(0, ImageReference::OciLayout { dir, tag: None });
+    }
     let mut metadata = ImageMetadata::new(epoch);
     metadata.version = args.image_version.clone();
     metadata.revision = args.revision.clone().or_else(|| {
@@ -237,20 +336,22 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             None
         }
     });
+    let limits = args.limits.limits();
     let options = BuildOptions {
         binaries: args.binaries.clone(),
-        output: output.clone(),
-        tag: args.tag.clone(),
-        docker_archive: args.docker_archive.clone(),
-        archive_name: format!("{}:{}", args.archive_name, args.tag),
-        push: args.push.clone(),
+        destinations,
+        tags: tags.clone(),
+        archive_name: args.archive_name.clone(),
         registry: args.registry.options()?,
         metadata,
         layer: LayerSettings {
             level: args.compression_level,
             ..LayerSettings::default()
         },
-        verify: VerifyOptions::default(),
+        verify: VerifyOptions {
+            limits,
+            ..VerifyOptions::default()
+        },
         workspace,
     };
     let outcome = pipeline::run(&options, &progress)?;
@@ -287,25 +388,30 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     {
         writeln!(out, "sandbox    the binary appears at {path}")?;
     }
-    let shown = output
-        .strip_prefix(&here)
-        .map(|relative| relative.display().to_string())
-        .unwrap_or_else(|_| output.display().to_string());
-    writeln!(out, "layout     oci:{shown}:{}", args.tag)?;
-    if let Some(archive) = &result.docker_archive {
-        writeln!(out, "archive    docker-archive:{archive}")?;
+    let shorten = |reference: &str| match reference.strip_prefix("oci:") {
+        Some(rest) => Path::new(rest)
+            .strip_prefix(&here)
+            .map(|relative| format!("oci:{}", relative.display()))
+            .unwrap_or_else(|_| reference.to_string()),
+        None => reference.to_string(),
+    };
+    for reference in &result.references {
+        writeln!(out, "wrote      {}", shorten(reference))?;
     }
     for pinned in &result.pushed {
         writeln!(out, "pushed     {pinned}")?;
     }
     writeln!(out)?;
-    writeln!(out, "load it into podman:")?;
-    writeln!(
-        out,
-        "  skopeo copy oci:{shown}:{tag} containers-storage:{name}:{tag}",
-        tag = args.tag,
-        name = args.archive_name
-    )?;
+    if let Some(layout) = &result.layout {
+        let shown = shorten(&format!("oci:{}", layout.path));
+        writeln!(out, "load it into podman:")?;
+        writeln!(
+            out,
+            "  skopeo copy {shown}:{tag} containers-storage:{name}:{tag}",
+            tag = layout.tag,
+            name = args.archive_name
+        )?;
+    }
     match &result.docker_archive {
         Some(archive) => writeln!(out, "  podman load -i {archive}")?,
         None => writeln!(
@@ -318,7 +424,8 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "  cargo run -p build-image -- --push REGISTRY/{}:{}",
-            args.archive_name, args.tag
+            args.archive_name,
+            tags.first().map_or("TAG", String::as_str)
         )?;
     }
     write_stdout(&out)?;

@@ -7,20 +7,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use openshell_contract::build_result::{BuildResult, LayoutOutput, PlatformImage};
 use openshell_registry::RegistryOptions;
+use openshell_transport::oci_layout::{LOCK_TIMEOUT, LayoutLock, blob_path};
+use openshell_transport::reference::check_tag;
+use openshell_transport::{DestinationOptions, ImageReference, TransportError, open_destination};
 
 use crate::binary::{self, BinaryError, BinaryFacts, LEADING_ROOM, StatKey, SupervisorBinary};
+use crate::built::{BuiltLayers, BuiltSource};
 use crate::cache::{BinaryRecord, BuildCache, LayerKey, LayerRecord};
 use crate::filesystem::Filesystem;
 use crate::image::{self, Blob, BlobData, ImageError, ImageMetadata, LayerBlob, layer_descriptor};
 use crate::layer::{self, LayerError, LayerSettings};
 use crate::platform::PlatformSpec;
 use crate::progress::{Progress, human_size};
-use crate::publish::docker_archive::DockerArchive;
-use crate::publish::oci_layout::{OciLayout, blob_path, check_output};
-use crate::publish::registry::RegistryPush;
-use crate::publish::{Destination, PublishError, Published, check_tag};
-use crate::source::built::BuiltSource;
-use crate::source::{self, SourceError};
 use crate::supervisor_build::SupervisorBuildError;
 use crate::verify::{self, VerifyOptions, VerifyReport};
 
@@ -58,17 +56,14 @@ impl std::str::FromStr for BinaryInput {
 pub struct BuildOptions {
     /// Binaries to package; empty means: build the supervisor first.
     pub binaries: Vec<BinaryInput>,
-    /// The OCI layout to write.
-    pub output: PathBuf,
-    /// Its tag.
-    pub tag: String,
-    /// A docker-archive to write too.
-    pub docker_archive: Option<PathBuf>,
-    /// Name:tag the docker-archive image gets when loaded.
+    /// Where to write the image, in order. The first OCI layout among them
+    /// also keeps the build cache; there must be one.
+    pub destinations: Vec<ImageReference>,
+    /// Tags for destinations whose reference names none.
+    pub tags: Vec<String>,
+    /// Repository name a docker-archive's image gets when loaded.
     pub archive_name: String,
-    /// A registry reference to push to.
-    pub push: Option<String>,
-    /// How to reach that registry.
+    /// How to reach registries.
     pub registry: RegistryOptions,
     /// Annotations and time stamp.
     pub metadata: ImageMetadata,
@@ -95,12 +90,9 @@ pub enum BuildError {
     /// The image could not be assembled.
     #[error(transparent)]
     Image(#[from] ImageError),
-    /// Publishing failed.
+    /// Reading or writing an image failed.
     #[error(transparent)]
-    Publish(#[from] PublishError),
-    /// The built image could not be read back.
-    #[error(transparent)]
-    Source(#[from] SourceError),
+    Transport(#[from] TransportError),
     /// The image failed verification; nothing was published.
     #[error("the image failed verification, so nothing was written:\n{report}")]
     Verification {
@@ -218,11 +210,13 @@ fn rename_path(err: BinaryError, path: &Path) -> BinaryError {
 }
 
 /// The layer an earlier run recorded for `key`, if the layout still holds
-/// its blob.
+/// its blob, byte for byte: the file is hashed (10 MB take a few ms), so a
+/// blob changed on disk is rebuilt rather than kept, reported and pushed.
 fn reusable(
     cache: &BuildCache,
     key: &LayerKey,
     output: &Path,
+    progress: &Progress,
 ) -> Result<Option<LayerBlob>, BuildError> {
     let Some(record) = cache.layer(key) else {
         return Ok(None);
@@ -230,14 +224,26 @@ fn reusable(
     let Some(path) = blob_path(output, &record.digest) else {
         return Ok(None);
     };
-    if !std::fs::metadata(&path).is_ok_and(|meta| meta.len() == record.size) {
-        return Ok(None);
+    let blob = Blob {
+        descriptor: layer_descriptor(&record.digest, record.size)?,
+        data: BlobData::File(path.clone()),
+    };
+    match blob.read_verified() {
+        Ok(_) => {}
+        Err(TransportError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(err) => {
+            progress.note(format!(
+                "the layer blob {} in {} is not what an earlier run wrote ({err}); building it again",
+                record.digest,
+                output.display()
+            ));
+            return Ok(None);
+        }
     }
     Ok(Some(LayerBlob {
-        blob: Blob {
-            descriptor: layer_descriptor(&record.digest, record.size)?,
-            data: BlobData::File(path),
-        },
+        blob,
         diff_id: record.diff_id.clone(),
         tar: None,
         applied: None,
@@ -251,6 +257,7 @@ fn layer_for(
     prepared: &mut PreparedBinary,
     options: &BuildOptions,
     cache: &BuildCache,
+    cache_dir: &Path,
     progress: &Progress,
 ) -> Result<(LayerBlob, Option<LayerRecord>, BinaryFacts), BuildError> {
     let key_for = |sha256: &str| LayerKey {
@@ -267,7 +274,7 @@ fn layer_for(
         ));
     };
     if let Some(facts) = &prepared.known {
-        if let Some(layer) = reusable(cache, &key_for(&facts.sha256), &options.output)? {
+        if let Some(layer) = reusable(cache, &key_for(&facts.sha256), cache_dir, progress)? {
             reused_note(facts, &layer);
             return Ok((layer, None, facts.clone()));
         }
@@ -306,7 +313,7 @@ fn layer_for(
         let compressor =
             scope.spawn(|| layer::compress_tar_unless(Arc::clone(&tar), options.layer, &cancel));
         let sha256 = binary::sha256_hex(binary_bytes);
-        let reused = reusable(cache, &key_for(&sha256), &options.output);
+        let reused = reusable(cache, &key_for(&sha256), cache_dir, progress);
         if matches!(reused, Ok(Some(_))) {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -354,17 +361,65 @@ fn short(sha256: &str) -> &str {
     sha256.get(..12).unwrap_or(sha256)
 }
 
+/// The folders of the OCI layouts among `destinations`, in order.
+fn layout_dirs(destinations: &[ImageReference]) -> Vec<PathBuf> {
+    destinations
+        .iter()
+        .filter_map(|destination| match destination {
+            ImageReference::OciLayout { dir, .. } => Some(dir.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Locks every layout the build writes, in one order (by canonical path)
+/// so two runs writing the same layouts cannot wait for each other.
+fn lock_layouts(dirs: &[PathBuf], progress: &Progress) -> Result<Vec<Arc<LayoutLock>>, BuildError> {
+    let mut locks = Vec::new();
+    // Ordered by absolute path (the folders need not exist yet).
+    let mut ordered: Vec<(PathBuf, &PathBuf)> = dirs
+        .iter()
+        .map(|dir| {
+            std::path::absolute(dir)
+                .map(|absolute| (absolute, dir))
+                .map_err(TransportError::io("resolve", dir))
+        })
+        .collect::<Result<_, _>>()?;
+    ordered.sort();
+    ordered.dedup_by(|a, b| a.0 == b.0);
+    for (_, dir) in ordered {
+        locks.push(LayoutLock::acquire(dir, LOCK_TIMEOUT, progress)?);
+    }
+    Ok(locks)
+}
+
 /// Runs a build.
 pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, BuildError> {
     // Refuse bad arguments before any work.
-    check_tag(&options.tag)?;
+    for tag in &options.tags {
+        check_tag(tag).map_err(BuildError::Usage)?;
+    }
     check_inputs(&options.binaries)?;
-    let push = options
-        .push
-        .as_deref()
-        .map(|reference| RegistryPush::new(reference, options.registry.clone()))
-        .transpose()?;
-    check_output(&options.output)?;
+    let destination_options = DestinationOptions {
+        default_tags: options.tags.clone(),
+        archive_name: options.archive_name.clone(),
+        mtime: options.metadata.epoch.seconds(),
+        registry: options.registry.clone(),
+    };
+    let destinations = options
+        .destinations
+        .iter()
+        .map(|reference| open_destination(reference, &destination_options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let layouts = layout_dirs(&options.destinations);
+    let Some(cache_dir) = layouts.first().cloned() else {
+        return Err(BuildError::Usage(
+            "no OCI layout among the destinations: one keeps the build cache (add --output DIR or --to oci:DIR)".into(),
+        ));
+    };
+    for dir in &layouts {
+        openshell_transport::oci_layout::check_output(dir)?;
+    }
 
     let inputs = if options.binaries.is_empty() {
         let workspace = match &options.workspace {
@@ -383,14 +438,19 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
         options.binaries.clone()
     };
 
-    let mut cache = BuildCache::load(&options.output);
+    // From here on the layouts are this run's: what an earlier run left
+    // (the cache, reusable blobs) cannot change under it, and a concurrent
+    // run waits instead of seeing half-written files.
+    let _locks = lock_layouts(&layouts, progress)?;
+    let mut cache = BuildCache::load(&cache_dir);
     let mut platforms = Vec::new();
     let mut new_layers = Vec::new();
     let mut seen_binaries = Vec::new();
     let mut reused_layers = Vec::new();
     for input in &inputs {
         let mut prepared = prepare(input, &cache)?;
-        let (layer, record, facts) = layer_for(&mut prepared, options, &cache, progress)?;
+        let (layer, record, facts) =
+            layer_for(&mut prepared, options, &cache, &cache_dir, progress)?;
         if record.is_none() {
             reused_layers.push(prepared.platform.to_string());
         }
@@ -411,8 +471,7 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
 
     let step = progress.step("verifying the image");
     let mut source = BuiltSource::new(&built);
-    let loaded = source::load(&mut source, &Progress::quiet())?;
-    let report = verify::verify(&loaded, &options.verify);
+    let report = verify::verify(&mut source, &BuiltLayers::of(&built), &options.verify)?;
     if !report.ok {
         return Err(BuildError::Verification {
             report: report.to_string(),
@@ -430,60 +489,60 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
     );
 
     let mut result = BuildResult {
-        digest: built.top.digest().to_string(),
-        media_type: built.top.media_type().to_string(),
-        size: built.top.size(),
+        digest: built.top.digest(),
+        media_type: built.top.descriptor.media_type().to_string(),
+        size: built.top.descriptor.size(),
         platforms: built.platforms.iter().map(platform_image).collect(),
         layout: None,
         docker_archive: None,
         pushed: Vec::new(),
+        tags: options.tags.clone(),
+        references: Vec::new(),
     };
 
-    let mut destinations: Vec<Box<dyn Destination>> = vec![Box::new(OciLayout {
-        dir: options.output.clone(),
-        tag: options.tag.clone(),
-    })];
-    if let Some(path) = &options.docker_archive {
-        destinations.push(Box::new(DockerArchive {
-            path: path.clone(),
-            repo_tag: options.archive_name.clone(),
-            epoch: options.metadata.epoch,
-        }));
-    }
-    if let Some(push) = push {
-        destinations.push(Box::new(push));
-    }
-    for destination in &destinations {
-        match destination.publish(&built, progress)? {
-            Published::Layout { path, tag, .. } => {
-                result.layout = Some(LayoutOutput {
-                    path: path.display().to_string(),
-                    tag,
-                });
-                // The layout holds the blobs now: remember what went in.
-                for record in &seen_binaries {
-                    cache.remember_binary(record.clone());
+    let image = built.to_write();
+    for (reference, destination) in options.destinations.iter().zip(&destinations) {
+        let published = destination.publish(&image, progress)?;
+        match reference {
+            ImageReference::OciLayout { dir, tag } => {
+                if result.layout.is_none() {
+                    result.layout = Some(LayoutOutput {
+                        path: dir.display().to_string(),
+                        tag: tag
+                            .clone()
+                            .or_else(|| options.tags.first().cloned())
+                            .unwrap_or_default(),
+                    });
                 }
-                for record in &new_layers {
-                    cache.remember_layer(record.clone());
-                }
-                if let Err(err) = cache.save(&options.output) {
-                    progress.note(format!(
-                        "could not save the build cache in {} ({err}); the next run compresses again",
-                        options.output.display()
-                    ));
+                if *dir == cache_dir {
+                    // The layout holds the blobs now: remember what went in.
+                    for record in &seen_binaries {
+                        cache.remember_binary(record.clone());
+                    }
+                    for record in &new_layers {
+                        cache.remember_layer(record.clone());
+                    }
+                    if let Err(err) = cache.save(&cache_dir) {
+                        progress.note(format!(
+                            "could not save the build cache in {} ({err}); the next run compresses again",
+                            cache_dir.display()
+                        ));
+                    }
                 }
             }
-            Published::DockerArchive { path } => {
-                result.docker_archive = Some(path.display().to_string());
+            ImageReference::DockerArchive { file, .. } => {
+                result
+                    .docker_archive
+                    .get_or_insert_with(|| file.display().to_string());
             }
-            Published::Pushed { pinned } => result.pushed.push(pinned),
+            ImageReference::Registry { .. } => result.pushed.extend(published.pinned.clone()),
         }
+        result.references.extend(published.references);
     }
     // Unmapping the ~100 MiB of buffers (binary, tar, tree, blob) takes
     // 10-15 ms; the result is ready, so free them off the critical path.
     drop(destinations);
-    std::thread::spawn(move || drop((built, loaded)));
+    std::thread::spawn(move || drop((built, image)));
     Ok(BuildOutcome {
         result,
         report,

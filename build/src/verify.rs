@@ -1,30 +1,41 @@
 //! One set of checks over an image from any source: will it resolve at the
 //! image-volume mount and run as the supervisor?
 //!
+//! Verification reads the image in two steps. First the facts: the shape
+//! of the image (indexes, nested ones too), then, one platform at a time,
+//! its manifest and config (bounded reads) and its layers, streamed through
+//! the digest, the decompressor and the [`Filesystem`] model. Then the
+//! checks: each is one function over those facts, with the checks it needs
+//! declared beside it ([`PLATFORM_CHECKS`]); a check whose prerequisite did
+//! not pass is skipped, and says which one.
+//!
 //! Every check has a stable name, used in the human report and in `--json`;
 //! every failure says what was found and what was expected.
 
 use std::fmt;
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
 use openshell_contract::annotations::BINARY_SHA256;
-use openshell_contract::elf;
+use openshell_contract::elf::{self, ElfInfo};
 use openshell_contract::version::VersionReport;
 use openshell_contract::{
     BINARY_NAME, IMAGE_BINARY_PATH, IMAGE_ENTRYPOINT, LAYER_BINARY_PATH, MOUNT_PATH,
     path_under_mount,
 };
+use openshell_transport::digest::{Digester, DigestingReader};
+use openshell_transport::document::{DOCKER_CONFIG, DOCKER_MANIFEST, is_index_media_type};
+use openshell_transport::source::{self, IndexFacts, LoadedManifest, ManifestEntry};
+use openshell_transport::{ImageSource, ReadLimits, TransportError};
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
-use crate::filesystem::{FileContents, Filesystem, NodeKind};
-use crate::layer::sha256_digest;
-use crate::source::{KnownLayer, LoadedBlob, LoadedImage, LoadedManifest, is_index_media_type};
+use crate::filesystem::{FileContents, Filesystem, Node, NodeKind};
 
 /// The names of the checks, in the order they are reported.
 pub mod checks {
+    /// The manifest matches the descriptor naming it and parses.
+    pub const MANIFEST: &str = "manifest";
     /// Each blob's digest and size against its descriptor, and each layer's
     /// uncompressed digest against the config's diff IDs.
     pub const BLOB_DIGESTS: &str = "blob-digests";
@@ -34,7 +45,7 @@ pub mod checks {
     pub const CONFIG: &str = "config";
     /// Config os/architecture against the index platform and the ELF machine.
     pub const PLATFORM: &str = "platform";
-    /// Every layer reads as a tar and applies in order.
+    /// Every layer reads as a tar and applies in order, within the limits.
     pub const FILESYSTEM: &str = "filesystem";
     /// No absolute paths, `..`, device nodes or links leaving the image.
     pub const UNSAFE_ENTRIES: &str = "unsafe-entries";
@@ -54,24 +65,6 @@ pub mod checks {
     pub const ANNOTATION_SHA256: &str = "annotation-sha256";
     /// `version --json` of the extracted binary reports the same digest.
     pub const RUN_VERSION: &str = "run-version";
-
-    /// Per-platform checks, in report order.
-    pub const ALL: [&str; 14] = [
-        BLOB_DIGESTS,
-        MEDIA_TYPES,
-        CONFIG,
-        PLATFORM,
-        FILESYSTEM,
-        UNSAFE_ENTRIES,
-        BINARY_LOCATION,
-        BINARY_FILE_TYPE,
-        BINARY_OWNER,
-        BINARY_MODE,
-        STATIC_ELF,
-        ENTRYPOINT,
-        ANNOTATION_SHA256,
-        RUN_VERSION,
-    ];
 }
 
 /// How a check ended.
@@ -104,11 +97,24 @@ pub struct PlatformReport {
     pub platform: Option<String>,
     /// Digest of its manifest.
     pub manifest_digest: String,
+    /// The indexes above it (`index > index sha256:...`), when nested.
+    pub index_path: String,
     /// Where the binary appears in a sandbox, when it is where it belongs.
     pub binary_in_sandbox: Option<String>,
     /// sha256 of the binary, when found.
     pub binary_sha256: Option<String>,
-    /// Results, in the order of [`checks::ALL`].
+    /// Results, in the order of [`PLATFORM_CHECKS`].
+    pub checks: Vec<CheckResult>,
+}
+
+/// The checks of one index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexReport {
+    /// Where it sits (`index`, or `index > index sha256:...`).
+    pub path: String,
+    /// Its digest.
+    pub digest: String,
+    /// Results.
     pub checks: Vec<CheckResult>,
 }
 
@@ -119,10 +125,12 @@ pub struct VerifyReport {
     pub source: String,
     /// Whether every check passed or was skipped.
     pub ok: bool,
-    /// Digest of the index, for a multi-platform image.
+    /// Digest of the top-level index, for a multi-platform image.
     pub index_digest: Option<String>,
-    /// Checks of the index itself (its digest and media type).
+    /// Checks of the top-level index (its digest and media type).
     pub index_checks: Vec<CheckResult>,
+    /// Checks of indexes nested in it.
+    pub nested_indexes: Vec<IndexReport>,
     /// One report per platform.
     pub platforms: Vec<PlatformReport>,
     /// Remarks about the source (skipped index entries).
@@ -136,8 +144,13 @@ impl VerifyReport {
             .platforms
             .iter()
             .flat_map(|report| report.checks.iter());
+        let nested = self
+            .nested_indexes
+            .iter()
+            .flat_map(|report| report.checks.iter());
         self.index_checks
             .iter()
+            .chain(nested)
             .chain(platform_checks)
             .filter(|check| check.outcome == Outcome::Failed)
             .flat_map(|check| {
@@ -190,6 +203,12 @@ impl fmt::Display for VerifyReport {
                 write_check(f, check)?;
             }
         }
+        for nested in &self.nested_indexes {
+            writeln!(f, "{} {}", nested.path, nested.digest)?;
+            for check in &nested.checks {
+                write_check(f, check)?;
+            }
+        }
         for platform in &self.platforms {
             writeln!(
                 f,
@@ -204,22 +223,23 @@ impl fmt::Display for VerifyReport {
                 writeln!(f, "  the binary appears in a sandbox at {path}")?;
             }
         }
-        let failed = self.failures().len();
         if self.ok {
             writeln!(f, "result: all checks passed")
         } else {
-            writeln!(f, "result: {failed} failure(s)")
+            writeln!(f, "result: {} failure(s)", self.failures().len())
         }
     }
 }
 
-/// What to check beyond the image itself.
+/// What to check beyond the image itself, and within which bounds.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
     /// Where the image is mounted in the sandbox.
     pub mount_path: String,
     /// Run the extracted binary's `version --json` (host architecture only).
     pub run: bool,
+    /// Bounds on the documents read.
+    pub limits: ReadLimits,
 }
 
 impl Default for VerifyOptions {
@@ -227,68 +247,49 @@ impl Default for VerifyOptions {
         Self {
             mount_path: MOUNT_PATH.to_string(),
             run: false,
+            limits: ReadLimits::default(),
         }
     }
 }
 
-/// Collects results check by check.
-struct Results {
-    results: Vec<CheckResult>,
+/// What the verifier may already know about a layer, sparing work.
+#[derive(Debug, Clone)]
+pub enum KnownLayer {
+    /// Nothing: stream, check and decompress it.
+    Unknown,
+    /// Its uncompressed tar is at hand (built in this run), with the
+    /// digests computed from those very bytes while it was compressed.
+    Tar {
+        /// The tar.
+        tar: Arc<Vec<u8>>,
+        /// `sha256:...` of the tar.
+        diff_id: String,
+        /// The tree this tar makes on its own, when already read.
+        applied: Option<Arc<Filesystem>>,
+    },
+    /// It was verified when it was written by an earlier run (and its blob
+    /// hashed again in this one); its contents are not read again.
+    VerifiedEarlier(String),
 }
 
-impl Results {
-    fn new(names: &[&str]) -> Self {
-        Self {
-            results: names
-                .iter()
-                .map(|name| CheckResult {
-                    name: (*name).to_string(),
-                    outcome: Outcome::Passed,
-                    details: Vec::new(),
-                })
-                .collect(),
-        }
-    }
+/// Knowledge about layers that a caller already has.
+pub trait KnownLayers {
+    /// What is known about the layer `descriptor` names.
+    fn known(&self, descriptor: &Descriptor) -> KnownLayer;
+}
 
-    fn entry(&mut self, name: &str) -> &mut CheckResult {
-        let position = self.results.iter().position(|check| check.name == name);
-        match position {
-            Some(position) => &mut self.results[position],
-            None => {
-                self.results.push(CheckResult {
-                    name: name.to_string(),
-                    outcome: Outcome::Passed,
-                    details: Vec::new(),
-                });
-                let last = self.results.len() - 1;
-                &mut self.results[last]
-            }
-        }
-    }
+/// Knows nothing: every layer is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NothingKnown;
 
-    fn fail(&mut self, name: &str, detail: impl Into<String>) {
-        let entry = self.entry(name);
-        entry.outcome = Outcome::Failed;
-        entry.details.push(detail.into());
-    }
-
-    fn skip(&mut self, name: &str, reason: impl Into<String>) {
-        let entry = self.entry(name);
-        if entry.outcome != Outcome::Failed {
-            entry.outcome = Outcome::Skipped;
-            entry.details = vec![reason.into()];
-        }
-    }
-
-    fn note(&mut self, name: &str, detail: impl Into<String>) {
-        self.entry(name).details.push(detail.into());
+impl KnownLayers for NothingKnown {
+    fn known(&self, _descriptor: &Descriptor) -> KnownLayer {
+        KnownLayer::Unknown
     }
 }
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const LAYER_TYPES: [&str; 6] = [
     "application/vnd.oci.image.layer.v1.tar",
     "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -297,112 +298,6 @@ const LAYER_TYPES: [&str; 6] = [
     "application/vnd.docker.image.rootfs.diff.tar",
     "application/vnd.docker.image.rootfs.diff.tar.zstd",
 ];
-
-fn check_blob_bytes(results: &mut Results, what: &str, expected: &Descriptor, bytes: &[u8]) {
-    compare_digest(results, what, expected, &sha256_digest(bytes), bytes.len());
-}
-
-fn compare_digest(
-    results: &mut Results,
-    what: &str,
-    expected: &Descriptor,
-    digest: &str,
-    len: usize,
-) {
-    let expected_digest = expected.digest().to_string();
-    if digest != expected_digest {
-        results.fail(
-            checks::BLOB_DIGESTS,
-            format!("{what} has digest {digest}, but its descriptor says {expected_digest}"),
-        );
-    }
-    if len as u64 != expected.size() {
-        results.fail(
-            checks::BLOB_DIGESTS,
-            format!(
-                "{what} {expected_digest} is {len} bytes, but its descriptor says {}",
-                expected.size()
-            ),
-        );
-    }
-}
-
-fn blob_bytes<'a>(
-    results: &mut Results,
-    what: &str,
-    blob: &'a LoadedBlob,
-) -> Option<&'a Arc<Vec<u8>>> {
-    match &blob.bytes {
-        Ok(bytes) => {
-            check_blob_bytes(results, what, &blob.expected, bytes);
-            Some(bytes)
-        }
-        Err(reason) => {
-            results.fail(
-                checks::BLOB_DIGESTS,
-                format!(
-                    "{what} {} could not be read: {reason}",
-                    blob.expected.digest()
-                ),
-            );
-            None
-        }
-    }
-}
-
-/// Reads through a stream, hashing what passes.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.inner.read(buf)?;
-        self.hasher.update(&buf[..read]);
-        Ok(read)
-    }
-}
-
-/// Applies one layer; returns the sha256 of its uncompressed tar.
-fn apply_layer(
-    fs: &mut Filesystem,
-    index: usize,
-    media_type: &str,
-    bytes: &[u8],
-) -> Result<String, String> {
-    let gzip = bytes.starts_with(&[0x1f, 0x8b]);
-    if media_type.ends_with("zstd") || bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Err(format!(
-            "layer {index} is zstd-compressed, which this verifier cannot read (expected a gzip or plain tar layer)"
-        ));
-    }
-    if media_type.ends_with("gzip") && !gzip {
-        return Err(format!(
-            "layer {index} is declared {media_type} but is not gzip data"
-        ));
-    }
-    let inner: Box<dyn Read + '_> = if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(bytes))
-    } else {
-        Box::new(bytes)
-    };
-    let mut reader = HashingReader {
-        inner,
-        hasher: Sha256::new(),
-    };
-    fs.apply_layer(index, &mut reader)
-        .map_err(|err| err.to_string())?;
-    // The tar's end-of-archive blocks are part of the diff ID.
-    std::io::copy(&mut reader, &mut std::io::sink())
-        .map_err(|err| format!("layer {index}: {err}"))?;
-    Ok(format!("sha256:{}", hex::encode(reader.hasher.finalize())))
-}
-
-/// Applies a tar built in this run; its digest is already known.
-fn apply_known_tar(fs: &mut Filesystem, index: usize, tar: &[u8]) -> Result<(), String> {
-    fs.apply_layer(index, tar).map_err(|err| err.to_string())
-}
 
 /// The OCI architecture of the machine running this program.
 pub fn host_architecture() -> &'static str {
@@ -419,43 +314,44 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
-/// Runs every check over `image`.
-pub fn verify(image: &LoadedImage, options: &VerifyOptions) -> VerifyReport {
-    let mut index_checks = Vec::new();
-    let mut index_digest = None;
-    if let Some(index) = &image.index {
-        let mut results = Results::new(&[checks::BLOB_DIGESTS, checks::MEDIA_TYPES]);
-        index_digest = Some(sha256_digest(&index.raw));
-        if let Some(expected) = &index.expected {
-            check_blob_bytes(&mut results, "the index", expected, &index.raw);
-        }
-        let media_type = index.parsed.media_type().as_ref().map(ToString::to_string);
-        match media_type {
-            Some(media_type) if is_index_media_type(&media_type) => {}
-            Some(other) => results.fail(
-                checks::MEDIA_TYPES,
-                format!(
-                    "the index has media type {other}, expected {}",
-                    MediaType::ImageIndex
-                ),
-            ),
-            None => results.note(checks::MEDIA_TYPES, "the index states no mediaType"),
-        }
-        index_checks = results.results;
-    }
-    let platforms: Vec<PlatformReport> = image
-        .manifests
-        .iter()
-        .map(|manifest| verify_manifest(image, manifest, options))
-        .collect();
+/// Verifies the image `source` holds: its shape, then each platform.
+///
+/// Fails only when the image cannot be read at all (no top-level manifest,
+/// an index over a limit); everything else is a check in the report.
+pub fn verify(
+    source: &mut dyn ImageSource,
+    known: &dyn KnownLayers,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, TransportError> {
+    let plan = source::plan(source, &options.limits)?;
     let mut report = VerifyReport {
-        source: image.source.clone(),
+        source: plan.source.clone(),
         ok: true,
-        index_digest,
-        index_checks,
-        platforms,
-        notes: image.notes.clone(),
+        index_digest: None,
+        index_checks: Vec::new(),
+        nested_indexes: Vec::new(),
+        platforms: Vec::new(),
+        notes: plan.notes.clone(),
     };
+    for (position, index) in plan.indexes.iter().enumerate() {
+        let checks = index_checks(index);
+        if position == 0 {
+            report.index_digest = Some(index.digest.clone());
+            report.index_checks = checks;
+        } else {
+            report.nested_indexes.push(IndexReport {
+                path: index.path.clone(),
+                digest: index.digest.clone(),
+                checks,
+            });
+        }
+    }
+    for entry in &plan.manifests {
+        // One platform at a time: its documents, layers and tree are dropped
+        // before the next is read.
+        let facts = gather(source, known, entry, plan.has_media_types, options);
+        report.platforms.push(run_checks(&facts, options));
+    }
     if report.platforms.is_empty() {
         report
             .notes
@@ -463,569 +359,914 @@ pub fn verify(image: &LoadedImage, options: &VerifyOptions) -> VerifyReport {
         report.ok = false;
     }
     report.ok = report.ok && report.failures().is_empty();
-    report
+    Ok(report)
 }
 
-fn verify_manifest(
-    image: &LoadedImage,
-    manifest: &LoadedManifest,
+fn index_checks(index: &IndexFacts) -> Vec<CheckResult> {
+    let mut digests = CheckResult {
+        name: checks::BLOB_DIGESTS.into(),
+        outcome: Outcome::Passed,
+        details: Vec::new(),
+    };
+    if let Err(err) = &index.matches_descriptor {
+        digests.outcome = Outcome::Failed;
+        digests.details.push(err.clone());
+    }
+    let mut media = CheckResult {
+        name: checks::MEDIA_TYPES.into(),
+        outcome: Outcome::Passed,
+        details: Vec::new(),
+    };
+    match &index.media_type {
+        Some(media_type) if is_index_media_type(media_type) => {}
+        Some(other) => {
+            media.outcome = Outcome::Failed;
+            media.details.push(format!(
+                "the index has media type {other}, expected {}",
+                MediaType::ImageIndex
+            ));
+        }
+        None => media.details.push("the index states no mediaType".into()),
+    }
+    vec![digests, media]
+}
+
+/// One layer as read.
+#[derive(Debug)]
+enum LayerRead {
+    /// Streamed: the blob's digest and size, and the tar's digest (when the
+    /// stream could be decompressed to its end).
+    Read {
+        digest: String,
+        size: u64,
+        diff_id: Option<String>,
+    },
+    /// Built in this run: its digests are those computed while building.
+    Built { diff_id: String },
+    /// Checked by an earlier run.
+    Earlier(String),
+    /// Could not be read.
+    Failed(String),
+}
+
+/// Everything the checks of one platform look at.
+struct Facts {
+    /// The manifest, or why it could not be read.
+    manifest: Result<LoadedManifest, String>,
+    has_media_types: bool,
+    /// The descriptors of the layers (from the parsed manifest).
+    layers: Vec<(Descriptor, LayerRead)>,
+    /// The tree after all layers, or why it is not complete.
+    tree: Result<Arc<Filesystem>, String>,
+    /// The ELF facts of the binary at its path, computed once.
+    elf: OnceLock<Result<ElfInfo, String>>,
+    /// The manifest's digest as text (for the report).
+    manifest_digest: String,
+    /// The indexes above.
+    index_path: String,
+    /// The platform its index entry gives.
+    index_platform: Option<oci_spec::image::Platform>,
+}
+
+impl Facts {
+    fn parsed(&self) -> Option<&ImageManifest> {
+        self.manifest
+            .as_ref()
+            .ok()
+            .and_then(|manifest| manifest.parsed.as_ref().ok())
+    }
+
+    fn config(&self) -> Option<&ImageConfiguration> {
+        self.manifest
+            .as_ref()
+            .ok()
+            .and_then(|manifest| manifest.config.as_ref())
+            .and_then(|config| config.parsed.as_ref().ok())
+    }
+
+    fn tree(&self) -> Option<&Filesystem> {
+        self.tree.as_ref().ok().map(|tree| tree.as_ref())
+    }
+
+    fn binary_node(&self) -> Option<&Node> {
+        self.tree()?.nodes.get(LAYER_BINARY_PATH)
+    }
+
+    fn binary_contents(&self) -> Option<&Arc<FileContents>> {
+        match &self.binary_node()?.kind {
+            NodeKind::File { contents, .. } => contents.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn elf(&self) -> Option<&Result<ElfInfo, String>> {
+        let contents = self.binary_contents()?;
+        Some(
+            self.elf
+                .get_or_init(|| elf::inspect(&contents.bytes).map_err(|err| err.to_string())),
+        )
+    }
+
+    fn elf_architecture(&self) -> Option<&'static str> {
+        match self.elf()? {
+            Ok(info) => info.oci_architecture(),
+            Err(_) => None,
+        }
+    }
+}
+
+fn gather(
+    source: &mut dyn ImageSource,
+    known: &dyn KnownLayers,
+    entry: &ManifestEntry,
+    has_media_types: bool,
     options: &VerifyOptions,
-) -> PlatformReport {
-    let mut results = Results::new(&checks::ALL);
-    let manifest_digest = sha256_digest(&manifest.raw);
-    let mut report = PlatformReport {
-        platform: manifest
-            .platform()
-            .map(|platform| crate::platform::PlatformSpec::from_oci(platform).to_string()),
-        manifest_digest: manifest_digest.clone(),
-        binary_in_sandbox: None,
-        binary_sha256: None,
-        checks: Vec::new(),
+) -> Facts {
+    let manifest =
+        source::load_manifest(source, entry, &options.limits).map_err(|err| err.to_string());
+    let manifest_digest = match &manifest {
+        Ok(manifest) => manifest.digest.clone(),
+        Err(_) => entry
+            .expected
+            .as_ref()
+            .map(|descriptor| descriptor.digest().to_string())
+            .unwrap_or_default(),
     };
-    if let Some(expected) = &manifest.expected {
-        check_blob_bytes(&mut results, "the manifest", expected, &manifest.raw);
+    let mut facts = Facts {
+        manifest,
+        has_media_types,
+        layers: Vec::new(),
+        tree: Err("the manifest could not be read".into()),
+        elf: OnceLock::new(),
+        manifest_digest,
+        index_path: entry.path.clone(),
+        index_platform: entry
+            .expected
+            .as_ref()
+            .and_then(|descriptor| descriptor.platform().clone()),
+    };
+    let Some(layers) = facts.parsed().map(|parsed| parsed.layers().clone()) else {
+        return facts;
+    };
+    let mut tree = Arc::new(Filesystem::default());
+    let mut complete: Result<(), String> = Ok(());
+    for (index, descriptor) in layers.iter().enumerate() {
+        let read = match known.known(descriptor) {
+            KnownLayer::VerifiedEarlier(reason) => {
+                if complete.is_ok() {
+                    complete = Err(format!("layer {index}: {reason}"));
+                }
+                LayerRead::Earlier(reason)
+            }
+            KnownLayer::Tar {
+                tar,
+                diff_id,
+                applied,
+            } => {
+                if complete.is_ok() {
+                    match applied {
+                        // The builder read its own bottom layer into a tree
+                        // while it compressed it: the same reading, done.
+                        Some(applied) if index == 0 => tree = applied,
+                        _ => {
+                            if let Err(err) = Arc::make_mut(&mut tree).apply_layer(index, &tar[..])
+                            {
+                                complete = Err(err.to_string());
+                            }
+                        }
+                    }
+                }
+                LayerRead::Built { diff_id }
+            }
+            KnownLayer::Unknown => {
+                let apply = complete.is_ok();
+                let (read, applied) = stream_layer(
+                    source,
+                    index,
+                    descriptor,
+                    apply.then(|| Arc::make_mut(&mut tree)),
+                );
+                if apply {
+                    if let Err(err) = applied {
+                        complete = Err(err);
+                    }
+                }
+                read
+            }
+        };
+        facts.layers.push((descriptor.clone(), read));
     }
+    facts.tree = complete.map(|()| tree);
+    facts
+}
 
-    let parsed = match &manifest.parsed {
-        Ok(parsed) => parsed,
+/// Streams one layer: hashes the blob as it arrives, decompresses it,
+/// hashes the tar and applies it to `tree` (when given). Returns what was
+/// read and whether applying succeeded.
+fn stream_layer(
+    source: &mut dyn ImageSource,
+    index: usize,
+    descriptor: &Descriptor,
+    tree: Option<&mut Filesystem>,
+) -> (LayerRead, Result<(), String>) {
+    let what = format!("layer {index}");
+    let digester = match Digester::for_digest(&what, descriptor.digest()) {
+        Ok(digester) => digester,
+        Err(err) => return (LayerRead::Failed(err.to_string()), Err(err.to_string())),
+    };
+    let stream = match source.open_blob(descriptor) {
+        Ok(stream) => stream,
         Err(err) => {
-            results.fail(
-                checks::MEDIA_TYPES,
-                format!("the manifest {manifest_digest} is not an image manifest: {err}"),
-            );
-            for name in &checks::ALL[2..] {
-                results.skip(name, "the manifest could not be read");
-            }
-            report.checks = results.results;
-            return report;
+            let reason = format!("{what} {} could not be read: {err}", descriptor.digest());
+            return (LayerRead::Failed(reason.clone()), Err(reason));
         }
     };
-
-    // media-types
-    if image.has_media_types {
-        let declared = parsed.media_type().as_ref().map(ToString::to_string);
-        match declared.as_deref() {
-            Some(OCI_MANIFEST | DOCKER_MANIFEST) => {}
-            Some(other) => results.fail(
-                checks::MEDIA_TYPES,
-                format!("the manifest has media type {other}, expected {OCI_MANIFEST}"),
-            ),
-            None => {}
-        }
-        if let Some(expected) = &manifest.expected {
-            let by_descriptor = expected.media_type().to_string();
-            if by_descriptor != OCI_MANIFEST && by_descriptor != DOCKER_MANIFEST {
-                results.fail(
-                    checks::MEDIA_TYPES,
-                    format!("the descriptor of the manifest says {by_descriptor}, expected {OCI_MANIFEST}"),
-                );
-            } else if declared
-                .as_deref()
-                .is_some_and(|declared| declared != by_descriptor)
-            {
-                results.fail(
-                    checks::MEDIA_TYPES,
-                    format!(
-                        "the manifest says {} but its descriptor says {by_descriptor}",
-                        declared.unwrap_or_default()
-                    ),
-                );
-            }
-        }
-        let config_type = parsed.config().media_type().to_string();
-        if config_type != OCI_CONFIG && config_type != DOCKER_CONFIG {
-            results.fail(
-                checks::MEDIA_TYPES,
-                format!("the config has media type {config_type}, expected {OCI_CONFIG}"),
-            );
-        }
-        for (index, layer) in parsed.layers().iter().enumerate() {
-            let layer_type = layer.media_type().to_string();
-            if !LAYER_TYPES.contains(&layer_type.as_str()) {
-                results.fail(
-                    checks::MEDIA_TYPES,
-                    format!(
-                        "layer {index} has media type {layer_type}, expected {}",
-                        MediaType::ImageLayerGzip
-                    ),
-                );
-            }
-        }
+    let mut blob = DigestingReader::new(stream, digester);
+    let media_type = descriptor.media_type().to_string();
+    let mut magic = [0u8; 4];
+    let magic_len = read_up_to(&mut blob, &mut magic);
+    let magic = &magic[..magic_len];
+    let gzip = magic.starts_with(&[0x1f, 0x8b]);
+    let applied = if media_type.ends_with("zstd") || magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Err(format!(
+            "{what} is zstd-compressed, which this verifier cannot read (expected a gzip or plain tar layer)"
+        ))
+    } else if media_type.ends_with("gzip") && !gzip {
+        Err(format!(
+            "{what} is declared {media_type} but is not gzip data"
+        ))
     } else {
-        results.skip(
-            checks::MEDIA_TYPES,
-            "this transport stores no media types (they were inferred from the content)",
-        );
-    }
-
-    // config
-    let config: Option<ImageConfiguration> = match &manifest.config {
-        Some(blob) => blob_bytes(&mut results, "the config", blob).and_then(|bytes| {
-            match ImageConfiguration::from_reader(&bytes[..]) {
-                Ok(config) => Some(config),
-                Err(err) => {
-                    results.fail(checks::CONFIG, format!("the config does not parse: {err}"));
-                    None
-                }
-            }
-        }),
-        None => None,
+        Ok(())
     };
-    if let (None, Some(config)) = (&report.platform, &config) {
-        // Without an index entry, name the platform the config states.
-        report.platform = Some(format!("{}/{}", config.os(), config.architecture()));
-    }
-    if config.is_none() {
-        for name in [checks::CONFIG, checks::PLATFORM, checks::ENTRYPOINT] {
-            results.skip(name, "no readable config");
-        }
-    }
-
-    // filesystem
-    let mut fs = Arc::new(Filesystem::default());
-    let mut filesystem_complete = true;
-    let mut diff_ids = Vec::new();
-    for (index, layer) in manifest.layers.iter().enumerate() {
-        let what = format!("layer {index}");
-        let media_type = layer.blob.expected.media_type().to_string();
-        let bytes = match (&layer.known, &layer.blob.bytes) {
-            (KnownLayer::VerifiedEarlier(reason), _) => {
-                results.note(
-                    checks::BLOB_DIGESTS,
-                    format!("{what} {}: {reason}", layer.blob.expected.digest()),
-                );
-                filesystem_complete = false;
-                continue;
-            }
-            (_, Ok(bytes)) => bytes,
-            (_, Err(reason)) => {
-                results.fail(
-                    checks::BLOB_DIGESTS,
-                    format!(
-                        "{what} {} could not be read: {reason}",
-                        layer.blob.expected.digest()
-                    ),
-                );
-                filesystem_complete = false;
-                continue;
-            }
-        };
-        // The blob's digest is computed on another core while the layer is
-        // applied: both read tens of MiB.
-        let (digest, applied) = std::thread::scope(|scope| {
-            let hasher = scope.spawn(|| sha256_digest(bytes));
-            let applied = match &layer.known {
-                // The builder read its own bottom layer into a tree while it
-                // compressed it: the same reading, done already.
-                KnownLayer::Tar {
-                    applied: Some(applied),
-                    diff_id,
-                    ..
-                } if index == 0 => {
-                    fs = Arc::clone(applied);
-                    Ok(diff_id.clone())
-                }
-                KnownLayer::Tar { tar, diff_id, .. } => {
-                    apply_known_tar(Arc::make_mut(&mut fs), index, tar).map(|()| diff_id.clone())
-                }
-                _ => apply_layer(Arc::make_mut(&mut fs), index, &media_type, bytes),
-            };
-            let digest = hasher.join().unwrap_or_else(|_| sha256_digest(bytes));
-            (digest, applied)
-        });
-        compare_digest(
-            &mut results,
-            &what,
-            &layer.blob.expected,
-            &digest,
-            bytes.len(),
-        );
-        match applied {
-            Ok(diff_id) => diff_ids.push((index, diff_id)),
-            Err(err) => {
-                results.fail(checks::FILESYSTEM, err);
-                filesystem_complete = false;
-            }
-        }
-    }
-    if let Some(config) = &config {
-        let declared = config.rootfs().diff_ids();
-        if declared.len() != manifest.layers.len() {
-            results.fail(
-                checks::BLOB_DIGESTS,
-                format!(
-                    "the config lists {} diff IDs for {} layers",
-                    declared.len(),
-                    manifest.layers.len()
-                ),
-            );
-        }
-        for (index, diff_id) in &diff_ids {
-            if let Some(expected) = declared.get(*index) {
-                if expected != diff_id {
-                    results.fail(
-                        checks::BLOB_DIGESTS,
-                        format!("layer {index} uncompresses to {diff_id}, but the config's diff ID says {expected}"),
-                    );
-                }
-            }
-        }
-    }
-
-    let binary_checks = [
-        checks::UNSAFE_ENTRIES,
-        checks::BINARY_LOCATION,
-        checks::BINARY_FILE_TYPE,
-        checks::BINARY_OWNER,
-        checks::BINARY_MODE,
-        checks::STATIC_ELF,
-        checks::ANNOTATION_SHA256,
-        checks::RUN_VERSION,
-    ];
-    if !filesystem_complete {
-        let reason = if manifest
-            .layers
-            .iter()
-            .any(|layer| matches!(layer.known, KnownLayer::VerifiedEarlier(_)))
-        {
-            "the layer was verified when it was first written"
+    let mut diff_id = None;
+    let mut applied = applied;
+    if applied.is_ok() {
+        let prefix = std::io::Cursor::new(magic.to_vec());
+        let compressed = prefix.chain(&mut blob);
+        let inner: Box<dyn Read + '_> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(compressed))
         } else {
-            "not every layer could be read"
+            Box::new(compressed)
         };
-        results.skip(checks::FILESYSTEM, reason);
-        for name in binary_checks {
-            results.skip(name, reason);
-        }
-        check_config(&mut results, config.as_ref(), manifest, None);
-        report.checks = results.results;
-        return report;
+        let mut tar = DigestingReader::new(inner, Digester::sha256());
+        let outcome = match tree {
+            Some(tree) => tree
+                .apply_layer(index, &mut tar)
+                .map_err(|err| err.to_string()),
+            None => Ok(()),
+        };
+        // The tar's end-of-archive blocks are part of the diff ID.
+        applied = outcome.and_then(|()| {
+            tar.finish()
+                .map(|(digest, _)| diff_id = Some(digest))
+                .map_err(|err| format!("{what}: {err}"))
+        });
     }
+    // The blob's digest covers every byte, also after a failure above.
+    match blob.finish() {
+        Ok((digest, size)) => (
+            LayerRead::Read {
+                digest,
+                size,
+                diff_id,
+            },
+            applied,
+        ),
+        Err(err) => {
+            let reason = format!("{what} {} could not be read: {err}", descriptor.digest());
+            (LayerRead::Failed(reason.clone()), applied.and(Err(reason)))
+        }
+    }
+}
 
-    for entry in &fs.unsafe_entries {
-        results.fail(
-            checks::UNSAFE_ENTRIES,
-            format!("layer {}: {}: {}", entry.layer, entry.path, entry.reason),
+fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => filled += read,
+        }
+    }
+    filled
+}
+
+/// A check's verdict.
+enum Verdict {
+    Pass(Vec<String>),
+    Fail(Vec<String>),
+    Skip(String),
+}
+
+impl Verdict {
+    fn from_failures(failures: Vec<String>, notes: Vec<String>) -> Self {
+        if failures.is_empty() {
+            Self::Pass(notes)
+        } else {
+            Self::Fail(failures)
+        }
+    }
+}
+
+/// A check: its name, the checks that must pass before it can run, and
+/// what it does.
+struct CheckSpec {
+    name: &'static str,
+    requires: &'static [&'static str],
+    run: fn(&Facts, &VerifyOptions) -> Verdict,
+}
+
+/// Per-platform checks, in report order; each runs only when the checks it
+/// requires passed.
+const PLATFORM_CHECKS: &[CheckSpec] = &[
+    CheckSpec {
+        name: checks::MANIFEST,
+        requires: &[],
+        run: check_manifest,
+    },
+    CheckSpec {
+        name: checks::BLOB_DIGESTS,
+        requires: &[checks::MANIFEST],
+        run: check_blob_digests,
+    },
+    CheckSpec {
+        name: checks::MEDIA_TYPES,
+        requires: &[checks::MANIFEST],
+        run: check_media_types,
+    },
+    CheckSpec {
+        name: checks::CONFIG,
+        requires: &[checks::MANIFEST],
+        run: check_config,
+    },
+    CheckSpec {
+        name: checks::PLATFORM,
+        requires: &[checks::CONFIG],
+        run: check_platform,
+    },
+    CheckSpec {
+        name: checks::FILESYSTEM,
+        requires: &[checks::MANIFEST],
+        run: check_filesystem,
+    },
+    CheckSpec {
+        name: checks::UNSAFE_ENTRIES,
+        requires: &[checks::FILESYSTEM],
+        run: check_unsafe_entries,
+    },
+    CheckSpec {
+        name: checks::BINARY_LOCATION,
+        requires: &[checks::FILESYSTEM],
+        run: check_binary_location,
+    },
+    CheckSpec {
+        name: checks::BINARY_FILE_TYPE,
+        requires: &[checks::BINARY_LOCATION],
+        run: check_binary_file_type,
+    },
+    CheckSpec {
+        name: checks::BINARY_OWNER,
+        requires: &[checks::BINARY_LOCATION],
+        run: check_binary_owner,
+    },
+    CheckSpec {
+        name: checks::BINARY_MODE,
+        requires: &[checks::BINARY_LOCATION],
+        run: check_binary_mode,
+    },
+    CheckSpec {
+        name: checks::STATIC_ELF,
+        requires: &[checks::BINARY_FILE_TYPE],
+        run: check_static_elf,
+    },
+    CheckSpec {
+        name: checks::ENTRYPOINT,
+        requires: &[checks::CONFIG],
+        run: check_entrypoint,
+    },
+    CheckSpec {
+        name: checks::ANNOTATION_SHA256,
+        requires: &[checks::BINARY_FILE_TYPE],
+        run: check_annotation,
+    },
+    CheckSpec {
+        name: checks::RUN_VERSION,
+        requires: &[checks::STATIC_ELF],
+        run: check_run_version,
+    },
+];
+
+/// The names of the per-platform checks, in report order.
+pub fn platform_check_names() -> Vec<&'static str> {
+    PLATFORM_CHECKS.iter().map(|check| check.name).collect()
+}
+
+fn run_checks(facts: &Facts, options: &VerifyOptions) -> PlatformReport {
+    let mut results: Vec<CheckResult> = Vec::with_capacity(PLATFORM_CHECKS.len());
+    for spec in PLATFORM_CHECKS {
+        let blocker = spec.requires.iter().find_map(|required| {
+            results
+                .iter()
+                .find(|result| result.name == *required)
+                .filter(|result| result.outcome != Outcome::Passed)
+        });
+        let (outcome, details) = match blocker {
+            Some(blocker) => (
+                Outcome::Skipped,
+                vec![format!(
+                    "needs {}, which {}",
+                    blocker.name,
+                    if blocker.outcome == Outcome::Failed {
+                        "failed"
+                    } else {
+                        "was skipped"
+                    }
+                )],
+            ),
+            None => match (spec.run)(facts, options) {
+                Verdict::Pass(notes) => (Outcome::Passed, notes),
+                Verdict::Fail(failures) => (Outcome::Failed, failures),
+                Verdict::Skip(reason) => (Outcome::Skipped, vec![reason]),
+            },
+        };
+        results.push(CheckResult {
+            name: spec.name.to_string(),
+            outcome,
+            details,
+        });
+    }
+    let passed = |name: &str| {
+        results
+            .iter()
+            .any(|result| result.name == name && result.outcome == Outcome::Passed)
+    };
+    let binary_sha256 = passed(checks::BINARY_FILE_TYPE)
+        .then(|| {
+            facts
+                .binary_contents()
+                .map(|contents| contents.sha256.clone())
+        })
+        .flatten();
+    let binary_in_sandbox = passed(checks::BINARY_LOCATION)
+        .then(|| path_under_mount(&options.mount_path, IMAGE_BINARY_PATH))
+        .filter(|_| binary_sha256.is_some());
+    let platform = facts
+        .index_platform
+        .as_ref()
+        .map(|platform| crate::platform::PlatformSpec::from_oci(platform).to_string())
+        .or_else(|| {
+            facts
+                .config()
+                .map(|config| format!("{}/{}", config.os(), config.architecture()))
+        });
+    PlatformReport {
+        platform,
+        manifest_digest: facts.manifest_digest.clone(),
+        index_path: facts.index_path.clone(),
+        binary_in_sandbox,
+        binary_sha256,
+        checks: results,
+    }
+}
+
+fn check_manifest(facts: &Facts, _options: &VerifyOptions) -> Verdict {
+    let manifest = match &facts.manifest {
+        Ok(manifest) => manifest,
+        Err(err) => return Verdict::Fail(vec![format!("the manifest could not be read: {err}")]),
+    };
+    let mut failures = Vec::new();
+    if let Some(expected) = &manifest.expected {
+        if let Err(err) =
+            openshell_transport::digest::check_bytes("the manifest", expected, &manifest.raw)
+        {
+            failures.push(err.to_string());
+        }
+    }
+    if let Err(err) = &manifest.parsed {
+        failures.push(format!("the manifest is not an image manifest: {err}"));
+    }
+    Verdict::from_failures(failures, Vec::new())
+}
+
+fn check_blob_digests(facts: &Facts, _options: &VerifyOptions) -> Verdict {
+    let mut failures = Vec::new();
+    let mut notes = Vec::new();
+    if let Some(config) = facts
+        .manifest
+        .as_ref()
+        .ok()
+        .and_then(|manifest| manifest.config.as_ref())
+    {
+        match (&config.read, &config.matches_descriptor) {
+            (Err(err), _) => failures.push(format!(
+                "the config {} could not be read: {err}",
+                config.expected.digest()
+            )),
+            (Ok(()), Err(err)) => failures.push(err.clone()),
+            (Ok(()), Ok(())) => {}
+        }
+    }
+    let declared = facts.config().map(|config| config.rootfs().diff_ids());
+    if let Some(declared) = declared {
+        if declared.len() != facts.layers.len() {
+            failures.push(format!(
+                "the config lists {} diff IDs for {} layers",
+                declared.len(),
+                facts.layers.len()
+            ));
+        }
+    }
+    for (index, (descriptor, read)) in facts.layers.iter().enumerate() {
+        let expected = descriptor.digest().to_string();
+        let diff_id = match read {
+            LayerRead::Read {
+                digest,
+                size,
+                diff_id,
+            } => {
+                if *digest != expected {
+                    failures.push(format!(
+                        "layer {index} has digest {digest}, but its descriptor says {expected}"
+                    ));
+                }
+                if *size != descriptor.size() {
+                    failures.push(format!(
+                        "layer {index} {expected} is {size} bytes, but its descriptor says {}",
+                        descriptor.size()
+                    ));
+                }
+                diff_id.as_ref()
+            }
+            LayerRead::Built { diff_id } => Some(diff_id),
+            LayerRead::Earlier(reason) => {
+                notes.push(format!("layer {index} {expected}: {reason}"));
+                None
+            }
+            LayerRead::Failed(reason) => {
+                failures.push(reason.clone());
+                None
+            }
+        };
+        if let (Some(diff_id), Some(declared)) = (diff_id, declared) {
+            if let Some(expected) = declared.get(index) {
+                if expected != diff_id {
+                    failures.push(format!(
+                        "layer {index} uncompresses to {diff_id}, but the config's diff ID says {expected}"
+                    ));
+                }
+            }
+        }
+    }
+    Verdict::from_failures(failures, notes)
+}
+
+fn check_media_types(facts: &Facts, _options: &VerifyOptions) -> Verdict {
+    if !facts.has_media_types {
+        return Verdict::Skip(
+            "this transport stores no media types (they were inferred from the content)".into(),
         );
     }
-    let others: Vec<&str> = fs
+    let (Ok(manifest), Some(parsed)) = (&facts.manifest, facts.parsed()) else {
+        return Verdict::Skip("no manifest".into());
+    };
+    let mut failures = Vec::new();
+    let declared = parsed.media_type().as_ref().map(ToString::to_string);
+    if let Some(other) = declared
+        .as_deref()
+        .filter(|declared| *declared != OCI_MANIFEST && *declared != DOCKER_MANIFEST)
+    {
+        failures.push(format!(
+            "the manifest has media type {other}, expected {OCI_MANIFEST}"
+        ));
+    }
+    if let Some(expected) = &manifest.expected {
+        let by_descriptor = expected.media_type().to_string();
+        if by_descriptor != OCI_MANIFEST && by_descriptor != DOCKER_MANIFEST {
+            failures.push(format!(
+                "the descriptor of the manifest says {by_descriptor}, expected {OCI_MANIFEST}"
+            ));
+        } else if let Some(declared) = declared.as_deref().filter(|d| *d != by_descriptor) {
+            failures.push(format!(
+                "the manifest says {declared} but its descriptor says {by_descriptor}"
+            ));
+        }
+    }
+    let config_type = parsed.config().media_type().to_string();
+    if config_type != OCI_CONFIG && config_type != DOCKER_CONFIG {
+        failures.push(format!(
+            "the config has media type {config_type}, expected {OCI_CONFIG}"
+        ));
+    }
+    for (index, layer) in parsed.layers().iter().enumerate() {
+        let layer_type = layer.media_type().to_string();
+        if !LAYER_TYPES.contains(&layer_type.as_str()) {
+            failures.push(format!(
+                "layer {index} has media type {layer_type}, expected {}",
+                MediaType::ImageLayerGzip
+            ));
+        }
+    }
+    Verdict::from_failures(failures, Vec::new())
+}
+
+fn check_config(facts: &Facts, _options: &VerifyOptions) -> Verdict {
+    let Some(config) = facts
+        .manifest
+        .as_ref()
+        .ok()
+        .and_then(|manifest| manifest.config.as_ref())
+    else {
+        return Verdict::Fail(vec!["the manifest names no config".into()]);
+    };
+    if let Err(err) = &config.read {
+        return Verdict::Fail(vec![format!(
+            "the config {} could not be read: {err}",
+            config.expected.digest()
+        )]);
+    }
+    match &config.parsed {
+        Ok(_) => Verdict::Pass(Vec::new()),
+        Err(err) => Verdict::Fail(vec![format!("the config does not parse: {err}")]),
+    }
+}
+
+fn check_filesystem(facts: &Facts, options: &VerifyOptions) -> Verdict {
+    let tree = match &facts.tree {
+        Ok(tree) => tree,
+        Err(reason) => {
+            let earlier = facts
+                .layers
+                .iter()
+                .any(|(_, read)| matches!(read, LayerRead::Earlier(_)));
+            return if earlier {
+                Verdict::Skip(format!(
+                    "the layers were verified when first written ({reason})"
+                ))
+            } else {
+                Verdict::Fail(vec![reason.clone()])
+            };
+        }
+    };
+    let others: Vec<&str> = tree
         .nodes
         .keys()
         .map(String::as_str)
         .filter(|path| *path != LAYER_BINARY_PATH)
         .collect();
+    let mut notes = Vec::new();
     if !others.is_empty() {
         let shown: Vec<&str> = others.iter().take(5).copied().collect();
-        results.note(
-            checks::FILESYSTEM,
-            format!(
-                "besides the binary the image holds {} entries ({}{}), which every sandbox sees under {}",
-                others.len(),
-                shown.join(", "),
-                if others.len() > shown.len() { ", ..." } else { "" },
-                options.mount_path
-            ),
-        );
+        notes.push(format!(
+            "besides the binary the image holds {} entries ({}{}), which every sandbox sees under {}",
+            others.len(),
+            shown.join(", "),
+            if others.len() > shown.len() { ", ..." } else { "" },
+            options.mount_path
+        ));
     }
-
-    let binary = check_binary(&mut results, &fs, options);
-    let elf_architecture = binary
-        .as_ref()
-        .and_then(|binary| binary.architecture.clone());
-    if let Some(binary) = &binary {
-        report.binary_sha256 = Some(binary.sha256.clone());
-        if results.entry(checks::BINARY_LOCATION).outcome == Outcome::Passed {
-            report.binary_in_sandbox =
-                Some(path_under_mount(&options.mount_path, IMAGE_BINARY_PATH));
-        }
-    }
-    check_config(
-        &mut results,
-        config.as_ref(),
-        manifest,
-        elf_architecture.as_deref(),
-    );
-
-    // annotation-sha256
-    match &binary {
-        Some(binary) => {
-            let annotation = parsed
-                .annotations()
-                .as_ref()
-                .and_then(|annotations| annotations.get(BINARY_SHA256).cloned())
-                .or_else(|| {
-                    config
-                        .as_ref()
-                        .and_then(|config| config.labels_of_config())
-                        .and_then(|labels| labels.get(BINARY_SHA256).cloned())
-                });
-            match annotation {
-                Some(annotated) if annotated == binary.sha256 => {}
-                Some(annotated) => results.fail(
-                    checks::ANNOTATION_SHA256,
-                    format!(
-                        "the binary's sha256 is {}, but the annotation {BINARY_SHA256} says {annotated}",
-                        binary.sha256
-                    ),
-                ),
-                None => results.note(
-                    checks::ANNOTATION_SHA256,
-                    format!("no {BINARY_SHA256} annotation to compare with"),
-                ),
-            }
-            run_version(&mut results, binary, options);
-        }
-        None => {
-            results.skip(checks::ANNOTATION_SHA256, "no binary at /openshell-sandbox");
-            results.skip(checks::RUN_VERSION, "no binary at /openshell-sandbox");
-        }
-    }
-    report.checks = results.results;
-    report
+    Verdict::Pass(notes)
 }
 
-/// The binary found at its path, as far as the checks got.
-struct FoundBinary {
-    contents: Arc<FileContents>,
-    sha256: String,
-    architecture: Option<String>,
-}
-
-fn check_binary(
-    results: &mut Results,
-    fs: &Filesystem,
-    options: &VerifyOptions,
-) -> Option<FoundBinary> {
-    let mount = &options.mount_path;
-    let dependent = [
-        checks::BINARY_FILE_TYPE,
-        checks::BINARY_OWNER,
-        checks::BINARY_MODE,
-        checks::STATIC_ELF,
-    ];
-    let Some(node) = fs.nodes.get(LAYER_BINARY_PATH) else {
-        if let Some(removal) = fs.removed.get(LAYER_BINARY_PATH) {
-            results.fail(
-                checks::BINARY_LOCATION,
-                format!(
-                    "expected {IMAGE_BINARY_PATH}; layer {} deletes it with the whiteout {}, so the mounted image has no binary",
-                    removal.layer, removal.whiteout
-                ),
-            );
-        } else {
-            let elsewhere = fs.find_named(BINARY_NAME);
-            if elsewhere.is_empty() {
-                results.fail(
-                    checks::BINARY_LOCATION,
-                    format!(
-                        "expected {IMAGE_BINARY_PATH}; the image has no file named {BINARY_NAME}"
-                    ),
-                );
-            }
-            for path in elsewhere {
-                results.fail(
-                    checks::BINARY_LOCATION,
-                    format!(
-                        "expected {IMAGE_BINARY_PATH}; the image has {path}, which an image volume at {mount} shows as {}",
-                        path_under_mount(mount, path)
-                    ),
-                );
-            }
-        }
-        for name in dependent {
-            results.skip(name, format!("no binary at {IMAGE_BINARY_PATH}"));
-        }
-        return None;
+fn check_unsafe_entries(facts: &Facts, _options: &VerifyOptions) -> Verdict {
+    let Some(tree) = facts.tree() else {
+        return Verdict::Skip("no tree".into());
     };
+    Verdict::from_failures(
+        tree.unsafe_entries
+            .iter()
+            .map(|entry| format!("layer {}: {}: {}", entry.layer, entry.path, entry.reason))
+            .collect(),
+        Vec::new(),
+    )
+}
 
-    let contents = match &node.kind {
-        NodeKind::File { contents, .. } => contents.clone(),
+fn check_binary_location(facts: &Facts, options: &VerifyOptions) -> Verdict {
+    let Some(tree) = facts.tree() else {
+        return Verdict::Skip("no tree".into());
+    };
+    if tree.nodes.contains_key(LAYER_BINARY_PATH) {
+        return Verdict::Pass(Vec::new());
+    }
+    let mount = &options.mount_path;
+    if let Some(removal) = tree.removed.get(LAYER_BINARY_PATH) {
+        return Verdict::Fail(vec![format!(
+            "expected {IMAGE_BINARY_PATH}; layer {} deletes it with the whiteout {}, so the mounted image has no binary",
+            removal.layer, removal.whiteout
+        )]);
+    }
+    let elsewhere = tree.find_named(BINARY_NAME);
+    if elsewhere.is_empty() {
+        return Verdict::Fail(vec![format!(
+            "expected {IMAGE_BINARY_PATH}; the image has no file named {BINARY_NAME}"
+        )]);
+    }
+    Verdict::Fail(
+        elsewhere
+            .into_iter()
+            .map(|path| {
+                format!(
+                    "expected {IMAGE_BINARY_PATH}; the image has {path}, which an image volume at {mount} shows as {}",
+                    path_under_mount(mount, path)
+                )
+            })
+            .collect(),
+    )
+}
+
+fn check_binary_file_type(facts: &Facts, options: &VerifyOptions) -> Verdict {
+    let Some(node) = facts.binary_node() else {
+        return Verdict::Skip(format!("no binary at {IMAGE_BINARY_PATH}"));
+    };
+    let mount = &options.mount_path;
+    match &node.kind {
+        NodeKind::File {
+            contents: Some(_), ..
+        } => Verdict::Pass(Vec::new()),
+        NodeKind::File { contents: None, .. } => Verdict::Fail(vec![format!(
+            "{IMAGE_BINARY_PATH} is a file whose contents were not kept"
+        )]),
         NodeKind::Symlink(target) => {
             let seen = if target.starts_with('/') {
                 format!("{target} of the agent container's own filesystem")
             } else {
                 path_under_mount(mount, target)
             };
-            results.fail(
-                checks::BINARY_FILE_TYPE,
-                format!(
-                    "{IMAGE_BINARY_PATH} is a symlink to {target}, expected a regular file: in an image volume at {mount} the link resolves against the agent container's root, to {seen}"
-                ),
-            );
-            None
+            Verdict::Fail(vec![format!(
+                "{IMAGE_BINARY_PATH} is a symlink to {target}, expected a regular file: in an image volume at {mount} the link resolves against the agent container's root, to {seen}"
+            )])
         }
-        NodeKind::Dir => {
-            results.fail(
-                checks::BINARY_FILE_TYPE,
-                format!("{IMAGE_BINARY_PATH} is a folder, expected a regular file"),
-            );
-            None
-        }
-    };
-    if node.uid != 0 || node.gid != 0 {
-        results.fail(
-            checks::BINARY_OWNER,
-            format!(
-                "{IMAGE_BINARY_PATH} is owned by {}:{}, expected 0:0",
-                node.uid, node.gid
-            ),
-        );
+        NodeKind::Dir => Verdict::Fail(vec![format!(
+            "{IMAGE_BINARY_PATH} is a folder, expected a regular file"
+        )]),
     }
-    let mode = node.mode & 0o7777;
-    if mode & 0o111 != 0o111 {
-        results.fail(
-            checks::BINARY_MODE,
-            format!("{IMAGE_BINARY_PATH} has mode {mode:04o}, which is not executable by everyone (expected 0555)"),
-        );
-    }
-    if mode & 0o6000 != 0 {
-        results.fail(
-            checks::BINARY_MODE,
-            format!(
-                "{IMAGE_BINARY_PATH} has mode {mode:04o}, which sets setuid/setgid (expected 0555)"
-            ),
-        );
-    }
-    if mode & 0o002 != 0 {
-        results.fail(
-            checks::BINARY_MODE,
-            format!(
-                "{IMAGE_BINARY_PATH} has mode {mode:04o}, which is world-writable (expected 0555)"
-            ),
-        );
-    }
-    let Some(contents) = contents else {
-        results.skip(checks::STATIC_ELF, "no regular file to inspect");
-        return None;
-    };
-    let bytes = &contents.bytes;
-    let sha256 = contents.sha256.clone();
-    let architecture = match elf::inspect(bytes) {
-        Ok(info) => {
-            for violation in info.static_violations() {
-                results.fail(
-                    checks::STATIC_ELF,
-                    format!("{IMAGE_BINARY_PATH}: {violation}"),
-                );
-            }
-            let architecture = info.oci_architecture().map(str::to_string);
-            if architecture.is_none() {
-                results.fail(
-                    checks::STATIC_ELF,
-                    format!(
-                        "{IMAGE_BINARY_PATH}: ELF machine {} has no OCI architecture name",
-                        info.machine
-                    ),
-                );
-            }
-            architecture
-        }
-        Err(err) => {
-            results.fail(checks::STATIC_ELF, format!("{IMAGE_BINARY_PATH}: {err}"));
-            None
-        }
-    };
-    Some(FoundBinary {
-        contents: Arc::clone(&contents),
-        sha256,
-        architecture,
-    })
 }
 
-fn check_config(
-    results: &mut Results,
-    config: Option<&ImageConfiguration>,
-    manifest: &LoadedManifest,
-    elf_architecture: Option<&str>,
-) {
-    let Some(config) = config else {
-        return;
+fn check_binary_owner(facts: &Facts, _options: &VerifyOptions) -> Verdict {
+    let Some(node) = facts.binary_node() else {
+        return Verdict::Skip(format!("no binary at {IMAGE_BINARY_PATH}"));
+    };
+    if node.uid != 0 || node.gid != 0 {
+        return Verdict::Fail(vec![format!(
+            "{IMAGE_BINARY_PATH} is owned by {}:{}, expected 0:0",
+            node.uid, node.gid
+        )]);
+    }
+    Verdict::Pass(Vec::new())
+}
+
+fn check_binary_mode(facts: &Facts, _options: &VerifyOptions) -> Verdict {
+    let Some(node) = facts.binary_node() else {
+        return Verdict::Skip(format!("no binary at {IMAGE_BINARY_PATH}"));
+    };
+    let mode = node.mode & 0o7777;
+    let mut failures = Vec::new();
+    if mode & 0o111 != 0o111 {
+        failures.push(format!("{IMAGE_BINARY_PATH} has mode {mode:04o}, which is not executable by everyone (expected 0555)"));
+    }
+    if mode & 0o6000 != 0 {
+        failures.push(format!(
+            "{IMAGE_BINARY_PATH} has mode {mode:04o}, which sets setuid/setgid (expected 0555)"
+        ));
+    }
+    if mode & 0o002 != 0 {
+        failures.push(format!(
+            "{IMAGE_BINARY_PATH} has mode {mode:04o}, which is world-writable (expected 0555)"
+        ));
+    }
+    Verdict::from_failures(failures, Vec::new())
+}
+
+fn check_static_elf(facts: &Facts, _options: &VerifyOptions) -> Verdict {
+    let Some(elf) = facts.elf() else {
+        return Verdict::Skip("no regular file to inspect".into());
+    };
+    match elf {
+        Ok(info) => {
+            let mut failures: Vec<String> = info
+                .static_violations()
+                .into_iter()
+                .map(|violation| format!("{IMAGE_BINARY_PATH}: {violation}"))
+                .collect();
+            if info.oci_architecture().is_none() {
+                failures.push(format!(
+                    "{IMAGE_BINARY_PATH}: ELF machine {} has no OCI architecture name",
+                    info.machine
+                ));
+            }
+            Verdict::from_failures(failures, Vec::new())
+        }
+        Err(err) => Verdict::Fail(vec![format!("{IMAGE_BINARY_PATH}: {err}")]),
+    }
+}
+
+fn check_platform(facts: &Facts, _options: &VerifyOptions) -> Verdict {
+    let Some(config) = facts.config() else {
+        return Verdict::Skip("no readable config".into());
     };
     let os = config.os().to_string();
     let architecture = config.architecture().to_string();
+    let mut failures = Vec::new();
     if os != "linux" {
-        results.fail(
-            checks::PLATFORM,
-            format!("the config says os {os}, expected linux"),
-        );
+        failures.push(format!("the config says os {os}, expected linux"));
     }
-    if let Some(platform) = manifest.platform() {
+    if let Some(platform) = &facts.index_platform {
         let index_os = platform.os().to_string();
         let index_architecture = platform.architecture().to_string();
         if index_os != os || index_architecture != architecture {
-            results.fail(
-                checks::PLATFORM,
-                format!(
-                    "the index lists this manifest as {index_os}/{index_architecture}, but its config says {os}/{architecture}"
-                ),
-            );
+            failures.push(format!(
+                "the index lists this manifest as {index_os}/{index_architecture}, but its config says {os}/{architecture}"
+            ));
         }
     }
-    if let Some(elf_architecture) = elf_architecture {
+    if let Some(elf_architecture) = facts.elf_architecture() {
         if elf_architecture != architecture {
-            results.fail(
-                checks::PLATFORM,
-                format!(
-                    "the config says architecture {architecture}, but {IMAGE_BINARY_PATH} is an ELF for {elf_architecture}"
-                ),
-            );
+            failures.push(format!(
+                "the config says architecture {architecture}, but {IMAGE_BINARY_PATH} is an ELF for {elf_architecture}"
+            ));
         }
     }
+    Verdict::from_failures(failures, Vec::new())
+}
+
+fn check_entrypoint(facts: &Facts, _options: &VerifyOptions) -> Verdict {
+    let Some(config) = facts.config() else {
+        return Verdict::Skip("no readable config".into());
+    };
     let expected: Vec<String> = IMAGE_ENTRYPOINT
         .iter()
         .map(|part| (*part).to_string())
         .collect();
-    match config.config().as_ref().and_then(|runtime| runtime.entrypoint().clone()) {
-        Some(entrypoint) if entrypoint == expected => {}
-        Some(entrypoint) => results.fail(
-            checks::ENTRYPOINT,
-            format!(
-                "Entrypoint is {entrypoint:?}, expected {expected:?} (the init-container fallback runs copy-self through it)"
-            ),
-        ),
-        None => results.fail(
-            checks::ENTRYPOINT,
-            format!("the config has no Entrypoint, expected {expected:?} (the init-container fallback runs copy-self through it)"),
-        ),
+    match config
+        .config()
+        .as_ref()
+        .and_then(|runtime| runtime.entrypoint().clone())
+    {
+        Some(entrypoint) if entrypoint == expected => Verdict::Pass(Vec::new()),
+        Some(entrypoint) => Verdict::Fail(vec![format!(
+            "Entrypoint is {entrypoint:?}, expected {expected:?} (the init-container fallback runs copy-self through it)"
+        )]),
+        None => Verdict::Fail(vec![format!(
+            "the config has no Entrypoint, expected {expected:?} (the init-container fallback runs copy-self through it)"
+        )]),
     }
 }
 
-fn run_version(results: &mut Results, binary: &FoundBinary, options: &VerifyOptions) {
-    if !options.run {
-        results.skip(
-            checks::RUN_VERSION,
-            "not requested (--run runs the binary's version --json)",
-        );
-        return;
+fn check_annotation(facts: &Facts, _options: &VerifyOptions) -> Verdict {
+    let Some(contents) = facts.binary_contents() else {
+        return Verdict::Skip(format!("no binary at {IMAGE_BINARY_PATH}"));
+    };
+    let annotation = facts
+        .parsed()
+        .and_then(|parsed| parsed.annotations().as_ref())
+        .and_then(|annotations| annotations.get(BINARY_SHA256).cloned())
+        .or_else(|| {
+            facts
+                .config()
+                .and_then(|config| config.labels_of_config())
+                .and_then(|labels| labels.get(BINARY_SHA256).cloned())
+        });
+    match annotation {
+        Some(annotated) if annotated == contents.sha256 => Verdict::Pass(Vec::new()),
+        Some(annotated) => Verdict::Fail(vec![format!(
+            "the binary's sha256 is {}, but the annotation {BINARY_SHA256} says {annotated}",
+            contents.sha256
+        )]),
+        None => Verdict::Pass(vec![format!(
+            "no {BINARY_SHA256} annotation to compare with"
+        )]),
     }
+}
+
+fn check_run_version(facts: &Facts, options: &VerifyOptions) -> Verdict {
+    if !options.run {
+        return Verdict::Skip("not requested (--run runs the binary's version --json)".into());
+    }
+    let Some(contents) = facts.binary_contents() else {
+        return Verdict::Skip(format!("no binary at {IMAGE_BINARY_PATH}"));
+    };
     let host = host_architecture();
-    match binary.architecture.as_deref() {
+    match facts.elf_architecture() {
         Some(architecture) if architecture == host => {}
         Some(architecture) => {
-            results.skip(
-                checks::RUN_VERSION,
-                format!("the binary is for {architecture} and this host is {host}, so it cannot run here"),
-            );
-            return;
+            return Verdict::Skip(format!(
+                "the binary is for {architecture} and this host is {host}, so it cannot run here"
+            ));
         }
-        None => {
-            results.skip(checks::RUN_VERSION, "the binary's architecture is unknown");
-            return;
-        }
+        None => return Verdict::Skip("the binary's architecture is unknown".into()),
     }
-    match run_extracted(&binary.contents.bytes) {
-        Ok(version) if version.sha256 == binary.sha256 => {}
-        Ok(version) => results.fail(
-            checks::RUN_VERSION,
-            format!(
-                "version --json reports sha256 {}, but the binary in the image has {}",
-                version.sha256, binary.sha256
-            ),
-        ),
-        Err(err) => results.fail(checks::RUN_VERSION, err),
+    match run_extracted(contents) {
+        Ok(version) if version.sha256 == contents.sha256 => Verdict::Pass(Vec::new()),
+        Ok(version) => Verdict::Fail(vec![format!(
+            "version --json reports sha256 {}, but the binary in the image has {}",
+            version.sha256, contents.sha256
+        )]),
+        Err(err) => Verdict::Fail(vec![err]),
     }
 }
 
-fn run_extracted(bytes: &[u8]) -> Result<VersionReport, String> {
+/// How long the extracted binary's `version --json` may take.
+const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn run_extracted(contents: &FileContents) -> Result<VersionReport, String> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
@@ -1034,27 +1275,52 @@ fn run_extracted(bytes: &[u8]) -> Result<VersionReport, String> {
     let path = dir.path().join(BINARY_NAME);
     let mut file = std::fs::File::create(&path)
         .map_err(|err| format!("could not extract the binary: {err}"))?;
-    file.write_all(bytes)
+    file.write_all(&contents.bytes)
         .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o555)))
         .map_err(|err| format!("could not extract the binary: {err}"))?;
     // Close before running: Linux refuses to execute a file open for writing.
     drop(file);
-    let output = std::process::Command::new(&path)
+    let mut child = std::process::Command::new(&path)
         .args(["version", "--json"])
         .stdin(std::process::Stdio::null())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|err| format!("could not run the extracted binary: {err}"))?;
-    if !output.status.success() {
+    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`{BINARY_NAME} version --json` did not finish within {} s",
+                    RUN_TIMEOUT.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(err) => return Err(format!("could not wait for the extracted binary: {err}")),
+        }
+    };
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        let _ = pipe.read_to_end(&mut stdout);
+    }
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_end(&mut stderr);
+    }
+    if !status.success() {
         return Err(format!(
-            "`{BINARY_NAME} version --json` exited with {}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
+            "`{BINARY_NAME} version --json` exited with {status}: {}",
+            String::from_utf8_lossy(&stderr).trim()
         ));
     }
-    serde_json::from_slice(&output.stdout).map_err(|err| {
+    serde_json::from_slice(&stdout).map_err(|err| {
         format!(
             "`{BINARY_NAME} version --json` printed something that is not a version report ({err}): {}",
-            String::from_utf8_lossy(&output.stdout).trim()
+            String::from_utf8_lossy(&stdout).trim()
         )
     })
 }

@@ -6,6 +6,8 @@
 
 mod common;
 
+use openshell_contract::RELEASE_TAG;
+
 use common::{aarch64_copy, build_image, fails, ok, run, supervisor_copy, tempdir, verify_json};
 use openshell_contract::build_result::BuildResult;
 
@@ -47,7 +49,10 @@ fn build_then_verify() {
     assert_eq!(platform.platform, "linux/amd64");
     let sha = build_image::binary::sha256_hex(&std::fs::read(&binary).unwrap());
     assert_eq!(platform.binary_sha256, sha);
-    assert_eq!(result.layout.as_ref().unwrap().tag, "latest");
+    // The release version first (what the driver's default image names),
+    // then latest.
+    assert_eq!(result.layout.as_ref().unwrap().tag, RELEASE_TAG);
+    assert_eq!(result.tags, [RELEASE_TAG, "latest"]);
 
     let (passed, report) = verify_json(&format!("oci:{}:latest", layout.display()), &["--run"]);
     assert!(passed, "{report:#}");
@@ -105,11 +110,15 @@ fn human_output_names_digest_size_sha_and_next_steps() {
     );
     assert!(stdout.contains("skopeo copy oci:"), "{stdout}");
     assert!(
-        stdout.contains("containers-storage:openshell/supervisor:latest"),
+        stdout.contains(&format!(
+            "containers-storage:openshell/supervisor:{RELEASE_TAG}"
+        )),
         "{stdout}"
     );
     assert!(
-        stdout.contains("--push REGISTRY/openshell/supervisor:latest"),
+        stdout.contains(&format!(
+            "--push REGISTRY/openshell/supervisor:{RELEASE_TAG}"
+        )),
         "{stdout}"
     );
 }
@@ -483,9 +492,17 @@ fn a_multi_platform_index() {
     let (passed, report) = verify_json(&format!("oci:{}:latest", layout.display()), &["--run"]);
     assert!(passed, "{report:#}");
     assert_eq!(report["platforms"].as_array().unwrap().len(), 2);
-    assert_eq!(report["platforms"][0]["checks"][13]["outcome"], "passed");
-    let arm_run = &report["platforms"][1]["checks"][13];
-    assert_eq!(arm_run["name"], "run-version");
+    let run_version = |platform: usize| {
+        report["platforms"][platform]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|check| check["name"] == "run-version")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(run_version(0)["outcome"], "passed");
+    let arm_run = run_version(1);
     assert_eq!(arm_run["outcome"], "skipped");
     assert!(
         arm_run["details"][0]
@@ -509,12 +526,14 @@ fn verify_refuses_an_unknown_tag_and_a_bad_source() {
     ]));
     let stderr = fails(run(&["verify", &format!("oci:{}:nope", layout.display())]));
     assert!(
-        stderr.contains("has no image tagged \"nope\" (tags there: latest)"),
+        stderr.contains(&format!(
+            "has no image tagged \"nope\" (tags there: {RELEASE_TAG}, latest)"
+        )),
         "{stderr}"
     );
     let stderr = fails(run(&["verify", "somewhere/else"]));
     assert!(
-        stderr.contains("invalid image source \"somewhere/else\""),
+        stderr.contains("invalid image reference \"somewhere/else\""),
         "{stderr}"
     );
 }
@@ -549,12 +568,14 @@ fn with_no_arguments_it_builds_the_supervisor_into_target_oci_supervisor() {
     let workspace = openshell_testsupport::supervisor::workspace_root();
     let output = build_image().current_dir(&workspace).output().unwrap();
     let stdout = ok(output);
+    for tag in [RELEASE_TAG, "latest"] {
+        assert!(
+            stdout.contains(&format!("wrote      oci:target/oci/supervisor:{tag}")),
+            "{stdout}"
+        );
+    }
     assert!(
-        stdout.contains("layout     oci:target/oci/supervisor:latest"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("skopeo copy oci:target/oci/supervisor:latest containers-storage:openshell/supervisor:latest"),
+        stdout.contains(&format!("skopeo copy oci:target/oci/supervisor:{RELEASE_TAG} containers-storage:openshell/supervisor:{RELEASE_TAG}")),
         "{stdout}"
     );
     let layout = workspace.join(openshell_contract::DEFAULT_OCI_LAYOUT_DIR);

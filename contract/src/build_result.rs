@@ -22,9 +22,17 @@ pub struct BuildResult {
     pub layout: Option<LayoutOutput>,
     /// The docker-archive tarball written, if any.
     pub docker_archive: Option<String>,
-    /// Digest-pinned references (`REPO[:TAG]@sha256:...`) the image was
-    /// pushed to.
+    /// Digest-pinned references (`REPO@sha256:...`, digest only: CRI-O
+    /// 1.31.0 refuses `REPO:TAG@sha256:...`) of the registries the image
+    /// was pushed to.
     pub pushed: Vec<String>,
+    /// Tags the image was given where its destination named none.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Every reference written, in transport form (`oci:DIR:TAG`,
+    /// `docker-archive:FILE:NAME:TAG`, `docker://HOST/REPO:TAG`).
+    #[serde(default)]
+    pub references: Vec<String>,
 }
 
 /// One platform's image inside a build.

@@ -66,8 +66,18 @@ pub const DEFAULT_STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 /// the workspace root.
 pub const DEFAULT_OCI_LAYOUT_DIR: &str = "target/oci/supervisor";
 
-/// Default tag of the image in that layout.
+/// The workspace's version: the release tag every supervisor image gets.
+pub const RELEASE_TAG: &str = env!("CARGO_PKG_VERSION");
+
+/// The moving tag a build also gets, for people who try things locally.
 pub const DEFAULT_IMAGE_TAG: &str = "latest";
+
+/// Tags a build gets when none is given: the release version first (what
+/// the driver's default image names), then `latest`.
+pub const DEFAULT_IMAGE_TAGS: [&str; 2] = [RELEASE_TAG, DEFAULT_IMAGE_TAG];
+
+/// Repository name of the supervisor image, as `docker load` names it.
+pub const SUPERVISOR_REPOSITORY: &str = "openshell/supervisor";
 
 /// Where `IMAGE_BINARY_PATH` appears once the image is mounted at `mount_path`.
 ///

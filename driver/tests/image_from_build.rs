@@ -38,6 +38,8 @@ fn build_result(pushed: &[String], layout: Option<&str>) -> BuildResult {
         }),
         docker_archive: None,
         pushed: pushed.to_vec(),
+        tags: vec!["latest".to_string()],
+        references: Vec::new(),
     }
 }
 

@@ -5,24 +5,32 @@ use std::time::Instant;
 /// Where progress goes: stderr, or nowhere (`--quiet`, tests).
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
-    enabled: bool,
+    /// The program named at the start of each line; `None` when quiet.
+    program: Option<&'static str>,
 }
 
 impl Progress {
-    /// Progress on stderr.
-    pub fn stderr() -> Self {
-        Self { enabled: true }
+    /// Progress on stderr, each line starting with `program:`.
+    pub fn stderr(program: &'static str) -> Self {
+        Self {
+            program: Some(program),
+        }
     }
 
     /// No progress.
     pub fn quiet() -> Self {
-        Self { enabled: false }
+        Self { program: None }
+    }
+
+    /// Whether anything is printed.
+    pub fn enabled(&self) -> bool {
+        self.program.is_some()
     }
 
     /// Prints one line.
     pub fn note(&self, message: impl AsRef<str>) {
-        if self.enabled {
-            eprintln!("build-image: {}", message.as_ref());
+        if let Some(program) = self.program {
+            eprintln!("{program}: {}", message.as_ref());
         }
     }
 

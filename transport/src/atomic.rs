@@ -9,6 +9,11 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+/// Prefix of the temporary files: a run that is killed leaves at worst
+/// such a file, which readers of layouts ignore and the next write of the
+/// same folder may remove.
+pub const TEMP_PREFIX: &str = ".openshell-tmp-";
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_with(path, |file| file.write_all(bytes))
@@ -22,7 +27,7 @@ pub fn write_with(
 ) -> std::io::Result<()> {
     let dir = parent(path);
     let mut temp = tempfile::Builder::new()
-        .prefix(".build-image-tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)?;
     fill(temp.as_file_mut())?;
     // tempfile creates 0600; outputs are meant to be read by other users
