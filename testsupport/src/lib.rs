@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod podman;
 pub mod registry;
+pub mod rss;
 pub mod supervisor;
 pub mod tools;
 
