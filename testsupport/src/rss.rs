@@ -30,6 +30,8 @@ pub struct MeasuredRun {
 /// that has not itself held much memory.
 ///
 /// Panics, after killing it, when the command runs past `deadline`.
+// The child is reaped by wait4 below, which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 pub fn run_measured(mut command: Command, deadline: Duration) -> MeasuredRun {
     let description = format!("{command:?}");
     let start = Instant::now();
@@ -60,7 +62,8 @@ pub fn run_measured(mut command: Command, deadline: Duration) -> MeasuredRun {
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+    let pid = libc::pid_t::try_from(child.id())
+        .unwrap_or_else(|err| panic!("pid of {description} does not fit pid_t: {err}"));
     loop {
         let mut status: libc::c_int = 0;
         // SAFETY: `rusage` is plain old data that wait4 fills in; zeroed is
