@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use openshell_contract::sideload::{
-    IMAGE_VOLUME_DEFAULT_SINCE_MINOR, METHOD_IMAGE_VOLUME, METHOD_INIT_CONTAINER,
+    IMAGE_VOLUME_DEFAULT_SINCE_MINOR, METHOD_AUTO, METHOD_IMAGE_VOLUME, METHOD_INIT_CONTAINER,
 };
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +77,7 @@ fn valid_methods() -> String {
     SupervisorSideloadMethod::ALL
         .iter()
         .map(|method| method.as_str())
+        .chain([METHOD_AUTO])
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -94,6 +95,36 @@ impl FromStr for SupervisorSideloadMethod {
             .ok_or_else(|| UnknownMethod {
                 value: text.to_string(),
             })
+    }
+}
+
+/// The method as configured: one of the methods, or `auto`, chosen from
+/// facts about the cluster (see [`crate::plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MethodChoice {
+    /// Choose from the cluster's version and nodes.
+    Auto,
+    /// This method, whatever the facts (they are still checked).
+    Method(SupervisorSideloadMethod),
+}
+
+impl fmt::Display for MethodChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str(METHOD_AUTO),
+            Self::Method(method) => method.fmt(f),
+        }
+    }
+}
+
+impl FromStr for MethodChoice {
+    type Err = UnknownMethod;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == METHOD_AUTO {
+            return Ok(Self::Auto);
+        }
+        text.parse().map(Self::Method)
     }
 }
 
@@ -145,7 +176,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown supervisor sideload method \"imagevolume\" (expected one of: image-volume, init-container)"
+            "unknown supervisor sideload method \"imagevolume\" (expected one of: image-volume, init-container, auto)"
         );
         let err = "Image-Volume"
             .parse::<SupervisorSideloadMethod>()
@@ -179,6 +210,20 @@ mod tests {
                 "{version}"
             );
         }
+    }
+
+    #[test]
+    fn auto_is_a_choice_but_not_a_method() {
+        assert_eq!("auto".parse::<MethodChoice>(), Ok(MethodChoice::Auto));
+        assert_eq!(
+            "init-container".parse::<MethodChoice>(),
+            Ok(MethodChoice::Method(
+                SupervisorSideloadMethod::InitContainer
+            ))
+        );
+        assert!("auto".parse::<SupervisorSideloadMethod>().is_err());
+        assert!("Auto".parse::<MethodChoice>().is_err());
+        assert_eq!(MethodChoice::Auto.to_string(), "auto");
     }
 
     #[test]
