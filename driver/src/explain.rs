@@ -133,15 +133,15 @@ pub fn explain(config: &DriverConfig) -> String {
             .build_marker
             .map(|marker| format!(" ({marker} builds)"))
             .unwrap_or_default();
-        let since = row
-            .since
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(".");
+        let since = if row.since.iter().all(|number| *number == 0) {
+            ", any version".to_string()
+        } else {
+            let version: Vec<String> = row.since.iter().map(u64::to_string).collect();
+            format!(" >= {}", version.join("."))
+        };
         let _ = writeln!(
             out,
-            "  {}{build} >= {since}: {support}: {} [{}]",
+            "  {}{build}{since}: {support}: {} [{}]",
             row.runtime, row.note, row.source
         );
     }
