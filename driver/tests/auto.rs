@@ -169,9 +169,9 @@ fn k3s_bundled_containerd_is_not_trusted_with_image_volumes() {
     args.extend(facts);
     let err = run_err(&args, &[]);
     assert!(
-        err.contains(&format!(
+        err.contains(
             "error: --supervisor-sideload-method chooses image-volume, but node k3s-server (--nodes-json) runs containerd://2.2.3-k3s1, which cannot mount image volumes: k3s's bundled containerd does not advertise image volumes to the kubelet, which then mounts an empty folder without any error [source: k3s-io/k3s#14323 (k3s v1.36.1+k3s1 with containerd v2.2.3-k3s1)]; a sandbox there would start without its supervisor (\"no such file\"). Fix: use --supervisor-sideload-method init-container (or auto), or run k3s with a containerd that implements image volumes"
-        )),
+        ),
         "{err}"
     );
 }
@@ -287,9 +287,9 @@ fn kubernetes_1_30_gets_the_init_container_and_refuses_image_volumes() {
         &[],
     );
     assert!(
-        err.contains(&format!(
+        err.contains(
             "error: --supervisor-sideload-method chooses image-volume, but --kubernetes-version-json says the cluster runs Kubernetes v1.30.14, which has no image volumes"
-        )),
+        ),
         "{err}"
     );
 }

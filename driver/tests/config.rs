@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{config_json, render_json, run_err, run_ok};
+use common::{config_json, data, render_json, run_err, run_ok};
 use openshell_contract::sideload::{
     ENV_DRIVER_CONFIG, ENV_IMAGE_PULL_SECRETS, ENV_KUBERNETES_VERSION, ENV_SECURITY_PROFILE,
     ENV_SUPERVISOR_IMAGE, ENV_SUPERVISOR_IMAGE_PULL_POLICY, ENV_SUPERVISOR_SIDELOAD_METHOD,
@@ -639,4 +639,150 @@ fn render_reflects_flags_over_environment() {
         pod["spec"]["volumes"][0]["image"],
         serde_json::json!({ "reference": "flag.example/sup:2", "pullPolicy": "Never" })
     );
+}
+
+// ---- every declared setting, through every way of giving it ----
+
+/// A valid value of each setting, by key, as it is written after its flag
+/// or in its variable (`None`: a switch, given without value) and in the
+/// config file (YAML). The first test fails when a declared setting has no
+/// sample here, so a new setting is tested through all three ways at once.
+fn samples(dir: &std::path::Path) -> Vec<(&'static str, Option<String>, String)> {
+    let cluster = |name: &str| data(&format!("cluster/{name}")).display().to_string();
+    let result = dir.join("result.json");
+    let digest = format!("sha256:{}", "1".repeat(64));
+    std::fs::write(
+        &result,
+        serde_json::json!({
+            "digest": digest, "media_type": "application/vnd.oci.image.manifest.v1+json",
+            "size": 1, "platforms": [], "layout": null, "docker_archive": null,
+            "pushed": [format!("registry.example/sup@{digest}")],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let text = |value: &str| (Some(value.to_string()), format!("{value:?}"));
+    let entries = [
+        ("supervisor-sideload-method", text("init-container")),
+        ("supervisor-image", text("registry.example/sup:1.2.3")),
+        ("supervisor-image-pull-policy", text("Never")),
+        ("security-profile", text("none")),
+        ("kubernetes-version", text("1.34")),
+        (
+            "kubernetes-version-json",
+            text(&cluster("version-1.34.json")),
+        ),
+        ("nodes-json", text(&cluster("nodes-1.34.json"))),
+        ("image-volume-feature-gate", (None, "true".to_string())),
+        ("supervisor-image-from", text(&result.display().to_string())),
+        ("pin-supervisor-digest", (None, "true".to_string())),
+        (
+            "image-pull-secrets",
+            (Some("one".to_string()), "[one]".to_string()),
+        ),
+    ];
+    entries
+        .into_iter()
+        .map(|(key, (flag_value, yaml))| (key, flag_value, yaml))
+        .collect()
+}
+
+/// The report names `origin` for `key`: as the setting's own origin when
+/// the report lists it under its key, else inside the origin of what it
+/// fed (the version file feeds kubernetes-version, the build output the
+/// supervisor image).
+fn assert_origin(report: &serde_json::Value, key: &str, origin: &str) {
+    match report.get(key) {
+        Some(reported) => assert_eq!(reported["origin"], origin, "{key}: {report:#}"),
+        None => assert!(
+            report.to_string().contains(origin),
+            "{key}: {origin} not in {report:#}"
+        ),
+    }
+}
+
+fn declaration(key: &str) -> &'static settings::Meta {
+    settings::ALL
+        .iter()
+        .map(|declaration| declaration.meta())
+        .find(|meta| meta.key == key)
+        .unwrap_or_else(|| panic!("no setting {key}"))
+}
+
+#[test]
+fn every_declared_setting_has_a_sample_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<&str> = samples(dir.path()).iter().map(|(key, ..)| *key).collect();
+    for declaration in settings::ALL {
+        let key = declaration.meta().key;
+        assert!(
+            keys.contains(&key),
+            "add a sample value of {key} to samples()"
+        );
+    }
+}
+
+#[test]
+fn every_setting_is_read_from_its_flag_with_the_flag_as_origin() {
+    use clap::{Args, FromArgMatches};
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, _) in samples(dir.path()) {
+        let meta = declaration(key);
+        let mut argv = vec!["driver".to_string(), format!("--{}", meta.flag)];
+        argv.extend(value);
+        let command = settings::DriverArgs::augment_args(clap::Command::new("driver"));
+        // The variables must not interfere: clap reads them too.
+        assert!(std::env::var_os(meta.env).is_none(), "{} is set", meta.env);
+        let matches = command.try_get_matches_from(&argv).unwrap();
+        let args = settings::DriverArgs::from_arg_matches(&matches).unwrap();
+        let given = args.all_settings().unwrap();
+        let report = match DriverConfig::resolve(given) {
+            Ok(config) => config.report(),
+            Err(err) => panic!("--{} alone: {err}", meta.flag),
+        };
+        if let Some(reported) = report.get(key) {
+            assert_eq!(
+                reported["origin"],
+                format!("--{}", meta.flag),
+                "{key}: {report:#}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_setting_is_read_from_the_config_file_with_the_key_as_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, _, yaml) in samples(dir.path()) {
+        let path = dir.path().join(format!("{key}.yaml"));
+        std::fs::write(&path, format!("{key}: {yaml}\n")).unwrap();
+        let raw = load_config_file(&path).unwrap_or_else(|err| panic!("{key}: {err}"));
+        let report = DriverConfig::resolve(raw)
+            .unwrap_or_else(|err| panic!("{key}: {err}"))
+            .report();
+        assert_origin(&report, key, &format!("{key} in {}", path.display()));
+        // A value of the wrong type names the file and the key.
+        std::fs::write(&path, format!("{key}: {{nested: map}}\n")).unwrap();
+        let err = load_config_file(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "config file {}: {key}: invalid type: map",
+                path.display()
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn every_setting_is_read_from_its_environment_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, _) in samples(dir.path()) {
+        let meta = declaration(key);
+        // A switch's variable takes true or false; false keeps the driver
+        // off the registry (pin-supervisor-digest).
+        let value = value.unwrap_or_else(|| "false".to_string());
+        let report = config_json(&[], &[(meta.env, &value)]);
+        assert_origin(&report, key, meta.env);
+    }
 }
