@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use openshell_contract::DEFAULT_IMAGE_TAG;
 use openshell_contract::annotations::oci::REF_NAME;
 use openshell_contract::build_result::BuildResult;
@@ -294,10 +294,10 @@ fn image_from_layout(
             dir: shown,
         });
     }
-    let descriptor = layout_manifest(dir, tag)?;
-    let platforms = layout_platforms(dir, &descriptor)?;
+    let digest = layout_manifest_digest(dir, tag)?;
+    let platforms = layout_platforms(dir, &digest)?;
     Ok(BuiltImage {
-        image: repository.pinned(descriptor.digest().as_ref())?,
+        image: repository.pinned(&digest)?,
         platforms,
     })
 }
@@ -306,9 +306,9 @@ fn image_from_layout(
 // Kept to these two functions so that another reader of layouts can take
 // their place without touching the rest.
 
-/// The descriptor (digest, media type) of the manifest tagged `tag` in the
-/// layout `dir`.
-fn layout_manifest(dir: &Path, tag: &str) -> Result<Descriptor, BuildOutputError> {
+/// The digest (`sha256:...`) of the manifest tagged `tag` in the layout
+/// `dir`.
+fn layout_manifest_digest(dir: &Path, tag: &str) -> Result<String, BuildOutputError> {
     let index_path = dir.join(LAYOUT_INDEX);
     let index = ImageIndex::from_file(&index_path).map_err(|err| BuildOutputError::BadIndex {
         path: index_path.display().to_string(),
@@ -325,7 +325,7 @@ fn layout_manifest(dir: &Path, tag: &str) -> Result<Descriptor, BuildOutputError
         .iter()
         .find(|descriptor| tag_of(descriptor).as_deref() == Some(tag))
     {
-        return Ok(descriptor.clone());
+        return Ok(descriptor.digest().to_string());
     }
     let available: Vec<String> = index.manifests().iter().filter_map(tag_of).collect();
     Err(BuildOutputError::UnknownTag {
@@ -339,16 +339,12 @@ fn layout_manifest(dir: &Path, tag: &str) -> Result<Descriptor, BuildOutputError
     })
 }
 
-/// The platforms of the manifest `descriptor` in the layout `dir`: each
-/// entry's of an image index, or the config's of a single image.
-fn layout_platforms(
-    dir: &Path,
-    descriptor: &Descriptor,
-) -> Result<Vec<Platform>, BuildOutputError> {
-    let blob = |digest: &oci_spec::image::Digest| {
-        dir.join("blobs")
-            .join(digest.algorithm().as_ref())
-            .join(digest.digest())
+/// The platforms of the manifest `digest` in the layout `dir`: each entry's
+/// of an image index, or the config's of a single image.
+fn layout_platforms(dir: &Path, digest: &str) -> Result<Vec<Platform>, BuildOutputError> {
+    let blob = |digest: &str| {
+        let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+        dir.join("blobs").join(algorithm).join(hex)
     };
     let bad = |path: &Path, reason: String| BuildOutputError::BadIndex {
         path: path.display().to_string(),
@@ -367,9 +363,16 @@ fn layout_platforms(
             variant,
         })
     };
-    let path = blob(descriptor.digest());
-    if *descriptor.media_type() == MediaType::ImageIndex {
-        let index = ImageIndex::from_file(&path).map_err(|err| bad(&path, err.to_string()))?;
+    let path = blob(digest);
+    let text = std::fs::read_to_string(&path).map_err(|err| bad(&path, err.to_string()))?;
+    // An index lists manifests; an image manifest has a config.
+    let is_index = serde_json::from_str::<serde_json::Value>(&text)
+        .map_err(|err| bad(&path, err.to_string()))?
+        .get("manifests")
+        .is_some();
+    if is_index {
+        let index =
+            ImageIndex::from_reader(text.as_bytes()).map_err(|err| bad(&path, err.to_string()))?;
         return index
             .manifests()
             .iter()
@@ -384,8 +387,9 @@ fn layout_platforms(
             })
             .collect();
     }
-    let manifest = ImageManifest::from_file(&path).map_err(|err| bad(&path, err.to_string()))?;
-    let config_path = blob(manifest.config().digest());
+    let manifest =
+        ImageManifest::from_reader(text.as_bytes()).map_err(|err| bad(&path, err.to_string()))?;
+    let config_path = blob(manifest.config().digest().as_ref());
     let config = ImageConfiguration::from_file(&config_path)
         .map_err(|err| bad(&config_path, err.to_string()))?;
     Ok(vec![from_parts(

@@ -11,7 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::oci_layout::write_image;
+use common::oci_layout::{write_image, write_index};
 use common::{render_json, run_err, run_ok};
 use openshell_contract::build_result::{BuildResult, LayoutOutput, PlatformImage};
 use openshell_driver_kubernetes::SupervisorImage;
@@ -224,6 +224,31 @@ fn a_layout_with_a_repository_gives_the_repository_pinned_to_the_tags_digest() {
     assert_eq!(
         built(&spec, repository).unwrap().platforms,
         [Platform::parse("linux/amd64").unwrap()]
+    );
+}
+
+#[test]
+fn a_layout_index_gives_every_platform_it_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let amd = write_image(dir.path(), "amd", "one");
+    let other = write_image(dir.path(), "other", "two");
+    let index = write_index(
+        dir.path(),
+        "multi",
+        &[("linux", "amd64", &amd), ("linux", "arm64", &other)],
+    );
+    let spec = format!("{}:multi", dir.path().display());
+    let built = built(&spec, Some("registry.example/sup")).unwrap();
+    assert_eq!(
+        built.image.as_str(),
+        format!("registry.example/sup@{index}")
+    );
+    assert_eq!(
+        built.platforms,
+        [
+            Platform::parse("linux/amd64").unwrap(),
+            Platform::parse("linux/arm64").unwrap()
+        ]
     );
 }
 
