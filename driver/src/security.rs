@@ -36,8 +36,10 @@ pub const RUN_AS_CAPABILITIES: [&str; 3] = ["SETUID", "SETGID", "KILL"];
 pub const INIT_CPU_REQUEST: &str = "10m";
 /// Memory the init container requests.
 pub const INIT_MEMORY_REQUEST: &str = "16Mi";
-/// Memory limit of the init container: copy-self streams the binary in
-/// small blocks; the limit leaves room for the page cache of the copy.
+/// Memory limit of the init container: copy-self peaks at about 1.5 MiB
+/// resident (measured with `/usr/bin/time -v` on the 0.9 MB binary); the
+/// limit leaves room for the page cache of the copy, which is charged to
+/// the container.
 pub const INIT_MEMORY_LIMIT: &str = "64Mi";
 
 /// How much hardening the driver adds to sandbox pods.
