@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod podman;
+pub mod python_tools;
 pub mod registry;
 pub mod rss;
 pub mod supervisor;
