@@ -155,6 +155,7 @@ async fn explicit_credentials_override_the_auth_file() {
         plain_http: true,
         basic: Some((registry.username().into(), registry.password().into())),
         auth_file: Some(registry.write_auth_file("wrong.json", "nope")),
+        ..Default::default()
     };
     let digest = resolve_digest(&parse_reference(&tagged).unwrap(), &options).await;
     assert!(digest.is_ok(), "{digest:?}");
@@ -201,6 +202,7 @@ async fn closed_port_is_unreachable() {
         plain_http: true,
         auth_file: Some("/dev/null/none".into()),
         basic: Some(("u".into(), "p".into())),
+        ..Default::default()
     };
     let err = resolve_digest(&parse_reference(&reference).unwrap(), &options)
         .await
