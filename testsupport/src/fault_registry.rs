@@ -50,6 +50,9 @@ pub enum Action {
     /// Read the request head and `n` bytes of its body, then reset the
     /// connection without forwarding anything: an upload broken mid-way.
     ResetRequestAfter(usize),
+    /// Read the request head and `n` bytes of its body, then stop reading
+    /// and never answer: a registry that stalls mid-upload.
+    StallRequestAfter(usize),
     /// Answer with this status, headers and body, without forwarding.
     Respond {
         /// HTTP status code.
@@ -88,6 +91,7 @@ impl Action {
             Self::StallAfter(n) => format!("stall after {n} bytes"),
             Self::ResetAfter(n) => format!("reset after {n} bytes"),
             Self::ResetRequestAfter(n) => format!("reset after {n} request bytes"),
+            Self::StallRequestAfter(n) => format!("stall after {n} request bytes"),
             Self::Respond { status, .. } => format!("respond {status}"),
             Self::Tamper => "tamper".into(),
             Self::ReplaceBody(_) => "replace body".into(),
@@ -492,6 +496,18 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             reset(&client);
             return Ok(());
         }
+        Some(Action::StallRequestAfter(n)) => {
+            let mut body = head.rest.clone();
+            if body.len() < *n {
+                let missing = n - body.len();
+                read_more(&mut client, &mut body, missing)?;
+            }
+            // The rest of the body fills the socket buffers, and the
+            // client's writes stop.
+            hold(shared);
+            reset(&client);
+            return Ok(());
+        }
         Some(Action::Respond {
             status,
             headers,
@@ -581,7 +597,12 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             return Ok(());
         }
         // Answered before forwarding.
-        Some(Action::Stall | Action::ResetRequestAfter(_) | Action::Respond { .. }) => {
+        Some(
+            Action::Stall
+            | Action::ResetRequestAfter(_)
+            | Action::StallRequestAfter(_)
+            | Action::Respond { .. },
+        ) => {
             return Ok(());
         }
     }
