@@ -63,6 +63,9 @@ impl Failure {
 
     /// Classifies a reqwest error.
     pub(crate) fn from_reqwest(error: reqwest::Error) -> Self {
+        // The URL is left out: the message names the registry and the
+        // operation already, and an upload URL is long and opaque.
+        let error = error.without_url();
         let reason = error_chain(&error);
         if error.is_timeout() && !error.is_connect() {
             // Only the authentication client sets reqwest's own read
