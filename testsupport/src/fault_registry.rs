@@ -381,11 +381,19 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
-/// Reads exactly `n` more bytes after `have`.
+/// Reads exactly `n` more bytes after `have`. (Growing the buffer as bytes
+/// arrive, not zeroing `n` bytes up front: this crate is built without
+/// optimisation, and zeroing a large body byte by byte would stall the
+/// client that is sending it.)
 fn read_more(stream: &mut TcpStream, have: &mut Vec<u8>, n: usize) -> std::io::Result<()> {
-    let start = have.len();
-    have.resize(start + n, 0);
-    stream.read_exact(&mut have[start..])
+    let read = stream.take(n as u64).read_to_end(have)?;
+    if read < n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the body ended early",
+        ));
+    }
+    Ok(())
 }
 
 /// The whole request body, raw (as framed), per its Content-Length or
