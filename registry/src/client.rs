@@ -604,6 +604,11 @@ impl RegistryClient {
             .put(location.clone())
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, 0);
+        // The commit: the registry reads the whole blob back to check its
+        // digest, and may copy it within its storage, before it answers.
+        attempts
+            .activity
+            .touch_with_grace(processing_grace(bytes.len() as u64));
         let response = self
             .send(attempts, request, &location, &authorization)
             .await?;
@@ -626,8 +631,13 @@ impl RegistryClient {
             let end = (start + UPLOAD_PIECE).min(len);
             (bytes.slice(start..end), end)
         });
+        let grace = processing_grace(len as u64);
         let stream = futures_util::stream::iter(pieces).map(move |(piece, end)| {
-            activity.touch();
+            if end == len {
+                activity.touch_with_grace(grace);
+            } else {
+                activity.touch();
+            }
             progress.update(end as u64);
             Ok::<Bytes, std::io::Error>(piece)
         });
@@ -904,6 +914,14 @@ impl RegistryClient {
             self.reference.repository()
         ))
     }
+}
+
+/// How much longer than the read timeout a registry may take to answer
+/// once it has a whole blob of `size` bytes: the time `size` takes at
+/// [`BLOB_FLOOR_RATE`](crate::BLOB_FLOOR_RATE) (it hashes the blob and
+/// stores it, on some registries by copying it within object storage).
+fn processing_grace(size: u64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(size as f64 / crate::BLOB_FLOOR_RATE as f64)
 }
 
 /// What a blob pull carries from one attempt to the next.

@@ -98,10 +98,18 @@ impl Progress {
         }
     }
 
-    /// A line saying a request is retried (on its own line, so the
-    /// progress line continues below it).
+    /// A line saying a request is retried, below the progress line so far
+    /// (which then starts again below the note).
     pub(crate) fn note(&self, text: &str) {
-        if self.enabled {
+        if !self.enabled {
+            return;
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if state.drawn.take().is_some() {
+            draw(&format!("\n{text}\n"));
+        } else {
             draw(&format!("\r\x1b[2K{text}\n"));
         }
     }

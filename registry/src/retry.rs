@@ -152,6 +152,14 @@ impl Activity {
         self.last.store(self.now(), Ordering::Relaxed);
     }
 
+    /// Records that a byte moved, and gives the other side `grace` more
+    /// than the read timeout before its next one: a registry that has just
+    /// received a whole blob hashes and stores it before it answers.
+    pub(crate) fn touch_with_grace(&self, grace: Duration) {
+        self.last
+            .store(self.now().saturating_add(millis(grace)), Ordering::Relaxed);
+    }
+
     /// Moves the deadline `extra` later (a blob whose size became known).
     pub(crate) fn extend(&self, extra: Duration) {
         self.deadline.fetch_add(millis(extra), Ordering::Relaxed);
@@ -481,6 +489,30 @@ mod tests {
         let result: Result<(), Failure> = attempts.run(std::future::pending()).await;
         assert!(matches!(result, Err(Failure::Stalled)), "{result:?}");
         assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_grace_after_a_whole_blob_delays_the_stall_verdict() {
+        let attempts = Attempts::new(
+            "push blob".into(),
+            "registry.example".into(),
+            "registry.example/sup:1".into(),
+            "no credentials".into(),
+            NetworkSettings {
+                read_timeout: Duration::from_secs(2),
+                ..Default::default()
+            },
+            Duration::from_secs(60),
+            Arc::new(Progress::new(false, String::new(), None)),
+        );
+        let started = tokio::time::Instant::now();
+        let sent_then_wait = async {
+            attempts.activity.touch_with_grace(Duration::from_secs(5));
+            std::future::pending::<Result<(), Failure>>().await
+        };
+        let result = attempts.run(sent_then_wait).await;
+        assert!(matches!(result, Err(Failure::Stalled)), "{result:?}");
+        assert_eq!(started.elapsed(), Duration::from_secs(7));
     }
 
     #[tokio::test(start_paused = true)]

@@ -538,9 +538,8 @@ async fn an_upload_the_registry_stops_reading_is_retried() {
         )
         .times(1),
     );
-    // The proxy reads a whole request before it forwards it, so the client
-    // waits (with no byte moving) while 24 MiB go on to the registry: the
-    // read timeout must cover that, not only the stall.
+    // A longer read timeout than the other tests: the proxy (built without
+    // optimisation) copies 24 MiB on the attempt that passes.
     let mut options = options(&faults, Duration::from_secs(60), 4);
     let read = Duration::from_secs(3);
     options.read_timeout = Some(read);
@@ -984,4 +983,67 @@ async fn bytes_that_do_not_match_their_digest_are_never_sent() {
         "{error}"
     );
     assert!(faults.seen().is_empty(), "{:?}", faults.seen());
+}
+
+#[tokio::test]
+async fn credentials_refused_mid_operation_are_negotiated_again_once() {
+    let test = "credentials_refused_mid_operation_are_negotiated_again_once";
+    let Some(faults) = FaultRegistry::start(test) else {
+        return;
+    };
+    let image = seed(&faults).await;
+    let client = RegistryClient::new(
+        &image.reference,
+        &options(&faults, Duration::from_secs(20), 4),
+    )
+    .unwrap();
+    client
+        .authenticate(openshell_registry::Access::Pull)
+        .await
+        .unwrap();
+    let unauthorized = || Action::Respond {
+        status: 401,
+        headers: vec![(
+            "WWW-Authenticate".into(),
+            "Basic realm=\"openshell-test\"".into(),
+        )],
+        body: br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+            .to_vec(),
+    };
+
+    // Once (an expired token): the client logs in again and carries on.
+    faults.forget_seen();
+    faults.inject(Fault::on("GET", "/manifests/v1", unauthorized()).times(1));
+    let manifest = client
+        .pull_manifest(&image.reference, DEFAULT_MANIFEST_LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(manifest.digest, image.manifest_digest);
+    assert_eq!(faults.seen_matching("GET", "/manifests/v1").len(), 2);
+    // The new login: oci-client's challenge request and the credentials
+    // check, both `GET /v2/`.
+    let logins = faults
+        .seen()
+        .into_iter()
+        .filter(|seen| seen.method == "GET" && seen.target == "/v2/")
+        .count();
+    assert_eq!(logins, 2, "{:?}", faults.seen());
+
+    // Every time: refused after one new login, not retried further.
+    faults.forget_seen();
+    faults.inject(Fault::on("GET", "/manifests/v1", unauthorized()));
+    let error = client
+        .pull_manifest(&image.reference, DEFAULT_MANIFEST_LIMIT)
+        .await
+        .unwrap_err();
+    eprintln!("{test}: {error}");
+    assert!(
+        matches!(error, RegistryError::Unauthorized { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("(while: pull manifest)"),
+        "{error}"
+    );
+    assert_eq!(faults.seen_matching("GET", "/manifests/v1").len(), 2);
 }
