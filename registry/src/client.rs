@@ -1028,6 +1028,32 @@ fn short(digest: &str) -> &str {
 mod tests {
     use super::*;
 
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn operations_can_run_on_any_runtime_thread() {
+        // Callers may spawn operations on a multi-threaded runtime: every
+        // operation's future must be Send (checked at compile time; the
+        // futures are never polled).
+        let reference: Reference = "127.0.0.1:1/openshell/supervisor:v1".parse().unwrap();
+        let options = RegistryOptions {
+            plain_http: true,
+            basic: Some(("u".into(), "p".into())),
+            ..Default::default()
+        };
+        let client = RegistryClient::new(&reference, &options).unwrap();
+        let mut sink = |_: &[u8]| Ok(());
+        assert_send(&client.authenticate(Access::Push));
+        assert_send(&client.pull_manifest(&reference, 1));
+        assert_send(&client.pull_blob("sha256:0", 1, &mut sink));
+        assert_send(&client.blob_exists("sha256:0"));
+        assert_send(&client.push_blob("sha256:0", Bytes::new()));
+        assert_send(&client.push_manifest(&reference, Vec::new(), "x"));
+        assert_send(&client.resolve_digest(&reference));
+        fn assert_sync<T: Send + Sync>(_: &T) {}
+        assert_sync(&client);
+    }
+
     #[test]
     fn content_ranges_parse() {
         assert_eq!(
