@@ -204,8 +204,9 @@ impl RegistryClient {
     /// byte reaches the sink once, also when a broken or stalled transfer is
     /// resumed (`Range`). Refused once more than `limit` bytes arrive (or
     /// the registry announces more). When every byte is in, the blob is
-    /// checked against `digest`: a mismatch is an error, and what the sink
-    /// received must then be discarded. Returns the number of bytes.
+    /// checked against `digest`. On any error (a digest mismatch included)
+    /// what the sink received must be discarded. Returns the number of
+    /// bytes.
     pub async fn pull_blob(
         &self,
         digest: &str,
@@ -228,16 +229,22 @@ impl RegistryClient {
             total: None,
             progress,
         };
-        loop {
+        let outcome = loop {
             match attempts
                 .run(self.blob_attempt(&attempts, &mut state, sink))
                 .await
             {
-                Ok(()) => break,
-                Err(failure) => self.after(&attempts, failure).await?,
+                Ok(()) => break Ok(()),
+                Err(failure) => {
+                    if let Err(error) = self.after(&attempts, failure).await {
+                        break Err(error);
+                    }
+                }
             }
-        }
+        };
+        // The progress line ends before any error is shown below it.
         state.progress.finish();
+        outcome?;
         let actual = state.hasher.finish();
         if actual != parsed.as_str() {
             return Err(RegistryError::DigestMismatch {
@@ -293,17 +300,22 @@ impl RegistryClient {
         let attempts = self
             .attempts(operation, &self.reference, Some(progress.clone()))
             .with_deadline(self.settings.deadline_for_size(bytes.len() as u64));
-        loop {
+        let outcome = loop {
             match attempts
                 .run(self.upload_attempt(&attempts, digest, &bytes))
                 .await
             {
-                Ok(()) => break,
-                Err(failure) => self.after(&attempts, failure).await?,
+                Ok(()) => break Ok(()),
+                Err(failure) => {
+                    if let Err(error) = self.after(&attempts, failure).await {
+                        break Err(error);
+                    }
+                }
             }
-        }
+        };
+        // The progress line ends before any error is shown below it.
         progress.finish();
-        Ok(())
+        outcome
     }
 
     /// Uploads a manifest or index to `reference` (a tag or digest of this
