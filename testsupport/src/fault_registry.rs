@@ -559,44 +559,63 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             "the registry closed without answering",
         ));
     };
-    let mut raw_body = response.rest.clone();
-    upstream.read_to_end(&mut raw_body)?;
     let chunked = response
         .header("transfer-encoding")
         .is_some_and(|value| value.to_ascii_lowercase().contains("chunked"));
-    // The body as the client would decode it.
-    let body = if chunked {
-        dechunk(&raw_body).unwrap_or(raw_body.clone())
-    } else {
-        raw_body.clone()
+    let length: Option<usize> = response
+        .header("content-length")
+        .and_then(|value| value.parse().ok())
+        .filter(|_| !chunked);
+    // The body is relayed as it arrives (a buffering proxy would delay the
+    // first byte by the whole transfer, which a client's read timeout sees
+    // as a stall); positions count bytes of the body as sent.
+    let mut body = Relayed {
+        rest: response.rest.clone(),
+        at: 0,
+        stream: &mut upstream,
     };
     match action {
         None => {
             client.write_all(&response.rewritten(None))?;
-            client.write_all(&raw_body)?;
+            std::io::copy(&mut body, &mut client)?;
         }
-        Some(Action::Tamper) => {
-            let mut body = body;
-            if let Some(last) = body.last_mut() {
-                *last ^= 0x01;
+        Some(Action::Tamper) => match length {
+            Some(length) if length > 0 => {
+                client.write_all(&response.rewritten(None))?;
+                std::io::copy(&mut (&mut body).take(length as u64 - 1), &mut client)?;
+                let mut last = [0u8; 1];
+                body.read_exact(&mut last)?;
+                client.write_all(&[last[0] ^ 0x01])?;
             }
-            client.write_all(&response.rewritten(Some(body.len())))?;
-            client.write_all(&body)?;
-        }
+            _ => {
+                let mut raw = Vec::new();
+                body.read_to_end(&mut raw)?;
+                let mut decoded = if chunked {
+                    dechunk(&raw).unwrap_or(raw)
+                } else {
+                    raw
+                };
+                if let Some(last) = decoded.last_mut() {
+                    *last ^= 0x01;
+                }
+                client.write_all(&response.rewritten(Some(decoded.len())))?;
+                client.write_all(&decoded)?;
+            }
+        },
         Some(Action::ReplaceBody(replacement)) => {
             client.write_all(&response.rewritten(Some(replacement.len())))?;
             client.write_all(&replacement)?;
         }
         Some(Action::StallAfter(n)) => {
-            client.write_all(&response.rewritten(Some(body.len())))?;
-            client.write_all(&body[..n.min(body.len())])?;
+            client.write_all(&response.rewritten(None))?;
+            std::io::copy(&mut (&mut body).take(n as u64), &mut client)?;
             client.flush()?;
             hold(shared);
             return Ok(());
         }
         Some(Action::ResetAfter(n)) => {
-            client.write_all(&response.rewritten(Some(body.len())))?;
-            client.write_all(&body[..n.min(body.len())])?;
+            client.write_all(&response.rewritten(None))?;
+            std::io::copy(&mut (&mut body).take(n as u64), &mut client)?;
             client.flush()?;
             // Let the bytes reach the client before the reset discards
             // whatever is still queued.
@@ -615,6 +634,26 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
     }
     finish(client)
+}
+
+/// A response body: the bytes read along with the head, then the rest of
+/// the connection.
+struct Relayed<'a> {
+    rest: Vec<u8>,
+    at: usize,
+    stream: &'a mut TcpStream,
+}
+
+impl Read for Relayed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at < self.rest.len() {
+            let n = buf.len().min(self.rest.len() - self.at);
+            buf[..n].copy_from_slice(&self.rest[self.at..self.at + n]);
+            self.at += n;
+            return Ok(n);
+        }
+        self.stream.read(buf)
+    }
 }
 
 /// Ends an answered connection cleanly: FIN, and what the client still
