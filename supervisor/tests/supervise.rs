@@ -281,16 +281,16 @@ fn run_as_without_a_gid_uses_the_uid() {
 
 #[test]
 fn a_malformed_run_as_is_a_usage_error_naming_the_value() {
-    let output = sandbox(&["--run-as", "nobody", "--", "true"])
+    let output = sandbox(&["--run-as", "no body", "--", "true"])
         .output()
         .unwrap();
     let stderr = texts(&output).1;
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr.contains("invalid value 'nobody' for '--run-as <UID[:GID]>'"),
+        stderr.contains("invalid value 'no body' for '--run-as <USER[:GROUP]>'"),
         "{stderr}"
     );
-    assert!(stderr.contains("not a number"), "{stderr}");
+    assert!(stderr.contains("neither a number nor a valid name"), "{stderr}");
 }
 
 #[test]
@@ -490,7 +490,12 @@ fn help_explains_every_option_and_subcommand() {
     let help = texts(&output).0;
     for needle in [
         "--workdir <DIR>",
-        "--run-as <UID[:GID]>",
+        "--run-as <USER[:GROUP]>",
+        "--no-new-privs",
+        "--signal-target <TARGET>",
+        "--kill-grace <SECONDS>",
+        "OPENSHELL_SIGNAL_TARGET",
+        "OPENSHELL_KILL_GRACE",
         "--termination-log <FILE>",
         TERMINATION_LOG_ENV,
         "[COMMAND]...",
