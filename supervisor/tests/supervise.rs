@@ -290,7 +290,10 @@ fn a_malformed_run_as_is_a_usage_error_naming_the_value() {
         stderr.contains("invalid value 'no body' for '--run-as <USER[:GROUP]>'"),
         "{stderr}"
     );
-    assert!(stderr.contains("neither a number nor a valid name"), "{stderr}");
+    assert!(
+        stderr.contains("neither a number nor a valid name"),
+        "{stderr}"
+    );
 }
 
 #[test]

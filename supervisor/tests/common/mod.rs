@@ -289,6 +289,20 @@ impl Mode {
     }
 }
 
+impl Mode {
+    /// Like [`Mode::supervisor_pid`], but gives up at once (returning
+    /// `started`) when unshare has no child (any more).
+    pub fn supervisor_pid_if_running(self, started: Pid) -> Pid {
+        match self {
+            Mode::NotPid1 => started,
+            Mode::Pid1 => children_of(started)
+                .into_iter()
+                .next()
+                .map_or(started, |entry| Pid::from_raw(entry.pid)),
+        }
+    }
+}
+
 /// Generates `NAME::not_pid_1` and `NAME::as_pid_1` tests that run
 /// `fn NAME(mode: Mode)` in each mode.
 #[macro_export]
