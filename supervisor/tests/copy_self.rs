@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use common::{Tmpfs, bin, entries, one_line, open_tempdir, sandbox, texts};
+use common::{OutputWithDeadline, Tmpfs, bin, entries, one_line, open_tempdir, sandbox, texts};
 use nix::sys::resource::{Resource, setrlimit};
 use openshell_contract::BINARY_NAME;
 use openshell_contract::version::VersionReport;
@@ -31,7 +31,10 @@ fn source_sha256() -> String {
 }
 
 fn copy_self(dest: &Path) -> Output {
-    sandbox(&["copy-self"]).arg(dest).output().unwrap()
+    sandbox(&["copy-self"])
+        .arg(dest)
+        .output_with_deadline()
+        .unwrap()
 }
 
 /// Asserts a successful run that printed the one report line for `expected`
@@ -182,20 +185,18 @@ fn sixteen_concurrent_runs_onto_one_dest_all_succeed_and_dest_is_always_complete
         })
     };
 
-    let children: Vec<_> = (0..16)
+    let runs: Vec<_> = (0..16)
         .map(|_| {
-            sandbox(&["copy-self"])
-                .arg(&dest)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            let dest = dest.clone();
+            std::thread::spawn(move || {
+                sandbox(&["copy-self"])
+                    .arg(&dest)
+                    .output_with_deadline()
+                    .unwrap()
+            })
         })
         .collect();
-    let outputs: Vec<Output> = children
-        .into_iter()
-        .map(|child| child.wait_with_output().unwrap())
-        .collect();
+    let outputs: Vec<Output> = runs.into_iter().map(|run| run.join().unwrap()).collect();
     done.store(true, Ordering::SeqCst);
     let reads = watcher.join().unwrap();
     assert!(reads > 0);
@@ -348,7 +349,7 @@ fn a_file_size_limit_midway_leaves_dest_as_it_was_and_no_temporary_file() {
             Ok(())
         });
     }
-    let output = command.output().unwrap();
+    let output = command.output_with_deadline().unwrap();
     assert_failed(&output, &[&dest.display().to_string(), "File too large"]);
     assert_eq!(fs::read_to_string(&dest).unwrap(), "old\n");
     assert_eq!(entries(dir.path()), [BINARY_NAME]);
@@ -373,7 +374,7 @@ fn permission_denied_leaves_dest_as_it_was() {
         .arg(&dest)
         .uid(65534)
         .gid(65534)
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert_failed(
         &output,
@@ -399,7 +400,7 @@ fn the_copy_runs_and_reports_the_sha256_of_version_json() {
     let version = |binary: &Path| -> VersionReport {
         let output = Command::new(binary)
             .args(["version", "--json"])
-            .output()
+            .output_with_deadline()
             .unwrap();
         assert!(output.status.success(), "{}", texts(&output).1);
         serde_json::from_slice(&output.stdout).unwrap()

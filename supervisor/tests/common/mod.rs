@@ -429,9 +429,30 @@ impl Started {
     }
 }
 
+/// The deadline of [`OutputWithDeadline::output_with_deadline`].
+pub const OUTPUT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// `Command::output` with a deadline: the child is killed and the test
+/// fails when it has not exited after [`OUTPUT_DEADLINE`].
+pub trait OutputWithDeadline {
+    /// Runs the command to its end (stdin empty), reading stdout and stderr.
+    fn output_with_deadline(&mut self) -> std::io::Result<Output>;
+}
+
+impl OutputWithDeadline for Command {
+    fn output_with_deadline(&mut self) -> std::io::Result<Output> {
+        Ok(output_of(self, OUTPUT_DEADLINE))
+    }
+}
+
 /// `command`'s output, waiting at most `timeout` (then it is killed and the
 /// test fails).
 pub fn output_within(mut command: Command, timeout: Duration) -> Output {
+    output_of(&mut command, timeout)
+}
+
+/// Like [`output_within`], for a borrowed command.
+pub fn output_of(command: &mut Command, timeout: Duration) -> Output {
     use std::process::Stdio;
     let mut child = command
         .stdin(Stdio::null())
