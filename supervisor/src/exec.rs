@@ -164,6 +164,13 @@ impl Prepared {
                 .raw_os_error()
                 .unwrap_or(libc::EINVAL);
             match errno {
+                // The file exists, yet ENOENT: its #! or ELF interpreter is
+                // missing. Report this file, as bash does, rather than search
+                // on and end with "not found".
+                // SAFETY: access takes a valid C string; async-signal-safe.
+                libc::ENOENT if unsafe { libc::access(candidate.as_ptr(), libc::F_OK) } == 0 => {
+                    return (index, errno);
+                }
                 libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {
                     failure = (index, errno);
                 }

@@ -498,6 +498,20 @@ fn a_missing_script_interpreter_is_named(mode: Mode) {
         TIMEOUT,
     );
     assert_eq!(bash.status.code(), Some(127), "bash's own exit code for it");
+
+    // Found on PATH, the same: the search stops at the file, it does not go
+    // on to end with "not found".
+    let mut command = supervisor(mode, &["--", "script"]);
+    command
+        .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+        .env(TERMINATION_LOG_ENV, &log);
+    let output = output_within(command, TIMEOUT);
+    assert_start_failure(
+        &output,
+        127,
+        &log,
+        &["script: bad interpreter /nonexistent/sh"],
+    );
 }
 
 fn commands_are_searched_on_path_and_missing_ones_exit_127(mode: Mode) {
