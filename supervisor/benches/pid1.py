@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Start overhead and idle memory of openshell-sandbox against tini-static.
 
-Usage: supervisor/benches/pid1.py [--runs N] [--binary PATH] [--json FILE]
+Usage: supervisor/benches/pid1.py [--runs N] [--binary PATH] [--baseline PATH]
+                                  [--json FILE]
 
 Times `openshell-sandbox -- true`, `tini-static -- true`, `dumb-init true`
 and `true` itself, started directly (not PID 1) and under
@@ -13,6 +14,9 @@ minus the median of `true` started the same way.
 
 Idle RSS: each init supervises `sleep 60`; once the sleep runs, VmRSS (and
 Pss) of the init itself is read from /proc.
+
+--baseline adds another build of openshell-sandbox (an older one, say) to
+the same interleaved runs, as "baseline".
 
 Not as PID 1, tini runs with -s (child subreaper), the duty openshell-sandbox
 always takes on; otherwise tini warns on every start.
@@ -43,15 +47,18 @@ def which(name):
     return path
 
 
-def commands(binary, true, tini, dumb_init, as_pid_1):
+def commands(binary, true, tini, dumb_init, as_pid_1, baseline=None):
     prefix = [which("unshare"), "--pid", "--fork", "--"] if as_pid_1 else []
     tini_flags = [] if as_pid_1 else ["-s"]
-    return {
+    cmds = {
         "true": prefix + [true],
         "tini-static": prefix + [tini] + tini_flags + ["--", true],
         "dumb-init": prefix + [dumb_init, true],
         "openshell-sandbox": prefix + [binary, "--", true],
     }
+    if baseline:
+        cmds["baseline"] = prefix + [baseline, "--", true]
+    return cmds
 
 
 def run_once(argv, devnull):
@@ -151,6 +158,7 @@ def main():
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--binary", default=DEFAULT_BINARY)
+    parser.add_argument("--baseline", help="another openshell-sandbox build to time alongside")
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args()
 
@@ -169,7 +177,8 @@ def main():
     print(f"{binary}: {os.path.getsize(binary):,} bytes")
     for as_pid_1 in (False, True):
         mode = "as PID 1" if as_pid_1 else "not PID 1"
-        cmds = commands(binary, true, tini, dumb_init, as_pid_1)
+        baseline = os.path.abspath(args.baseline) if args.baseline else None
+        cmds = commands(binary, true, tini, dumb_init, as_pid_1, baseline)
         samples = time_all(cmds, args.runs, args.warmup)
         medians = {name: statistics.median(s) / 1e6 for name, s in samples.items()}
         base = medians["true"]
@@ -180,14 +189,15 @@ def main():
         ours = medians["openshell-sandbox"] - base
         theirs = medians["tini-static"] - base
         print(f"  openshell-sandbox - tini-static = {ours - theirs:+.3f} ms (goal: at most +0.100 ms)")
+        print(f"  overhead ratio openshell-sandbox / tini-static = {ours / theirs:.2f}")
         report[mode] = {
             "median_ms": medians,
             "overhead_ms": {name: medians[name] - base for name in medians},
         }
 
         rss = {}
-        for name in ("tini-static", "dumb-init", "openshell-sandbox"):
-            argv = commands(binary, sleep, tini, dumb_init, as_pid_1)[name] + ["60"]
+        for name in [n for n in cmds if n != "true"]:
+            argv = commands(binary, sleep, tini, dumb_init, as_pid_1, baseline)[name] + ["60"]
             rss[name] = idle_memory(argv, as_pid_1)
         print(f"  idle memory, supervising sleep ({mode}):")
         for name, values in rss.items():

@@ -269,8 +269,10 @@ fn signals_sent_during_start_up_are_not_lost(mode: Mode) {
     }
     eprintln!("{before_main} of {runs} signals were sent before the supervisor ran");
     assert!(lost.is_empty(), "{} of {runs} lost: {lost:?}", lost.len());
+    // On a very busy machine many land before; enough must land after for
+    // the test to mean something.
     assert!(
-        before_main < runs / 2,
+        runs - before_main >= 20,
         "{before_main} of {runs} signals came before the supervisor ran: the test tested little"
     );
 }
