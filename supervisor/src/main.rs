@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::error::ErrorKind;
@@ -159,13 +160,45 @@ enum Command {
     },
 }
 
+/// The signal mask the process was started with, as saved by
+/// [`block_signals_at_load`], and whether it was.
+static MASK_AT_LOAD: AtomicU64 = AtomicU64::new(0);
+static MASK_AT_LOAD_SAVED: AtomicBool = AtomicBool::new(false);
+
+/// Blocks every signal when the C library starts the program, before the
+/// Rust runtime's own start-up and `main`: the earliest a program can, which
+/// shortens the time in which a signal sent right after the container
+/// started (a pod deleted at once) is lost (PID 1) or kills the supervisor
+/// (not PID 1). `main` blocks them again first thing, as the runtime's
+/// start-up may unblock some (musl's first `sigaction` unblocks its own
+/// 33 and 34).
+extern "C" fn block_signals_at_load() {
+    if let Ok(mask) = signals::block_all() {
+        MASK_AT_LOAD.store(mask.bits(), Ordering::SeqCst);
+        MASK_AT_LOAD_SAVED.store(true, Ordering::SeqCst);
+    }
+}
+
+// Run by the C library's start-up code (musl and glibc alike) from the
+// `.init_array` section, as constructors are.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static BLOCK_SIGNALS_AT_LOAD: extern "C" fn() = block_signals_at_load;
+
 fn main() -> ExitCode {
     // First of all, before parsing: block every signal, so that none sent
     // while the supervisor starts (a pod deleted right after it was
     // created) is lost or kills it. They stay pending until the supervision
     // loop takes them. A failure here is reported by supervise::run, which
     // blocks them again.
-    let inherited_mask = signals::block_all().ok();
+    let mask_at_main = signals::block_all().ok();
+    let inherited_mask = if MASK_AT_LOAD_SAVED.load(Ordering::SeqCst) {
+        Some(signals::SignalSet::from_bits(
+            MASK_AT_LOAD.load(Ordering::SeqCst),
+        ))
+    } else {
+        mask_at_main
+    };
     let cli = match parse() {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -75,6 +75,11 @@ impl SignalSet {
     pub fn bits(self) -> u64 {
         self.0
     }
+
+    /// The set whose raw bits are `bits`.
+    pub fn from_bits(bits: u64) -> SignalSet {
+        SignalSet(bits)
+    }
 }
 
 fn check(result: libc::c_long) -> io::Result<libc::c_long> {
