@@ -189,8 +189,10 @@ fn a_workload_writing_settings_to_its_terminal_is_not_stopped(mode: Mode) {
     // from a background process group raises SIGTTOU, which stops the
     // workload for good (tini behaves so). The supervisor makes the
     // workload's group the terminal's foreground through stdout.
+    // stdin a pipe (as when a log shipper feeds the container), stdout the
+    // terminal.
     let line = format!(
-        "{} </dev/null",
+        "printf '' | {}",
         shell_words(
             mode,
             &[
