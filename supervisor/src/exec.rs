@@ -19,6 +19,12 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use openshell_contract::elf::oci_architecture;
 
+unsafe extern "C" {
+    /// The C library's environment array (glibc and musl alike; the libc
+    /// crate does not declare it for musl).
+    static environ: *const *const libc::c_char;
+}
+
 /// PATH when the environment has none: the usual one of a container image
 /// (what runc and containerd set).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -43,8 +49,8 @@ pub struct Prepared {
     candidates: Vec<CString>,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
-    _envp: Vec<CString>,
-    envp_ptrs: Vec<*const libc::c_char>,
+    /// `None`: the supervisor's own environment, passed as it is (no copy).
+    envp: Option<(Vec<CString>, Vec<*const libc::c_char>)>,
 }
 
 /// Why COMMAND could not be prepared.
@@ -94,12 +100,13 @@ pub fn candidates(command: &OsStr, path: Option<&OsStr>) -> Vec<PathBuf> {
 }
 
 impl Prepared {
-    /// Prepares `command` with `args` and the environment `env`, searching
-    /// `path` (the supervisor's own PATH) when `command` has no `/`.
+    /// Prepares `command` with `args` and the environment `env` (`None`:
+    /// the supervisor's own), searching `path` (the supervisor's own PATH)
+    /// when `command` has no `/`.
     pub fn new(
         command: &OsStr,
         args: &[OsString],
-        env: impl IntoIterator<Item = (OsString, OsString)>,
+        env: Option<Vec<(OsString, OsString)>>,
         path: Option<&OsStr>,
     ) -> Result<Prepared, PrepareError> {
         let searched = !command.as_bytes().contains(&b'/');
@@ -115,23 +122,29 @@ impl Prepared {
             .chain(args.iter().map(OsString::as_os_str))
             .map(|arg| c_string("argument", arg.as_bytes().to_vec()))
             .collect::<Result<_, _>>()?;
-        let envp: Vec<CString> = env
-            .into_iter()
-            .map(|(key, value)| {
-                let mut entry = key.into_vec();
-                entry.push(b'=');
-                entry.extend(value.into_vec());
-                c_string("environment entry", entry)
-            })
-            .collect::<Result<_, _>>()?;
+        let envp = match env {
+            Some(env) => {
+                let envp: Vec<CString> = env
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let mut entry = key.into_vec();
+                        entry.push(b'=');
+                        entry.extend(value.into_vec());
+                        c_string("environment entry", entry)
+                    })
+                    .collect::<Result<_, _>>()?;
+                let pointers = pointers(&envp);
+                Some((envp, pointers))
+            }
+            None => None,
+        };
         Ok(Prepared {
             command: command.to_owned(),
             searched,
             argv_ptrs: pointers(&argv),
-            envp_ptrs: pointers(&envp),
             candidates,
             _argv: argv,
-            _envp: envp,
+            envp,
         })
     }
 
@@ -148,17 +161,19 @@ impl Prepared {
     /// other error ends it. Returns only on failure: the error to report and
     /// the candidate it belongs to. Async-signal-safe (execve only).
     pub fn exec(&self) -> (usize, i32) {
+        let envp = match &self.envp {
+            Some((_, pointers)) => pointers.as_ptr(),
+            // SAFETY: environ is the C library's environment array; the
+            // supervisor never changes its environment, so it is valid.
+            None => unsafe { environ },
+        };
         let mut failure = (0, libc::ENOENT);
         let mut refused = None;
         for (index, candidate) in self.candidates.iter().enumerate() {
             // SAFETY: candidate, argv and envp are NUL-terminated C strings
             // and null-terminated pointer arrays owned by self, alive here.
             unsafe {
-                libc::execve(
-                    candidate.as_ptr(),
-                    self.argv_ptrs.as_ptr(),
-                    self.envp_ptrs.as_ptr(),
-                );
+                libc::execve(candidate.as_ptr(), self.argv_ptrs.as_ptr(), envp);
             }
             let errno = io::Error::last_os_error()
                 .raw_os_error()

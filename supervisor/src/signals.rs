@@ -143,7 +143,8 @@ impl Received {
 /// `timeout` (forever with `None`). `Ok(None)` when the time ran out.
 pub fn wait(set: SignalSet, timeout: Option<Duration>) -> io::Result<Option<Received>> {
     let timespec = timeout.map(|timeout| libc::timespec {
-        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Capped at 68 years, which fits time_t of any width.
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as _,
         tv_nsec: timeout.subsec_nanos().into(),
     });
     let timespec_ptr = timespec

@@ -229,7 +229,11 @@ pub fn run(options: &SuperviseOptions) -> Result<i32, SuperviseError> {
         .as_ref()
         .map(|run_as| run_as::resolve(run_as, &options.image_root))
         .transpose()?;
-    let env = workload_environment(std::env::vars_os(), identity.as_ref());
+    // The supervisor's environment goes to the workload as it is, unless
+    // --run-as changes HOME, USER and LOGNAME.
+    let env = identity
+        .as_ref()
+        .map(|identity| workload_environment(std::env::vars_os(), Some(identity)));
     let path = std::env::var_os("PATH");
     let prepared = Prepared::new(program, args, env, path.as_deref())?;
     let child = spawn(&prepared, options, identity.as_ref())?;
@@ -800,13 +804,8 @@ mod tests {
             gid: 1000,
             account: None,
         };
-        let prepared = Prepared::new(
-            "tool".as_ref(),
-            &[],
-            Vec::new(),
-            Some("/nonexistent".as_ref()),
-        )
-        .unwrap();
+        let prepared =
+            Prepared::new("tool".as_ref(), &[], None, Some("/nonexistent".as_ref())).unwrap();
         let err = start_failure(
             &prepared,
             &options,
