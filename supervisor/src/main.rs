@@ -128,7 +128,7 @@ impl FromStr for Grace {
 
 impl fmt::Display for Grace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}s", self.0.as_secs_f64())
+        f.write_str(&supervise::format_duration(self.0))
     }
 }
 
@@ -199,12 +199,13 @@ fn main() -> ExitCode {
     } else {
         mask_at_main
     };
-    let cli = match parse() {
-        Ok(cli) => cli,
+    let (cli, leftovers) = match parse() {
+        Ok(parsed) => parsed,
         Err(code) => return code,
     };
     match cli.subcommand {
         Some(command) => {
+            drop(leftovers);
             // The subcommands are ordinary tools: signals act on them as on
             // any process again (a SIGTERM ends a copy-self; its next run
             // removes what it left).
@@ -230,23 +231,26 @@ fn main() -> ExitCode {
                 kill_grace: cli.kill_grace.0,
                 ..SuperviseOptions::default()
             };
-            exit_code(supervise_command(&options, &cli.termination_log))
+            exit_code(supervise_command(&options, &cli.termination_log, leftovers))
         }
     }
 }
 
 /// Parses the command line. Help and version go to stdout (141 when it is
 /// closed), errors to stderr (exit 2); neither can panic.
-fn parse() -> Result<Cli, ExitCode> {
+/// What parsing leaves behind: clap's command and matches. Freeing them
+/// costs about a tenth of the supervisor's start-up, so supervise mode frees
+/// them once the workload runs.
+type ParseLeftovers = Box<(clap::Command, Option<clap::ArgMatches>)>;
+
+fn parse() -> Result<(Cli, ParseLeftovers), ExitCode> {
     let mut command = Cli::command();
+    let mut leftover_matches = None;
     let result = command
         .try_get_matches_from_mut(std::env::args_os())
         .and_then(|mut matches| {
             let cli = Cli::from_arg_matches_mut(&mut matches);
-            // Not dropped: freeing clap's tree of matches (and the command
-            // below) costs about a tenth of the supervisor's start-up, for
-            // a few KiB it keeps for the life of the container.
-            std::mem::forget(matches);
+            leftover_matches = Some(matches);
             cli
         });
     let cli = match result {
@@ -265,8 +269,7 @@ fn parse() -> Result<Cli, ExitCode> {
         );
         return Err(report_clap_error(err));
     }
-    std::mem::forget(command);
-    Ok(cli)
+    Ok((cli, Box::new((command, leftover_matches))))
 }
 
 fn report_clap_error(err: clap::Error) -> ExitCode {
@@ -335,8 +338,12 @@ fn version_command(json: bool) -> ExitCode {
 
 /// Runs the supervisor; on failure records the reason in the termination
 /// log, prints it, and returns the exit code to leave with.
-fn supervise_command(options: &SuperviseOptions, termination_log: &std::path::Path) -> i32 {
-    match supervise::run(options) {
+fn supervise_command(
+    options: &SuperviseOptions,
+    termination_log: &std::path::Path,
+    leftovers: ParseLeftovers,
+) -> i32 {
+    match supervise::run_with(options, move || drop(leftovers)) {
         Ok(code) => code,
         Err(err) => {
             let code = err.exit_code();

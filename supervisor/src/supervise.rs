@@ -65,21 +65,49 @@ impl FromStr for SignalTarget {
 }
 
 /// Parses a duration such as `5`, `2.5`, `5s` or `500ms` (seconds when no
-/// unit is given).
+/// unit is given). Integer arithmetic only: float parsing and printing would
+/// add tens of KiB to a binary copied into every sandbox.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let (number, scale) = if let Some(ms) = value.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else if let Some(s) = value.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        (value, 1.0)
-    };
     let problem = || format!("expected seconds such as 5, 2.5, 5s or 500ms, not {value:?}");
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    // (number, how many nanoseconds one unit is, how many fraction digits
+    // fit in a nanosecond count)
+    let (number, unit_nanos, fraction_digits) = if let Some(ms) = value.strip_suffix("ms") {
+        (ms, 1_000_000u64, 6)
+    } else {
+        (
+            value.strip_suffix('s').unwrap_or(value),
+            1_000_000_000u64,
+            9,
+        )
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |text: &str| text.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || fraction.len() > fraction_digits {
         return Err(problem());
     }
-    let seconds: f64 = number.parse().map_err(|_| problem())?;
-    Duration::try_from_secs_f64(seconds * scale).map_err(|_| problem())
+    let whole: u64 = whole.parse().map_err(|_| problem())?;
+    let mut fraction_nanos = 0u64;
+    let mut scale = unit_nanos;
+    for digit in fraction.bytes() {
+        scale /= 10;
+        fraction_nanos += u64::from(digit - b'0') * scale;
+    }
+    let nanos = u128::from(whole) * u128::from(unit_nanos) + u128::from(fraction_nanos);
+    let seconds = u64::try_from(nanos / 1_000_000_000).map_err(|_| problem())?;
+    // The remainder is below 10^9, so it fits.
+    let subsec = (nanos % 1_000_000_000) as u32;
+    Ok(Duration::new(seconds, subsec))
+}
+
+/// Prints a duration the way [`parse_duration`] reads it back: `5s`,
+/// `2.5s`, `0.25s`.
+pub fn format_duration(duration: Duration) -> String {
+    let nanos = duration.subsec_nanos();
+    if nanos == 0 {
+        return format!("{}s", duration.as_secs());
+    }
+    let fraction = format!("{nanos:09}");
+    format!("{}.{}s", duration.as_secs(), fraction.trim_end_matches('0'))
 }
 
 /// What to run.
@@ -203,6 +231,16 @@ pub fn warn(message: std::fmt::Arguments<'_>) {
 /// thing `main` does, so that none sent during start-up is lost); this
 /// blocks them again for callers that did not.
 pub fn run(options: &SuperviseOptions) -> Result<i32, SuperviseError> {
+    run_with(options, || {})
+}
+
+/// [`run`], calling `after_start` once the workload runs (or has failed to
+/// start): the place to free what start-up needed, off the path to the
+/// workload's first instruction.
+pub fn run_with(
+    options: &SuperviseOptions,
+    after_start: impl FnOnce(),
+) -> Result<i32, SuperviseError> {
     // Block every signal instead of installing handlers, and take them one
     // at a time with sigwait: no code runs in signal context, none is lost
     // between spawning the child and waiting, and none can kill the
@@ -222,6 +260,7 @@ pub fn run(options: &SuperviseOptions) -> Result<i32, SuperviseError> {
     }
 
     let Some((program, args)) = options.command.split_first() else {
+        after_start();
         return idle();
     };
     let identity = options
@@ -236,7 +275,10 @@ pub fn run(options: &SuperviseOptions) -> Result<i32, SuperviseError> {
         .map(|identity| workload_environment(std::env::vars_os(), Some(identity)));
     let path = std::env::var_os("PATH");
     let prepared = Prepared::new(program, args, env, path.as_deref())?;
-    let child = spawn(&prepared, options, identity.as_ref())?;
+    let child = spawn(&prepared, options, identity.as_ref());
+    after_start();
+    drop(prepared);
+    let child = child?;
     Supervision {
         child,
         target: options.signal_target,
@@ -827,8 +869,23 @@ mod tests {
         assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        for bad in ["", "-1", "5m", "s", "1e3", "five"] {
+        assert_eq!(parse_duration("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5ms"), Ok(Duration::from_micros(1500)));
+        for bad in [
+            "",
+            "-1",
+            "5m",
+            "s",
+            "1e3",
+            "five",
+            ".5",
+            "1.2.3",
+            "1.0000000001",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        for text in ["5s", "2.5s", "0.25s", "0s", "0.000000001s"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
         }
     }
 
