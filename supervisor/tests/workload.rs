@@ -113,11 +113,21 @@ fn signal_target_child_reaches_the_main_process_only(mode: Mode) {
     }
 }
 
+/// A shell line that waits (at most 20 s) for the file `$READY`, which the
+/// background child creates once its traps are set, so that a busy machine
+/// cannot make the main process exit first.
+const WAIT_FOR_READY: &str =
+    "i=0; while [ ! -e \"$READY\" ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i+1)); done";
+
 fn when_the_main_process_exits_the_rest_of_its_group_gets_sigterm(mode: Mode) {
-    let script = "sh -c 'trap \"echo child got TERM; exit 0\" TERM; echo child $$; \
-                  while :; do sleep 0.05; done' & \
-                  read line < /dev/null; sleep 0.5; exit 3";
-    let mut started = Started::spawn(mode, supervisor(mode, &["--", "sh", "-c", script]));
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "sh -c 'trap \"echo child got TERM; exit 0\" TERM; echo child $$; : > \"$READY\"; \
+         while :; do sleep 0.05; done' & {WAIT_FOR_READY}; exit 3"
+    );
+    let mut command = supervisor(mode, &["--", "sh", "-c", &script]);
+    command.env("READY", dir.path().join("ready"));
+    let mut started = Started::spawn(mode, command);
     let child = started.stdout.next("the child to start", TIMEOUT);
     assert!(child.starts_with("child "), "{child}");
     assert_eq!(
@@ -133,19 +143,23 @@ fn when_the_main_process_exits_the_rest_of_its_group_gets_sigterm(mode: Mode) {
 
 fn what_ignores_sigterm_is_killed_after_the_grace_period(mode: Mode) {
     // The child ignores SIGTERM; with a 1 s grace it is SIGKILLed, and the
-    // supervisor leaves with the main process's status after about 1 s.
-    let script = "sh -c 'trap \"\" TERM; echo child $$; exec sleep 60' & sleep 0.3; exit 4";
-    let start = Instant::now();
-    let mut started = Started::spawn(
-        mode,
-        supervisor(mode, &["--kill-grace", "1", "--", "sh", "-c", script]),
+    // supervisor leaves with the main process's status 1 s after the main
+    // process has ended.
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "sh -c 'trap \"\" TERM; echo child $$; : > \"$READY\"; exec sleep 60' & \
+         {WAIT_FOR_READY}; exit 4"
     );
+    let mut command = supervisor(mode, &["--kill-grace", "1", "--", "sh", "-c", &script]);
+    command.env("READY", dir.path().join("ready"));
+    let mut started = Started::spawn(mode, command);
     let line = started.stdout.next("the child to start", TIMEOUT);
+    let ready = Instant::now();
     let child_pid: i32 = line.strip_prefix("child ").unwrap().parse().unwrap();
     assert_eq!(started.wait(TIMEOUT).code(), Some(4));
-    let elapsed = start.elapsed();
+    let elapsed = ready.elapsed();
     assert!(
-        elapsed >= Duration::from_millis(1200) && elapsed < Duration::from_secs(10),
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(15),
         "{elapsed:?}"
     );
     if mode == Mode::NotPid1 {
