@@ -352,6 +352,11 @@ fn idle() -> Result<i32, SuperviseError> {
 /// supervisor's children, so no SIGCHLD may say so.
 const GROUP_POLL: Duration = Duration::from_millis(50);
 
+/// How long after forwarding SIGTSTP, SIGTTIN or SIGTTOU the supervisor
+/// sends SIGCONT: time for a process that catches the signal to handle it
+/// (a SIGCONT sent at once would discard it, still pending).
+const CONTINUE_AFTER_STOP: Duration = Duration::from_millis(50);
+
 /// The supervision of one running workload.
 struct Supervision {
     child: Pid,
@@ -373,12 +378,17 @@ impl Supervision {
         self.terminal = controlling_terminal_of(self.group());
         let mut exit_code = None;
         let mut grace_deadline: Option<Instant> = None;
+        let mut continue_at: Option<Instant> = None;
         loop {
-            let timeout = grace_deadline.map(|deadline| {
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(GROUP_POLL)
-            });
+            let now = Instant::now();
+            let timeout = [
+                grace_deadline
+                    .map(|deadline| deadline.saturating_duration_since(now).min(GROUP_POLL)),
+                continue_at.map(|at| at.saturating_duration_since(now)),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let received = signals::wait(SignalSet::FULL, timeout)
                 .map_err(SuperviseError::system("sigtimedwait"))?;
             match received {
@@ -391,9 +401,21 @@ impl Supervision {
                     if signals::is_forwarded(received.signal) && !received.is_self_inflicted() =>
                 {
                     self.forward(received.signal);
+                    if signals::TERMINAL_STOP_SIGNALS.contains(&received.signal) {
+                        continue_at = Some(Instant::now() + CONTINUE_AFTER_STOP);
+                    }
                 }
                 Some(_) => {}
                 None => {}
+            }
+            // A forwarded SIGTSTP, SIGTTIN or SIGTTOU has reached whoever
+            // catches it; whatever it stopped is continued now. The
+            // supervisor cannot see every stop: a grandchild stopped between
+            // vfork and exec (as dash runs commands) leaves its parent
+            // waiting, not stopped, and the workload would hang.
+            if continue_at.is_some_and(|at| Instant::now() >= at) {
+                continue_at = None;
+                self.forward(libc::SIGCONT);
             }
             let Some(code) = exit_code else {
                 continue;
@@ -408,6 +430,8 @@ impl Supervision {
             match grace_deadline {
                 None => {
                     let _ = signal_group(self.group(), libc::SIGTERM);
+                    // Stopped processes act on SIGTERM only once continued.
+                    let _ = signal_group(self.group(), libc::SIGCONT);
                     grace_deadline = Some(Instant::now() + self.kill_grace);
                 }
                 Some(deadline) if Instant::now() >= deadline => {

@@ -104,7 +104,7 @@ fn the_reserved_real_time_signals_are_forwarded_too(mode: Mode) {
     for signal in [32, 33] {
         let mut started = Started::spawn(mode, supervisor(mode, &["--", "sleep", "30"]));
         wait_until("the workload to start", TIMEOUT, || {
-            !common::children_of(started.supervisor).is_empty()
+            !common::children_of(started.supervisor()).is_empty()
         });
         // Give the supervisor time to reach its wait (the signal would
         // still be pending, blocked, if sent earlier).

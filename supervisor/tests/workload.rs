@@ -241,9 +241,14 @@ fn a_workload_stopped_by_a_terminal_stop_signal_is_continued(mode: Mode) {
         started.stdout.next("the workload to be ready", TIMEOUT),
         "ready"
     );
-    for signal in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
-        started.signal(signal);
-        std::thread::sleep(Duration::from_millis(100));
+    // Many, quickly: a stop may catch sh's child between vfork and exec,
+    // where sh waits for it rather than stopping, and only a SIGCONT to the
+    // whole group gets them going again.
+    for _ in 0..10 {
+        for signal in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+            started.signal(signal);
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
     // A stopped sh would not run its trap.
     started.signal(libc::SIGTERM);
@@ -364,7 +369,7 @@ fn a_setuid_root_helper_stays_unprivileged_under_run_as(mode: Mode) {
     );
     let mut workload = None;
     common::wait_until("the helper to run", TIMEOUT, || {
-        workload = children_of(started.supervisor)
+        workload = children_of(started.supervisor())
             .into_iter()
             .find(|entry| entry.comm == "suid-sleep");
         workload.is_some()

@@ -387,8 +387,8 @@ impl Lines {
 pub struct Started {
     /// The process the test started (the supervisor, or unshare).
     pub process: Running,
-    /// The supervisor itself.
-    pub supervisor: Pid,
+    mode: Mode,
+    supervisor: std::cell::OnceCell<Pid>,
     /// Its stdout.
     pub stdout: Lines,
     /// Its stderr.
@@ -406,21 +406,29 @@ impl Started {
             .unwrap();
         let stdout = Lines::spawn(child.stdout.take().unwrap());
         let stderr = Lines::spawn(child.stderr.take().unwrap());
-        let process = Running(child);
-        let supervisor = mode.supervisor_pid(process.pid());
         Started {
-            process,
-            supervisor,
+            process: Running(child),
+            mode,
+            supervisor: std::cell::OnceCell::new(),
             stdout,
             stderr,
         }
     }
 
+    /// The supervisor's pid, found on first use (as PID 1 it is unshare's
+    /// child); ask while it runs.
+    pub fn supervisor(&self) -> Pid {
+        *self
+            .supervisor
+            .get_or_init(|| self.mode.supervisor_pid(self.process.pid()))
+    }
+
     /// Sends `signal` to the supervisor.
     pub fn signal(&self, signal: i32) {
+        let supervisor = self.supervisor();
         // SAFETY: kill has no memory effects.
-        let result = unsafe { nix::libc::kill(self.supervisor.as_raw(), signal) };
-        assert_eq!(result, 0, "kill({}, {signal}) failed", self.supervisor);
+        let result = unsafe { nix::libc::kill(supervisor.as_raw(), signal) };
+        assert_eq!(result, 0, "kill({supervisor}, {signal}) failed");
     }
 
     /// Waits for the process the test started to exit, with a deadline.
