@@ -33,7 +33,8 @@ use openshell_sandbox::{copy_self, signals, termination_log, version};
 /// subreaper), and exits with COMMAND's exit code (128+N when signal N killed
 /// it). When COMMAND exits, whatever is left of its process group gets
 /// SIGTERM, and SIGKILL after --kill-grace. A workload stopped by SIGTSTP,
-/// SIGTTIN or SIGTTOU is continued: no shell does job control in a container.
+/// SIGTTIN or SIGTTOU is continued (SIGCONT follows a forwarded one after
+/// 50 ms): no shell does job control in a container.
 /// COMMAND is killed should the supervisor die. Without `--` it stays up,
 /// reaping, until SIGTERM or SIGINT, then exits 0.
 ///
