@@ -11,6 +11,7 @@ pub mod elf;
 pub mod paths;
 pub mod registry;
 pub mod sideload;
+pub mod supervise;
 pub mod version;
 
 pub use paths::*;
