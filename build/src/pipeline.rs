@@ -301,7 +301,9 @@ fn layer_for(
     let (sha256, reused, built, applied) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
             let mut tree = Filesystem::default();
-            tree.apply_layer(0, &tar[..]).ok().map(|()| Arc::new(tree))
+            tree.apply_layer_shared(0, &tar)
+                .ok()
+                .map(|()| Arc::new(tree))
         });
         let compressor =
             scope.spawn(|| layer::compress_tar_unless(Arc::clone(&tar), options.layer, &cancel));

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
 use openshell_contract::annotations::BINARY_SHA256;
-use openshell_contract::elf;
 use openshell_contract::version::VersionReport;
 use openshell_contract::{
     BINARY_NAME, IMAGE_BINARY_PATH, IMAGE_ENTRYPOINT, LAYER_BINARY_PATH, MOUNT_PATH,
@@ -400,8 +399,9 @@ fn apply_layer(
 }
 
 /// Applies a tar built in this run; its digest is already known.
-fn apply_known_tar(fs: &mut Filesystem, index: usize, tar: &[u8]) -> Result<(), String> {
-    fs.apply_layer(index, tar).map_err(|err| err.to_string())
+fn apply_known_tar(fs: &mut Filesystem, index: usize, tar: &Arc<Vec<u8>>) -> Result<(), String> {
+    fs.apply_layer_shared(index, tar)
+        .map_err(|err| err.to_string())
 }
 
 /// The OCI architecture of the machine running this program.
@@ -853,10 +853,13 @@ fn check_binary(
             );
             None
         }
-        NodeKind::Dir => {
+        other => {
             results.fail(
                 checks::BINARY_FILE_TYPE,
-                format!("{IMAGE_BINARY_PATH} is a folder, expected a regular file"),
+                format!(
+                    "{IMAGE_BINARY_PATH} is {}, expected a regular file",
+                    other.describe()
+                ),
             );
             None
         }
@@ -894,12 +897,22 @@ fn check_binary(
         );
     }
     let Some(contents) = contents else {
-        results.skip(checks::STATIC_ELF, "no regular file to inspect");
+        if matches!(node.kind, NodeKind::File { .. }) {
+            // Only files named like the binary are kept: this one came by a
+            // hard link from a file of another name.
+            results.fail(
+                checks::STATIC_ELF,
+                format!(
+                    "{IMAGE_BINARY_PATH} is a hard link to a file not named {BINARY_NAME}, whose contents are not kept, so its ELF cannot be checked (expected the binary itself)"
+                ),
+            );
+        } else {
+            results.skip(checks::STATIC_ELF, "no regular file to inspect");
+        }
         return None;
     };
-    let bytes = &contents.bytes;
-    let sha256 = contents.sha256.clone();
-    let architecture = match elf::inspect(bytes) {
+    let sha256 = contents.sha256();
+    let architecture = match contents.inspect_elf() {
         Ok(info) => {
             for violation in info.static_violations() {
                 results.fail(
@@ -1012,7 +1025,7 @@ fn run_version(results: &mut Results, binary: &FoundBinary, options: &VerifyOpti
             return;
         }
     }
-    match run_extracted(&binary.contents.bytes) {
+    match run_extracted(&binary.contents) {
         Ok(version) if version.sha256 == binary.sha256 => {}
         Ok(version) => results.fail(
             checks::RUN_VERSION,
@@ -1025,7 +1038,7 @@ fn run_version(results: &mut Results, binary: &FoundBinary, options: &VerifyOpti
     }
 }
 
-fn run_extracted(bytes: &[u8]) -> Result<VersionReport, String> {
+fn run_extracted(contents: &FileContents) -> Result<VersionReport, String> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
@@ -1034,7 +1047,9 @@ fn run_extracted(bytes: &[u8]) -> Result<VersionReport, String> {
     let path = dir.path().join(BINARY_NAME);
     let mut file = std::fs::File::create(&path)
         .map_err(|err| format!("could not extract the binary: {err}"))?;
-    file.write_all(bytes)
+    contents
+        .write_to(&mut file)
+        .and_then(|_| file.flush())
         .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o555)))
         .map_err(|err| format!("could not extract the binary: {err}"))?;
     // Close before running: Linux refuses to execute a file open for writing.
