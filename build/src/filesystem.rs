@@ -21,7 +21,8 @@
 //!   `d/openshell-sandbox` replaces `/openshell-sandbox`.
 //! - **Missing parents** are created as folders, mode 0755 (umoci: 0777
 //!   minus its umask, 0755 under the usual 022; containerd and
-//!   containers/storage: 0755), owned 0:0.
+//!   containers/storage: 0755), owned 0:0; inside a setgid folder they take
+//!   its group and setgid bit, as Linux's `mkdir` does.
 //! - **Replacing**: whatever sits at the entry's path is removed first
 //!   (a folder with everything under it), unless both are folders: then the
 //!   folder stays and takes the new entry's mode and owner. A parent folder's
@@ -74,6 +75,9 @@ pub use limits::{
 
 use contents::{MEMORY_BUDGET, Spill};
 use gotar::types;
+
+/// In a refusal, marks what makes containers/storage hang rather than fail.
+pub const CONTAINERS_STORAGE_HANGS: &str = "containers/storage hangs here";
 
 /// Mode of the folders extractors create for parents a layer leaves out.
 pub const IMPLICIT_DIR_MODE: u32 = 0o755;
@@ -214,7 +218,7 @@ pub enum FilesystemError {
     },
     /// A limit was reached.
     #[error(
-        "layer {layer}: {what}, more than the {limit} of {} (raise it with {})",
+        "layer {layer}: {what}: more than the {limit} of {} allows (raise it with {})",
         limit.show(*max),
         limit.flag()
     )]
@@ -254,6 +258,7 @@ pub struct Filesystem {
     /// Entries that are unsafe in an image volume.
     pub unsafe_entries: Vec<UnsafeEntry>,
     limits: Limits,
+    extractor: Extractor,
     /// Entries read, and folders created for them, in all layers.
     entries: u64,
     /// Uncompressed bytes read in all layers.
@@ -369,18 +374,137 @@ fn keys_below<V>(map: &BTreeMap<String, V>, dir: &str) -> Vec<String> {
     map.range(start..end).map(|(key, _)| key.clone()).collect()
 }
 
-/// What a path resolves to, and what went wrong on the way.
-enum Resolved {
-    /// The resolved components.
-    Path(Vec<String>),
+/// Which extractor's behaviour the model follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Extractor {
+    /// umoci 0.4, which containerd follows too except where the module
+    /// documentation says: what verification checks.
+    #[default]
+    Umoci,
+    /// containers/storage 1.43 (podman 4.3, CRI-O), which applies layers
+    /// through the kernel inside a chroot and differs from umoci in a few
+    /// documented places (see [`Filesystem::with_extractor`]).
+    ContainersStorage,
+}
+
+/// Why a path operation fails, as the kernel would say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Errno {
+    /// A component is missing.
+    NoEnt,
+    /// A component is not a folder.
+    NotDir,
     /// Too many symlinks.
     Loop,
 }
 
+impl Errno {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::NoEnt => "a folder on the way does not exist",
+            Self::NotDir => "a component on the way is not a folder",
+            Self::Loop => "too many levels of symbolic links",
+        }
+    }
+}
+
+/// What the layer being applied has written so far.
+#[derive(Debug, Default)]
+struct LayerState {
+    /// umoci's `upperPaths`: resolved paths written, and their ancestors.
+    upper: BTreeSet<String>,
+    /// containers/storage's `unpackedPaths`: entry paths as written,
+    /// cleaned and rooted (`/a/b`), ancestors not included.
+    unpacked: BTreeSet<String>,
+    /// tar-split's duplicate check: names as Go's `filepath.Clean` spells
+    /// them.
+    names: BTreeSet<String>,
+}
+
+/// One entry being applied, its name cleaned and split.
+struct Entry<'a> {
+    layer: usize,
+    header: &'a gotar::Header,
+    raw_path: &'a str,
+    /// The last component of the cleaned path.
+    name: &'a str,
+    /// The cleaned path's folder components (not resolved).
+    parent: &'a [&'a str],
+    mode: u32,
+    uid: u64,
+    gid: u64,
+}
+
+impl Entry<'_> {
+    /// The layer fails on this entry.
+    fn fail(&self, reason: String) -> FilesystemError {
+        FilesystemError::Extraction {
+            layer: self.layer,
+            path: self.raw_path.to_string(),
+            reason,
+        }
+    }
+}
+
+/// Go's `filepath.Clean`, lexical and unrooted (tar-split compares names
+/// this way).
+fn go_clean(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|last| *last != "..") => {
+                parts.pop();
+            }
+            ".." if rooted => {}
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    if rooted {
+        format!("/{joined}")
+    } else if joined.is_empty() {
+        ".".into()
+    } else {
+        joined
+    }
+}
+
 impl Filesystem {
     /// An empty filesystem (a root folder, mode 0755, owned 0:0) that
-    /// applies `limits`.
+    /// applies `limits` and follows umoci.
     pub fn new(limits: Limits) -> Self {
+        Self::with_extractor(limits, Extractor::Umoci)
+    }
+
+    /// An empty filesystem that follows `extractor`. Where
+    /// containers/storage differs from umoci it:
+    ///
+    /// - refuses a layer holding two entries of the same name (as Go's
+    ///   `filepath.Clean` spells it: tar-split's "duplicates of file paths
+    ///   not supported");
+    /// - resolves paths through the kernel: a dangling symlink (or a `..`
+    ///   after a missing folder) in an entry's folder fails the layer where
+    ///   umoci creates the missing folders;
+    /// - creates missing folders for whiteouts too;
+    /// - removes a path named by a plain whiteout even when the same layer
+    ///   wrote it;
+    /// - walks an opaque marker's folder as written: through a symlink it
+    ///   removes nothing, and it spares only entries written under that
+    ///   very spelling (not their ancestors);
+    /// - fails a layer on a plain whiteout (or an opaque marker two levels
+    ///   down) under a file, where umoci ignores it;
+    /// - applies a hard link's header owner, and its mode unless the target
+    ///   is a symlink, to the inode the link shares with its target;
+    /// - hangs on a plain whiteout in a fifo (`a` a fifo, then `a/.wh.x`):
+    ///   `os.RemoveAll` opens the fifo as a folder and blocks forever. The
+    ///   model refuses such a layer with [`CONTAINERS_STORAGE_HANGS`] in the
+    ///   reason.
+    ///
+    /// The root folder's own mode is the storage driver's (vfs makes a
+    /// read-only layer's root 0555) until a `./` entry sets it.
+    pub fn with_extractor(limits: Limits, extractor: Extractor) -> Self {
         Self {
             nodes: BTreeMap::new(),
             root: Node {
@@ -394,6 +518,7 @@ impl Filesystem {
             removed: BTreeMap::new(),
             unsafe_entries: Vec::new(),
             limits,
+            extractor,
             entries: 0,
             uncompressed: 0,
             in_memory: 0,
@@ -405,6 +530,11 @@ impl Filesystem {
     /// The limits it applies.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The extractor it follows.
+    pub fn extractor(&self) -> Extractor {
+        self.extractor
     }
 
     /// Uncompressed bytes read in all layers so far.
@@ -484,7 +614,7 @@ impl Filesystem {
                 limit: Limit::UncompressedSize,
                 max: self.limits.max_uncompressed_size,
                 what: format!(
-                    "the layers uncompress to more than {} bytes",
+                    "the layers' tar streams go on past {} bytes",
                     self.limits.max_uncompressed_size
                 ),
             }),
@@ -499,9 +629,7 @@ impl Filesystem {
         source: Source<'_>,
         allowed: u64,
     ) -> Result<(), FilesystemError> {
-        // Paths this layer wrote and their ancestors (umoci's upperPaths):
-        // whiteouts spare them.
-        let mut upper: BTreeSet<String> = BTreeSet::new();
+        let mut state = LayerState::default();
         while let Some(header) = reader
             .next_entry()
             .map_err(|source| FilesystemError::Tar { layer, source })?
@@ -519,18 +647,20 @@ impl Filesystem {
                         limit: Limit::BinarySize,
                         max: self.limits.max_binary_size,
                         what: format!(
-                            "{raw_path} declares {} bytes in its tar header; refused before reading it",
+                            "{raw_path} declares {} bytes in its tar header (refused before reading it)",
                             header.size
                         ),
                     });
                 }
-                if reader.offset().saturating_add(header.size) > allowed {
+                let reach = reader.offset().saturating_add(header.size);
+                if reach > allowed {
+                    let total = self.uncompressed.saturating_add(reach);
                     return Err(FilesystemError::Limit {
                         layer,
                         limit: Limit::UncompressedSize,
                         max: self.limits.max_uncompressed_size,
                         what: format!(
-                            "{raw_path} declares {} bytes in its tar header, which would take the layers past the limit; refused before reading it",
+                            "{raw_path} declares {} bytes in its tar header, which would bring the layers to {total} bytes (refused before reading it)",
                             header.size
                         ),
                     });
@@ -539,7 +669,7 @@ impl Filesystem {
             } else {
                 None
             };
-            self.apply_entry(layer, &header, &raw_path, &cleaned, data, &mut upper)?;
+            self.apply_entry(layer, &header, &raw_path, &cleaned, data, &mut state)?;
         }
         Ok(())
     }
@@ -552,8 +682,8 @@ impl Filesystem {
                 limit: Limit::Entries,
                 max: self.limits.max_entries,
                 what: format!(
-                    "the layers hold more than {} entries (tar entries and the folders extractors create for them)",
-                    self.limits.max_entries
+                    "the layers hold {} entries (tar entries and the folders extractors create for them)",
+                    self.entries
                 ),
             });
         }
@@ -647,8 +777,11 @@ impl Filesystem {
         self.next_inode
     }
 
-    /// Resolves `parts` inside the root as `filepath-securejoin` does.
-    fn resolve<S: AsRef<str>>(&self, parts: &[S]) -> Resolved {
+    /// Resolves `parts` inside the root as `filepath-securejoin` does
+    /// (umoci): symlinks followed, an absolute target restarting at the
+    /// root, `..` lexical and never above the root, missing components
+    /// taken literally, more than 255 links an error.
+    fn resolve<S: AsRef<str>>(&self, parts: &[S]) -> Result<Vec<String>, Errno> {
         let mut pending: VecDeque<String> =
             parts.iter().map(|part| part.as_ref().to_string()).collect();
         let mut stack: Vec<String> = Vec::new();
@@ -670,7 +803,7 @@ impl Filesystem {
             {
                 follows += 1;
                 if follows > MAX_LINK_FOLLOWS {
-                    return Resolved::Loop;
+                    return Err(Errno::Loop);
                 }
                 if target.starts_with('/') {
                     stack.clear();
@@ -682,10 +815,113 @@ impl Filesystem {
             }
             stack.push(part);
         }
-        Resolved::Path(stack)
+        Ok(stack)
     }
 
-    /// Creates the missing folders of `dir` (resolved) as `MkdirAll` does;
+    /// Resolves `parts` as the kernel does inside a chroot
+    /// (containers/storage): every component but the last must be a folder
+    /// once symlinks are followed (at most 40), `..` is physical, and the
+    /// last component is followed only when `follow_last`. The last
+    /// component may be missing; the caller looks it up.
+    fn resolve_kernel<S: AsRef<str>>(
+        &self,
+        parts: &[S],
+        follow_last: bool,
+    ) -> Result<Vec<String>, Errno> {
+        const MAX_KERNEL_FOLLOWS: usize = 40;
+        let Some((last, init)) = parts.split_last() else {
+            return Ok(Vec::new());
+        };
+        let mut pending: VecDeque<String> =
+            init.iter().map(|part| part.as_ref().to_string()).collect();
+        if follow_last {
+            pending.push_back(last.as_ref().to_string());
+        }
+        let mut stack: Vec<String> = Vec::new();
+        let mut follows = 0;
+        let check_dir = |stack: &[String]| -> Result<(), Errno> {
+            match self.node(&join(stack)) {
+                Some(node) if node.kind.is_dir() => Ok(()),
+                Some(_) => Err(Errno::NotDir),
+                None => Err(Errno::NoEnt),
+            }
+        };
+        while let Some(part) = pending.pop_front() {
+            check_dir(&stack)?;
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    stack.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            let key = child(&join(&stack), &part);
+            if let Some(Node {
+                kind: NodeKind::Symlink(target),
+                ..
+            }) = self.nodes.get(&key)
+            {
+                follows += 1;
+                if follows > MAX_KERNEL_FOLLOWS {
+                    return Err(Errno::Loop);
+                }
+                if target.starts_with('/') {
+                    stack.clear();
+                }
+                for piece in target.split('/').rev() {
+                    pending.push_front(piece.to_string());
+                }
+                continue;
+            }
+            stack.push(part);
+        }
+        if !follow_last {
+            check_dir(&stack)?;
+            stack.push(last.as_ref().to_string());
+        }
+        Ok(stack)
+    }
+
+    /// `lstat` of `parts` through the kernel: the key of what is there, or
+    /// `None` when the path does not exist.
+    fn kernel_lstat(&self, parts: &[&str]) -> Result<Option<String>, Errno> {
+        match self.resolve_kernel(parts, false) {
+            Ok(stack) => {
+                let key = join(&stack);
+                Ok(self.node(&key).map(|_| key))
+            }
+            Err(Errno::NoEnt) => Ok(None),
+            Err(errno) => Err(errno),
+        }
+    }
+
+    /// Creates a missing folder at `key`: mode 0755, owned 0:0, or, inside
+    /// a setgid folder, with its group and setgid bit (Linux `mkdir`).
+    fn create_implicit_dir(&mut self, layer: usize, key: String) -> Result<(), FilesystemError> {
+        self.count_entry(layer)?;
+        let parent = key.rsplit_once('/').map_or("", |(parent, _)| parent);
+        let (mode, gid) = match self.node(parent) {
+            Some(parent) if parent.mode & 0o2000 != 0 => (IMPLICIT_DIR_MODE | 0o2000, parent.gid),
+            _ => (IMPLICIT_DIR_MODE, 0),
+        };
+        let inode = self.new_inode();
+        self.removed.remove(&key);
+        self.nodes.insert(
+            key,
+            Node {
+                kind: NodeKind::Dir,
+                mode,
+                uid: 0,
+                gid,
+                layer,
+                inode,
+            },
+        );
+        Ok(())
+    }
+
+    /// umoci's `MkdirAll` of a resolved folder: creates what is missing,
     /// fails where a component is not a folder.
     fn make_parents(
         &mut self,
@@ -707,25 +943,42 @@ impl Filesystem {
                         ),
                     });
                 }
-                None => {
-                    self.count_entry(layer)?;
-                    let inode = self.new_inode();
-                    self.removed.remove(&key);
-                    self.nodes.insert(
-                        key,
-                        Node {
-                            kind: NodeKind::Dir,
-                            mode: IMPLICIT_DIR_MODE,
-                            uid: 0,
-                            gid: 0,
-                            layer,
-                            inode,
-                        },
-                    );
-                }
+                None => self.create_implicit_dir(layer, key)?,
             }
         }
         Ok(())
+    }
+
+    /// Go's `os.MkdirAll` of an unresolved path, through the kernel
+    /// (containers/storage), for `entry`'s folder.
+    fn mkdir_all_kernel(
+        &mut self,
+        entry: &Entry<'_>,
+        parts: &[&str],
+    ) -> Result<(), FilesystemError> {
+        let fail = |errno: Errno| entry.fail(format!("making its folder: {}", errno.describe()));
+        if let Ok(stack) = self.resolve_kernel(parts, true) {
+            match self.node(&join(&stack)) {
+                Some(node) if node.kind.is_dir() => return Ok(()),
+                Some(_) => return Err(fail(Errno::NotDir)),
+                None => {}
+            }
+        }
+        let Some((_, init)) = parts.split_last() else {
+            return Ok(());
+        };
+        if !init.is_empty() {
+            self.mkdir_all_kernel(entry, init)?;
+        }
+        // mkdir: the folder resolved, the last component not followed; an
+        // existing non-folder (a dangling symlink too) makes it fail.
+        let stack = self.resolve_kernel(parts, false).map_err(fail)?;
+        let key = join(&stack);
+        match self.node(&key) {
+            Some(node) if node.kind.is_dir() => Ok(()),
+            Some(_) => Err(fail(Errno::NotDir)),
+            None => self.create_implicit_dir(entry.layer, key),
+        }
     }
 
     /// Removes `path` and everything below it, recording the removals when
@@ -757,7 +1010,7 @@ impl Filesystem {
         raw_path: &str,
         cleaned: &[&str],
         data: Option<FileData>,
-        upper: &mut BTreeSet<String>,
+        state: &mut LayerState,
     ) -> Result<(), FilesystemError> {
         let extraction = |reason: String| FilesystemError::Extraction {
             layer,
@@ -794,6 +1047,13 @@ impl Filesystem {
                 "the name is longer than Linux allows (NAME_MAX 255, PATH_MAX 4096)".into(),
             ));
         }
+        if self.extractor == Extractor::ContainersStorage && !state.names.insert(go_clean(raw_path))
+        {
+            return Err(extraction(
+                "a second entry of the same name in one layer, which containers/storage refuses (\"duplicates of file paths not supported\")"
+                    .into(),
+            ));
+        }
         let mode = u32::try_from(header.mode & 0o7777).unwrap_or(0);
         let owner = |id: i64, what: &str| {
             u64::try_from(id).map_err(|_| {
@@ -816,123 +1076,218 @@ impl Filesystem {
             self.root.layer = layer;
             return Ok(());
         };
-
-        let dir = match self.resolve(parent) {
-            Resolved::Path(dir) => dir,
-            Resolved::Loop => {
-                return Err(extraction(
-                    "too many levels of symbolic links in its folder".into(),
-                ));
-            }
+        let entry = Entry {
+            layer,
+            header,
+            raw_path,
+            name,
+            parent,
+            mode,
+            uid,
+            gid,
         };
-        let dir_key = join(&dir);
-
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            self.whiteout(layer, raw_path, &dir_key, hidden, upper)?;
-            return Ok(());
+        match self.extractor {
+            Extractor::Umoci => self.apply_umoci(&entry, data, state),
+            Extractor::ContainersStorage => self.apply_containers_storage(&entry, data, state),
         }
+    }
 
-        self.make_parents(layer, raw_path, &dir)?;
-        let path = child(&dir_key, name);
-        let existing_is_dir = self.nodes.get(&path).is_some_and(|node| node.kind.is_dir());
-        let entry_is_dir = header.typeflag == types::DIR;
-        if !(existing_is_dir && entry_is_dir) {
+    /// An entry as umoci unpacks it.
+    fn apply_umoci(
+        &mut self,
+        entry: &Entry<'_>,
+        data: Option<FileData>,
+        state: &mut LayerState,
+    ) -> Result<(), FilesystemError> {
+        let dir = self
+            .resolve(entry.parent)
+            .map_err(|errno| entry.fail(format!("its folder: {}", errno.describe())))?;
+        let dir_key = join(&dir);
+        if let Some(hidden) = entry.name.strip_prefix(".wh.") {
+            return self.whiteout_umoci(entry, &dir_key, hidden, &state.upper);
+        }
+        self.make_parents(entry.layer, entry.raw_path, &dir)?;
+        let path = child(&dir_key, entry.name);
+        let existing_dir = self
+            .nodes
+            .get(&path)
+            .filter(|node| node.kind.is_dir())
+            .map(|node| node.inode);
+        if existing_dir.is_none() || entry.header.typeflag != types::DIR {
             self.remove_tree(&path, None);
         }
+        let node = if entry.header.typeflag == types::LINK {
+            let target = self.link_target(entry)?;
+            let target_parts = clean(&target);
+            let Some((&target_name, target_parent)) = target_parts.split_last() else {
+                return Err(entry.fail(format!(
+                    "a hard link to {target:?}, the root folder, which Linux refuses"
+                )));
+            };
+            let target_dir = self.resolve(target_parent).map_err(|errno| {
+                entry.fail(format!(
+                    "the folder of its hard link target {target}: {}",
+                    errno.describe()
+                ))
+            })?;
+            let found = self.nodes.get(&child(&join(&target_dir), target_name));
+            Self::linked(entry, &target, found)?
+        } else {
+            self.new_node(entry, data, existing_dir, &dir)?
+        };
+        self.removed.remove(&path);
+        self.nodes.insert(path.clone(), node);
+        let mut ancestor = path.as_str();
+        loop {
+            state.upper.insert(ancestor.to_string());
+            match ancestor.rsplit_once('/') {
+                Some((parent, _)) => ancestor = parent,
+                None => break,
+            }
+        }
+        Ok(())
+    }
 
-        let node = match header.typeflag {
+    /// An entry as containers/storage unpacks it (see
+    /// [`Filesystem::with_extractor`]).
+    fn apply_containers_storage(
+        &mut self,
+        entry: &Entry<'_>,
+        data: Option<FileData>,
+        state: &mut LayerState,
+    ) -> Result<(), FilesystemError> {
+        // Every entry, a whiteout too, gets its folder made when `lstat`
+        // says it does not exist.
+        if !entry.parent.is_empty() && matches!(self.kernel_lstat(entry.parent), Ok(None)) {
+            self.mkdir_all_kernel(entry, entry.parent)?;
+        }
+        if let Some(hidden) = entry.name.strip_prefix(".wh.") {
+            return self.whiteout_containers_storage(entry, hidden, &state.unpacked);
+        }
+        let mut parts = entry.parent.to_vec();
+        parts.push(entry.name);
+        let mut existing_dir = None;
+        if let Ok(Some(key)) = self.kernel_lstat(&parts) {
+            match self.nodes.get(&key) {
+                Some(node) if node.kind.is_dir() && entry.header.typeflag == types::DIR => {
+                    existing_dir = Some(node.inode);
+                }
+                _ => self.remove_tree(&key, None),
+            }
+        }
+        let dir = self
+            .resolve_kernel(entry.parent, true)
+            .and_then(|dir| match self.node(&join(&dir)) {
+                Some(node) if node.kind.is_dir() => Ok(dir),
+                Some(_) => Err(Errno::NotDir),
+                None => Err(Errno::NoEnt),
+            })
+            .map_err(|errno| entry.fail(format!("its folder: {}", errno.describe())))?;
+        let path = child(&join(&dir), entry.name);
+        let node = if entry.header.typeflag == types::LINK {
+            let target = self.link_target(entry)?;
+            let target_parts = clean(&target);
+            if target_parts.is_empty() {
+                return Err(entry.fail(format!(
+                    "a hard link to {target:?}, the root folder, which Linux refuses"
+                )));
+            }
+            let found = self
+                .resolve_kernel(&target_parts, false)
+                .ok()
+                .and_then(|stack| self.nodes.get(&join(&stack)));
+            let mut node = Self::linked(entry, &target, found)?;
+            // The link's own header is applied to the shared inode.
+            node.uid = entry.uid;
+            node.gid = entry.gid;
+            if !matches!(node.kind, NodeKind::Symlink(_)) {
+                node.mode = entry.mode;
+            }
+            for other in self.nodes.values_mut() {
+                if other.inode == node.inode {
+                    other.uid = node.uid;
+                    other.gid = node.gid;
+                    other.mode = node.mode;
+                }
+            }
+            node
+        } else {
+            self.new_node(entry, data, existing_dir, &dir)?
+        };
+        self.removed.remove(&path);
+        self.nodes.insert(path, node);
+        state.unpacked.insert(format!("/{}", join(&parts)));
+        Ok(())
+    }
+
+    /// A hard link's target, reported when it leaves the image.
+    fn link_target(&mut self, entry: &Entry<'_>) -> Result<String, FilesystemError> {
+        let target = String::from_utf8_lossy(&entry.header.linkname).into_owned();
+        if target.starts_with('/') || target.split('/').any(|part| part == "..") {
+            self.report(
+                entry.layer,
+                entry.raw_path,
+                format!(
+                    "hard link to {target}, which leaves the image root (extractors link to /{} instead)",
+                    join(&clean(&target))
+                ),
+            );
+        }
+        Ok(target)
+    }
+
+    /// The node a hard link to `found` makes.
+    fn linked(
+        entry: &Entry<'_>,
+        target: &str,
+        found: Option<&Node>,
+    ) -> Result<Node, FilesystemError> {
+        match found {
+            None => Err(entry.fail(format!(
+                "a hard link to {target}, which does not exist at that point"
+            ))),
+            Some(found) if found.kind.is_dir() => Err(entry.fail(format!(
+                "a hard link to {target}, which is a folder (Linux refuses)"
+            ))),
+            Some(found) => Ok(Node {
+                layer: entry.layer,
+                ..found.clone()
+            }),
+        }
+    }
+
+    /// The node for an entry that is not a hard link, in the resolved
+    /// folder `dir`; `existing_dir` is the inode of a folder it updates.
+    fn new_node(
+        &mut self,
+        entry: &Entry<'_>,
+        data: Option<FileData>,
+        existing_dir: Option<u64>,
+        dir: &[String],
+    ) -> Result<Node, FilesystemError> {
+        let (layer, raw_path, header) = (entry.layer, entry.raw_path, entry.header);
+        let kind = match header.typeflag {
             types::REGULAR => {
                 let FileData { sha256, contents } = data.unwrap_or(FileData {
                     sha256: Sha256::digest([]).into(),
                     contents: None,
                 });
-                Node {
-                    kind: NodeKind::File {
-                        size: header.size,
-                        sha256,
-                        contents,
-                    },
-                    mode,
-                    uid,
-                    gid,
-                    layer,
-                    inode: self.new_inode(),
+                NodeKind::File {
+                    size: header.size,
+                    sha256,
+                    contents,
                 }
             }
-            types::DIR => {
-                let inode = match self.nodes.get(&path) {
-                    Some(existing) => existing.inode,
-                    None => self.new_inode(),
-                };
-                Node {
-                    kind: NodeKind::Dir,
-                    mode,
-                    uid,
-                    gid,
-                    layer,
-                    inode,
-                }
-            }
+            types::DIR => NodeKind::Dir,
             types::SYMLINK => {
                 let target = String::from_utf8_lossy(&header.linkname).into_owned();
                 if target.is_empty() {
-                    return Err(extraction(
-                        "a symlink with an empty target, which Linux refuses".into(),
-                    ));
-                }
-                self.check_symlink(layer, raw_path, &dir, &target);
-                Node {
-                    kind: NodeKind::Symlink(target),
-                    mode: 0o777,
-                    uid,
-                    gid,
-                    layer,
-                    inode: self.new_inode(),
-                }
-            }
-            types::LINK => {
-                let target = String::from_utf8_lossy(&header.linkname).into_owned();
-                if target.starts_with('/') || target.split('/').any(|part| part == "..") {
-                    self.report(
-                        layer,
-                        raw_path,
-                        format!(
-                            "hard link to {target}, which leaves the image root (extractors link to /{} instead)",
-                            join(&clean(&target))
-                        ),
+                    return Err(
+                        entry.fail("a symlink with an empty target, which Linux refuses".into())
                     );
                 }
-                let target_parts = clean(&target);
-                let Some((&target_name, target_parent)) = target_parts.split_last() else {
-                    return Err(extraction(format!(
-                        "a hard link to {target:?}, the root folder, which Linux refuses"
-                    )));
-                };
-                let target_dir = match self.resolve(target_parent) {
-                    Resolved::Path(dir) => dir,
-                    Resolved::Loop => {
-                        return Err(extraction(format!(
-                            "too many levels of symbolic links in the folder of its hard link target {target}"
-                        )));
-                    }
-                };
-                let target_path = child(&join(&target_dir), target_name);
-                match self.nodes.get(&target_path) {
-                    None => {
-                        return Err(extraction(format!(
-                            "a hard link to {target}, which does not exist at that point"
-                        )));
-                    }
-                    Some(found) if found.kind.is_dir() => {
-                        return Err(extraction(format!(
-                            "a hard link to {target}, which is a folder (Linux refuses)"
-                        )));
-                    }
-                    Some(found) => Node {
-                        layer,
-                        ..found.clone()
-                    },
-                }
+                self.check_symlink(layer, raw_path, dir, &target);
+                NodeKind::Symlink(target)
             }
             types::CHAR | types::BLOCK => {
                 self.report(
@@ -941,17 +1296,10 @@ impl Filesystem {
                     "device node (expected only files, folders and links)".into(),
                 );
                 let (major, minor) = (header.devmajor, header.devminor);
-                Node {
-                    kind: if header.typeflag == types::CHAR {
-                        NodeKind::CharDevice { major, minor }
-                    } else {
-                        NodeKind::BlockDevice { major, minor }
-                    },
-                    mode,
-                    uid,
-                    gid,
-                    layer,
-                    inode: self.new_inode(),
+                if header.typeflag == types::CHAR {
+                    NodeKind::CharDevice { major, minor }
+                } else {
+                    NodeKind::BlockDevice { major, minor }
                 }
             }
             types::FIFO => {
@@ -960,39 +1308,39 @@ impl Filesystem {
                     raw_path,
                     "fifo (expected only files, folders and links)".into(),
                 );
-                Node {
-                    kind: NodeKind::Fifo,
-                    mode,
-                    uid,
-                    gid,
-                    layer,
-                    inode: self.new_inode(),
-                }
+                NodeKind::Fifo
             }
             types::PAX_GLOBAL => {
-                return Err(extraction(
+                return Err(entry.fail(
                     "a PAX global header, which umoci refuses to unpack (unknown typeflag 'g')"
                         .into(),
                 ));
             }
             other => {
-                return Err(extraction(format!(
+                return Err(entry.fail(format!(
                     "tar entry type {:?}, which extractors do not unpack",
                     char::from(other)
                 )));
             }
         };
-        self.removed.remove(&path);
-        self.nodes.insert(path.clone(), node);
-        let mut ancestor = path.as_str();
-        loop {
-            upper.insert(ancestor.to_string());
-            match ancestor.rsplit_once('/') {
-                Some((parent, _)) => ancestor = parent,
-                None => break,
-            }
-        }
-        Ok(())
+        let mode = if matches!(kind, NodeKind::Symlink(_)) {
+            // Linux symlinks have no mode of their own.
+            0o777
+        } else {
+            entry.mode
+        };
+        let inode = match existing_dir {
+            Some(inode) => inode,
+            None => self.new_inode(),
+        };
+        Ok(Node {
+            kind,
+            mode,
+            uid: entry.uid,
+            gid: entry.gid,
+            layer,
+            inode,
+        })
     }
 
     /// Reports a symlink whose target leaves the image.
@@ -1026,12 +1374,11 @@ impl Filesystem {
         }
     }
 
-    /// A whiteout in the (resolved) folder `dir`: `hidden` is the name it
-    /// removes, or `.wh..opq` for an opaque marker.
-    fn whiteout(
+    /// A whiteout as umoci applies it, in the resolved folder `dir`:
+    /// `hidden` is the name it removes (`.wh..opq` for an opaque marker).
+    fn whiteout_umoci(
         &mut self,
-        layer: usize,
-        raw_path: &str,
+        entry: &Entry<'_>,
         dir: &str,
         hidden: &str,
         upper: &BTreeSet<String>,
@@ -1048,18 +1395,15 @@ impl Filesystem {
             return Ok(());
         };
         let is_dir = node.kind.is_dir();
-        let whiteout_path = join(&clean(raw_path));
+        let whiteout_path = join(&clean(entry.raw_path));
         if !opaque && !upper.contains(&target) {
             if target.is_empty() || hidden.is_empty() {
                 // `.wh.` alone names its own folder: umoci removes it, then
                 // fails restoring that folder's metadata.
-                return Err(FilesystemError::Extraction {
-                    layer,
-                    path: raw_path.to_string(),
-                    reason: "a whiteout with an empty name, which removes its own folder".into(),
-                });
+                return Err(entry
+                    .fail("a whiteout with an empty name, which removes its own folder".into()));
             }
-            self.remove_tree(&target, Some((layer, &whiteout_path)));
+            self.remove_tree(&target, Some((entry.layer, &whiteout_path)));
             return Ok(());
         }
         if !is_dir {
@@ -1069,10 +1413,91 @@ impl Filesystem {
         // (and their ancestors) stays.
         for key in keys_below(&self.nodes, &target) {
             if !upper.contains(&key) && self.nodes.contains_key(&key) {
-                self.remove_tree(&key, Some((layer, &whiteout_path)));
+                self.remove_tree(&key, Some((entry.layer, &whiteout_path)));
             }
         }
         Ok(())
+    }
+
+    /// A whiteout as containers/storage applies it (its folder already
+    /// made when missing).
+    fn whiteout_containers_storage(
+        &mut self,
+        entry: &Entry<'_>,
+        hidden: &str,
+        unpacked: &BTreeSet<String>,
+    ) -> Result<(), FilesystemError> {
+        let whiteout_path = join(&clean(entry.raw_path));
+        let record = Some((entry.layer, whiteout_path.as_str()));
+        if hidden == ".wh..opq" {
+            let dir = match self.kernel_lstat(entry.parent) {
+                Ok(Some(dir)) => dir,
+                Ok(None) => return Err(entry.fail(Errno::NoEnt.describe().into())),
+                Err(errno) => return Err(entry.fail(errno.describe().into())),
+            };
+            // WalkDir does not descend into a symlink or a file.
+            if !self.node(&dir).is_some_and(|node| node.kind.is_dir()) {
+                return Ok(());
+            }
+            let spelled = format!("/{}", join(entry.parent));
+            for key in keys_below(&self.nodes, &dir) {
+                if !self.nodes.contains_key(&key) {
+                    continue;
+                }
+                let relative = if dir.is_empty() {
+                    key.as_str()
+                } else {
+                    &key[dir.len() + 1..]
+                };
+                let walked = if spelled == "/" {
+                    format!("/{relative}")
+                } else {
+                    format!("{spelled}/{relative}")
+                };
+                if !unpacked.contains(&walked) {
+                    self.remove_tree(&key, record);
+                }
+            }
+            return Ok(());
+        }
+        if hidden.is_empty() {
+            return Err(
+                entry.fail("a whiteout with an empty name, which removes its own folder".into())
+            );
+        }
+        // os.RemoveAll: a missing folder on the way means nothing to remove;
+        // a file (or a loop) on the way is an error.
+        let mut parts = entry.parent.to_vec();
+        parts.push(hidden);
+        match self.resolve_kernel(&parts, false) {
+            Ok(stack) => {
+                let key = join(&stack);
+                self.remove_tree(&key, record);
+                Ok(())
+            }
+            Err(Errno::NoEnt) => Ok(()),
+            Err(errno) => {
+                // RemoveAll then opens the folder to unlink from it: a fifo
+                // there blocks that open forever.
+                let folder = self
+                    .resolve_kernel(entry.parent, true)
+                    .ok()
+                    .and_then(|stack| self.node(&join(&stack)));
+                if matches!(
+                    folder,
+                    Some(Node {
+                        kind: NodeKind::Fifo,
+                        ..
+                    })
+                ) {
+                    return Err(entry.fail(format!(
+                        "a whiteout in a fifo: {CONTAINERS_STORAGE_HANGS} (it opens /{} as a folder, which blocks)",
+                        join(entry.parent)
+                    )));
+                }
+                Err(entry.fail(format!("removing it: {}", errno.describe())))
+            }
+        }
     }
 
     /// Paths of entries named `name`, anywhere.
@@ -1184,12 +1609,19 @@ mod tests {
     use tar::EntryType as T;
 
     fn apply(layers: &[Vec<E<'_>>]) -> Filesystem {
-        let mut fs = Filesystem::default();
-        for (index, layer) in layers.iter().enumerate() {
-            fs.apply_layer(index, &tar_of(layer)[..]).unwrap();
-        }
-        fs
+        apply_as(Extractor::Umoci, layers).unwrap()
     }
+
+    fn apply_as(extractor: Extractor, layers: &[Vec<E<'_>>]) -> Result<Filesystem, String> {
+        let mut fs = Filesystem::with_extractor(Limits::default(), extractor);
+        for (index, layer) in layers.iter().enumerate() {
+            fs.apply_layer(index, &tar_of(layer)[..])
+                .map_err(|err| err.to_string())?;
+        }
+        Ok(fs)
+    }
+
+    const CS: Extractor = Extractor::ContainersStorage;
 
     fn apply_err(layers: &[Vec<E<'_>>]) -> String {
         let mut fs = Filesystem::default();
@@ -1508,7 +1940,7 @@ mod tests {
         let mut padded = tar_of(&[f("small", b"x", 0o644)]);
         padded.extend_from_slice(&[0u8; 8192]);
         let err = fs.apply_layer(0, &padded[..]).unwrap_err().to_string();
-        assert!(err.contains("uncompress to more than 4096 bytes"), "{err}");
+        assert!(err.contains("tar streams go on past 4096 bytes"), "{err}");
 
         let limits = Limits {
             max_entries: 3,
@@ -1521,7 +1953,11 @@ mod tests {
             .apply_layer(1, &tar_of(&[f("d", b"x", 0o644)])[..])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("more than 3 entries"), "{err}");
+        assert!(err.contains("hold 4 entries"), "{err}");
+        assert!(
+            err.contains("more than the entry limit of 3 entries allows"),
+            "{err}"
+        );
         assert!(err.contains("--max-entries"), "{err}");
     }
 
@@ -1590,5 +2026,109 @@ mod tests {
         let mut reader = &tar[..];
         Filesystem::default().apply_layer(0, &mut reader).unwrap();
         assert!(reader.is_empty());
+    }
+
+    #[test]
+    fn containers_storage_refuses_a_layer_with_a_name_twice() {
+        let layers = [vec![f("a", b"1", 0o644), f("./a", b"2", 0o644)]];
+        let err = apply_as(CS, &layers).unwrap_err();
+        assert!(
+            err.contains("duplicates of file paths not supported"),
+            "{err}"
+        );
+        // umoci applies both; the second wins.
+        assert_eq!(
+            apply(&layers).nodes["a"].sha256_hex(),
+            Some(hex::encode(Sha256::digest(b"2")))
+        );
+    }
+
+    #[test]
+    fn containers_storage_whiteouts_remove_what_the_same_layer_wrote() {
+        let layers = [vec![f("a", b"a", 0o644), f(".wh.a", b"", 0o644)]];
+        assert!(apply_as(CS, &layers).unwrap().nodes.is_empty());
+        assert_eq!(paths(&apply(&layers)), ["a"]);
+    }
+
+    #[test]
+    fn containers_storage_opaque_markers_do_not_follow_a_symlinked_folder() {
+        let layers = [
+            vec![d("real/", 0o755), f("real/x", b"x", 0o644), l("d", "real")],
+            vec![f("d/.wh..wh..opq", b"", 0o644)],
+        ];
+        assert_eq!(
+            paths(&apply_as(CS, &layers).unwrap()),
+            ["d", "real", "real/x"]
+        );
+        assert_eq!(paths(&apply(&layers)), ["d", "real"]);
+        // Nor do they spare the ancestors of what the layer wrote.
+        let layers = [
+            vec![d("a/", 0o755), f("a/old", b"o", 0o644)],
+            vec![f("a/b/new", b"n", 0o644), f("a/.wh..wh..opq", b"", 0o644)],
+        ];
+        assert_eq!(paths(&apply_as(CS, &layers).unwrap()), ["a"]);
+        assert_eq!(paths(&apply(&layers)), ["a", "a/b", "a/b/new"]);
+    }
+
+    #[test]
+    fn containers_storage_fails_where_a_dangling_symlink_is_a_folder() {
+        let layers = [vec![l("d", "missing/deeper"), f("d/x", b"x", 0o644)]];
+        let err = apply_as(CS, &layers).unwrap_err();
+        assert!(err.contains("a folder on the way does not exist"), "{err}");
+        // umoci makes the folders the link points to.
+        assert_eq!(
+            paths(&apply(&layers)),
+            ["d", "missing", "missing/deeper", "missing/deeper/x"]
+        );
+    }
+
+    #[test]
+    fn containers_storage_makes_folders_for_whiteouts() {
+        let layers = [vec![f("a/b/.wh.c", b"", 0o644)]];
+        assert_eq!(paths(&apply_as(CS, &layers).unwrap()), ["a", "a/b"]);
+        assert!(apply(&layers).nodes.is_empty());
+        // A whiteout under a file fails it; umoci ignores it.
+        let layers = [vec![f("a", b"a", 0o644)], vec![f("a/.wh.x", b"", 0o644)]];
+        assert!(apply_as(CS, &layers).unwrap_err().contains("removing it"));
+        assert_eq!(paths(&apply(&layers)), ["a"]);
+    }
+
+    #[test]
+    fn containers_storage_gives_a_hard_links_header_to_the_shared_inode() {
+        let mut link = h("b", "a");
+        link.mode = 0o600;
+        link.uid = 7;
+        let layers = [vec![f("a", b"a", 0o755), link]];
+        let fs = apply_as(CS, &layers).unwrap();
+        for path in ["a", "b"] {
+            let node = &fs.nodes[path];
+            assert_eq!((node.mode, node.uid, node.gid), (0o600, 7, 7), "{path}");
+        }
+        // umoci ignores a hard link's own header.
+        let fs = apply(&layers);
+        assert_eq!((fs.nodes["b"].mode, fs.nodes["b"].uid), (0o755, 0));
+    }
+
+    #[test]
+    fn go_clean_spells_names_as_go_does() {
+        for (path, clean) in [
+            ("./a/", "a"),
+            ("/a/../b", "/b"),
+            ("../a", "../a"),
+            ("a/../../b", "../b"),
+            ("./", "."),
+            ("/..", "/"),
+        ] {
+            assert_eq!(go_clean(path), clean, "{path}");
+        }
+    }
+
+    #[test]
+    fn containers_storage_is_predicted_to_hang_on_a_whiteout_in_a_fifo() {
+        let layers = [vec![other("a", T::Fifo)], vec![f("a/.wh.c", b"", 0o644)]];
+        let err = apply_as(CS, &layers).unwrap_err();
+        assert!(err.contains(CONTAINERS_STORAGE_HANGS), "{err}");
+        // umoci finds nothing to remove there.
+        assert_eq!(paths(&apply(&layers)), ["a"]);
     }
 }
