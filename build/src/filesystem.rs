@@ -57,7 +57,9 @@
 //! all, beyond that in one anonymous temporary file.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::io::{self, Read};
 use std::sync::Arc;
 
@@ -87,6 +89,9 @@ pub const ROOT_DIR_MODE: u32 = 0o755;
 
 /// Symlinks `filepath-securejoin` follows while resolving one path.
 const MAX_LINK_FOLLOWS: usize = 255;
+
+/// Unsafe entries listed one by one; more are counted in a last entry.
+pub const MAX_LISTED_UNSAFE: usize = 100;
 
 /// Linux's `NAME_MAX`: longer path components cannot be created.
 const NAME_MAX: usize = 255;
@@ -179,8 +184,8 @@ impl Node {
 pub struct Removal {
     /// Index of the layer with the whiteout.
     pub layer: usize,
-    /// The whiteout entry's path.
-    pub whiteout: String,
+    /// The whiteout entry's path (shared by everything it removed).
+    pub whiteout: Arc<str>,
 }
 
 /// An entry that is unsafe in an image volume.
@@ -255,8 +260,10 @@ pub struct Filesystem {
     pub root: Node,
     /// Paths removed by whiteouts, and by which.
     pub removed: BTreeMap<String, Removal>,
-    /// Entries that are unsafe in an image volume.
+    /// Entries that are unsafe in an image volume: the first
+    /// [`MAX_LISTED_UNSAFE`], then one entry counting the rest.
     pub unsafe_entries: Vec<UnsafeEntry>,
+    unsafe_omitted: u64,
     limits: Limits,
     extractor: Extractor,
     /// Entries read, and folders created for them, in all layers.
@@ -408,17 +415,41 @@ impl Errno {
     }
 }
 
+/// A set of paths kept as 64-bit keyed hashes: a hostile layer's thousands
+/// of 4 KiB paths cost 8 bytes each. The key is random per set, so no layer
+/// can be built to collide (the odds are about 2^-64 per pair otherwise).
+#[derive(Debug, Default)]
+struct PathSet {
+    hasher: RandomState,
+    hashes: HashSet<u64>,
+}
+
+impl PathSet {
+    /// Adds `path`; false when it was there already.
+    fn insert(&mut self, path: &str) -> bool {
+        let hash = self.hasher.hash_one(path);
+        self.hashes.insert(hash)
+    }
+
+    fn contains(&self, path: &str) -> bool {
+        self.hashes.contains(&self.hasher.hash_one(path))
+    }
+}
+
 /// What the layer being applied has written so far.
 #[derive(Debug, Default)]
 struct LayerState {
     /// umoci's `upperPaths`: resolved paths written, and their ancestors.
-    upper: BTreeSet<String>,
+    upper: PathSet,
     /// containers/storage's `unpackedPaths`: entry paths as written,
     /// cleaned and rooted (`/a/b`), ancestors not included.
-    unpacked: BTreeSet<String>,
+    unpacked: PathSet,
     /// tar-split's duplicate check: names as Go's `filepath.Clean` spells
     /// them.
-    names: BTreeSet<String>,
+    names: PathSet,
+    /// containers/storage sets folder times once the layer is applied: the
+    /// folder entries of the layer, as spelled.
+    dirs: Vec<String>,
 }
 
 /// One entry being applied, its name cleaned and split.
@@ -497,6 +528,9 @@ impl Filesystem {
     ///   down) under a file, where umoci ignores it;
     /// - applies a hard link's header owner, and its mode unless the target
     ///   is a symlink, to the inode the link shares with its target;
+    /// - sets the times of a layer's folders once the layer is applied, and
+    ///   fails it when one is gone by then (whited out or replaced later in
+    ///   the same layer, or now behind a dangling symlink);
     /// - hangs on a plain whiteout in a fifo (`a` a fifo, then `a/.wh.x`):
     ///   `os.RemoveAll` opens the fifo as a folder and blocks forever. The
     ///   model refuses such a layer with [`CONTAINERS_STORAGE_HANGS`] in the
@@ -517,6 +551,7 @@ impl Filesystem {
             },
             removed: BTreeMap::new(),
             unsafe_entries: Vec::new(),
+            unsafe_omitted: 0,
             limits,
             extractor,
             entries: 0,
@@ -671,6 +706,27 @@ impl Filesystem {
             };
             self.apply_entry(layer, &header, &raw_path, &cleaned, data, &mut state)?;
         }
+        // containers/storage then sets each folder entry's times, through
+        // the path as spelled: one that is gone by now fails the layer.
+        for dir in &state.dirs {
+            let parts = clean(dir);
+            let there = self
+                .resolve_kernel(&parts, true)
+                .map(|stack| self.node(&join(&stack)).is_some());
+            if !matches!(there, Ok(true)) {
+                let why = match there {
+                    Err(errno) => errno.describe(),
+                    Ok(_) => "it is no longer there",
+                };
+                return Err(FilesystemError::Extraction {
+                    layer,
+                    path: dir.clone(),
+                    reason: format!(
+                        "containers/storage sets the times of this layer's folders last, and this one fails: {why}"
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -765,11 +821,30 @@ impl Filesystem {
     }
 
     fn report(&mut self, layer: usize, raw_path: &str, reason: String) {
-        self.unsafe_entries.push(UnsafeEntry {
+        // Past the first ones, a count: the list stays small whatever a
+        // hostile layer holds.
+        if self.unsafe_entries.len() < MAX_LISTED_UNSAFE {
+            self.unsafe_entries.push(UnsafeEntry {
+                layer,
+                path: raw_path.to_string(),
+                reason,
+            });
+            return;
+        }
+        self.unsafe_omitted += 1;
+        let summary = UnsafeEntry {
             layer,
-            path: raw_path.to_string(),
-            reason,
-        });
+            path: "...".into(),
+            reason: format!(
+                "and {} more unsafe entries, not listed",
+                self.unsafe_omitted
+            ),
+        };
+        if self.unsafe_entries.len() == MAX_LISTED_UNSAFE {
+            self.unsafe_entries.push(summary);
+        } else if let Some(last) = self.unsafe_entries.last_mut() {
+            *last = summary;
+        }
     }
 
     fn new_inode(&mut self) -> u64 {
@@ -981,24 +1056,53 @@ impl Filesystem {
         }
     }
 
+    /// Moves `path` (unless `below_only`) and everything below it out of
+    /// the tree, keys and all (no copies).
+    fn take_tree(&mut self, path: &str, below_only: bool) -> BTreeMap<String, Node> {
+        if path.is_empty() {
+            return std::mem::take(&mut self.nodes);
+        }
+        let mut taken = self.nodes.split_off(path);
+        let mut rest = taken.split_off(&format!("{path}0"));
+        self.nodes.append(&mut rest);
+        // `taken` holds `path`, `path/...`, and names that merely start
+        // with `path` and a byte before '/' (`path-x`): those go back, and
+        // `path` itself when only what is below it is wanted.
+        let strangers: Vec<String> = taken
+            .keys()
+            .filter(|key| {
+                (below_only && key.as_str() == path)
+                    || (key.as_str() != path && !key[path.len()..].starts_with('/'))
+            })
+            .cloned()
+            .collect();
+        for key in strangers {
+            if let Some(node) = taken.remove(&key) {
+                self.nodes.insert(key, node);
+            }
+        }
+        taken
+    }
+
     /// Removes `path` and everything below it, recording the removals when
     /// a whiteout did it.
     fn remove_tree(&mut self, path: &str, whiteout: Option<(usize, &str)>) {
-        let mut doomed = keys_below(&self.nodes, path);
-        if self.nodes.contains_key(path) {
-            doomed.push(path.to_string());
+        let doomed = self.take_tree(path, false);
+        if let Some((layer, whiteout)) = whiteout {
+            self.record_removals(doomed, layer, whiteout);
         }
-        for key in doomed {
-            self.nodes.remove(&key);
-            if let Some((layer, whiteout)) = whiteout {
-                self.removed.insert(
-                    key,
-                    Removal {
-                        layer,
-                        whiteout: whiteout.to_string(),
-                    },
-                );
-            }
+    }
+
+    fn record_removals(&mut self, doomed: BTreeMap<String, Node>, layer: usize, whiteout: &str) {
+        let whiteout: Arc<str> = Arc::from(whiteout);
+        for (key, _) in doomed {
+            self.removed.insert(
+                key,
+                Removal {
+                    layer,
+                    whiteout: Arc::clone(&whiteout),
+                },
+            );
         }
     }
 
@@ -1047,7 +1151,8 @@ impl Filesystem {
                 "the name is longer than Linux allows (NAME_MAX 255, PATH_MAX 4096)".into(),
             ));
         }
-        if self.extractor == Extractor::ContainersStorage && !state.names.insert(go_clean(raw_path))
+        if self.extractor == Extractor::ContainersStorage
+            && !state.names.insert(&go_clean(raw_path))
         {
             return Err(extraction(
                 "a second entry of the same name in one layer, which containers/storage refuses (\"duplicates of file paths not supported\")"
@@ -1139,7 +1244,7 @@ impl Filesystem {
         self.nodes.insert(path.clone(), node);
         let mut ancestor = path.as_str();
         loop {
-            state.upper.insert(ancestor.to_string());
+            state.upper.insert(ancestor);
             match ancestor.rsplit_once('/') {
                 Some((parent, _)) => ancestor = parent,
                 None => break,
@@ -1216,7 +1321,11 @@ impl Filesystem {
         };
         self.removed.remove(&path);
         self.nodes.insert(path, node);
-        state.unpacked.insert(format!("/{}", join(&parts)));
+        let spelled = format!("/{}", join(&parts));
+        state.unpacked.insert(&spelled);
+        if entry.header.typeflag == types::DIR {
+            state.dirs.push(spelled);
+        }
         Ok(())
     }
 
@@ -1381,7 +1490,7 @@ impl Filesystem {
         entry: &Entry<'_>,
         dir: &str,
         hidden: &str,
-        upper: &BTreeSet<String>,
+        upper: &PathSet,
     ) -> Result<(), FilesystemError> {
         let opaque = hidden == ".wh..opq";
         let target = if opaque || hidden.is_empty() {
@@ -1410,12 +1519,18 @@ impl Filesystem {
             return Ok(());
         }
         // Everything below that this layer did not write goes; what it wrote
-        // (and their ancestors) stays.
-        for key in keys_below(&self.nodes, &target) {
-            if !upper.contains(&key) && self.nodes.contains_key(&key) {
-                self.remove_tree(&key, Some((entry.layer, &whiteout_path)));
+        // (and their ancestors) stays. Upper paths include their ancestors,
+        // so a path not written means nothing below it was written either.
+        let below = self.take_tree(&target, true);
+        let mut doomed = BTreeMap::new();
+        for (key, node) in below {
+            if upper.contains(&key) {
+                self.nodes.insert(key, node);
+            } else {
+                doomed.insert(key, node);
             }
         }
+        self.record_removals(doomed, entry.layer, &whiteout_path);
         Ok(())
     }
 
@@ -1425,7 +1540,7 @@ impl Filesystem {
         &mut self,
         entry: &Entry<'_>,
         hidden: &str,
-        unpacked: &BTreeSet<String>,
+        unpacked: &PathSet,
     ) -> Result<(), FilesystemError> {
         let whiteout_path = join(&clean(entry.raw_path));
         let record = Some((entry.layer, whiteout_path.as_str()));
@@ -1671,11 +1786,11 @@ mod tests {
         ]);
         assert_eq!(paths(&fs), ["bin", "bin/c"]);
         assert_eq!(
-            fs.removed["openshell-sandbox"].whiteout,
+            &*fs.removed["openshell-sandbox"].whiteout,
             ".wh.openshell-sandbox"
         );
         assert_eq!(fs.removed["openshell-sandbox"].layer, 1);
-        assert_eq!(fs.removed["bin/a"].whiteout, "bin/.wh..wh..opq");
+        assert_eq!(&*fs.removed["bin/a"].whiteout, "bin/.wh..wh..opq");
     }
 
     #[test]
@@ -1707,7 +1822,7 @@ mod tests {
         ]);
         assert_eq!(paths(&fs), ["d"]);
         assert_eq!(
-            fs.removed["openshell-sandbox"].whiteout,
+            &*fs.removed["openshell-sandbox"].whiteout,
             "d/.wh.openshell-sandbox"
         );
         // An opaque marker through a link empties the link's target.
@@ -2129,6 +2244,64 @@ mod tests {
         let err = apply_as(CS, &layers).unwrap_err();
         assert!(err.contains(CONTAINERS_STORAGE_HANGS), "{err}");
         // umoci finds nothing to remove there.
+        assert_eq!(paths(&apply(&layers)), ["a"]);
+    }
+
+    #[test]
+    fn unsafe_entries_past_the_first_hundred_are_counted() {
+        let names: Vec<String> = (0..150).map(|n| format!("/abs-{n}")).collect();
+        let entries: Vec<E<'_>> = names.iter().map(|name| f(name, b"", 0o644)).collect();
+        let fs = apply(&[entries]);
+        assert_eq!(fs.unsafe_entries.len(), MAX_LISTED_UNSAFE + 1);
+        assert_eq!(fs.unsafe_entries[99].path, "/abs-99");
+        assert_eq!(
+            fs.unsafe_entries[100].reason,
+            "and 50 more unsafe entries, not listed"
+        );
+        assert_eq!(fs.nodes.len(), 150);
+    }
+
+    #[test]
+    fn folders_made_in_a_setgid_folder_take_its_group_and_bit() {
+        let mut setgid = d("s/", 0o2770);
+        setgid.uid = 9;
+        let fs = apply(&[vec![
+            setgid,
+            f("s/a/b/c", b"x", 0o644),
+            f("plain/x", b"x", 0o644),
+        ]]);
+        for dir in ["s/a", "s/a/b"] {
+            let node = &fs.nodes[dir];
+            assert_eq!((node.mode, node.uid, node.gid), (0o2755, 0, 9), "{dir}");
+        }
+        assert_eq!(fs.nodes["plain"].mode, 0o755);
+    }
+
+    #[test]
+    fn removing_a_tree_leaves_names_that_only_share_a_prefix() {
+        let fs = apply(&[
+            vec![
+                f("a/x", b"x", 0o644),
+                f("a-b", b"", 0o644),
+                f("a.c/y", b"", 0o644),
+                f("a0", b"", 0o644),
+            ],
+            vec![f(".wh.a", b"", 0o644)],
+        ]);
+        assert_eq!(paths(&fs), ["a-b", "a.c", "a.c/y", "a0"]);
+        let removed: Vec<&str> = fs.removed.keys().map(String::as_str).collect();
+        assert_eq!(removed, ["a", "a/x"]);
+    }
+
+    #[test]
+    fn containers_storage_fails_a_layer_whose_folder_is_gone_at_its_end() {
+        let layers = [vec![d("a/", 0o755), f(".wh.a", b"", 0o644)]];
+        let err = apply_as(CS, &layers).unwrap_err();
+        assert!(
+            err.contains("sets the times of this layer's folders last"),
+            "{err}"
+        );
+        // umoci spares the folder the layer wrote.
         assert_eq!(paths(&apply(&layers)), ["a"]);
     }
 }

@@ -708,6 +708,10 @@ fn refusal_kind(error: &str) -> &'static str {
         ("same name in one layer", "duplicate names"),
         ("making its folder", "a folder that cannot be made"),
         ("removing it", "a whiteout under a file"),
+        (
+            "times of this layer's folders",
+            "a folder gone at its layer's end",
+        ),
     ]
     .iter()
     .find(|(needle, _)| error.contains(needle))

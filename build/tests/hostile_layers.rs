@@ -517,3 +517,64 @@ fn a_200_mib_binary_is_verified_in_bounded_memory() {
         measured.max_rss_kib
     );
 }
+
+#[test]
+fn the_most_entries_with_the_longest_names_stay_in_bounded_memory() {
+    use build_image::filesystem::limits::DEFAULT_MAX_ENTRIES;
+
+    // A folder 15 levels deep of 255-byte names (3,840 bytes), filled with
+    // files of 240-byte names up to the entry limit, the binary among them;
+    // then a layer whose opaque marker removes them all. Every path is near
+    // Linux's 4 KiB limit.
+    let component = |level: usize| format!("{level:0>255}");
+    let deep: Vec<String> = (0..15).map(component).collect();
+    let deep = deep.join("/");
+    let files = usize::try_from(DEFAULT_MAX_ENTRIES).unwrap() - 15 - 1;
+    let mut builder = tar::Builder::new(Vec::new());
+    for index in 0..files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        let name = format!("{deep}/{index:0>240}");
+        builder.append_data(&mut header, name, &[][..]).unwrap();
+    }
+    let lower = builder.into_inner().unwrap();
+    let opaque = format!("{}/.wh..wh..opq", component(0));
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(0);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder.append_data(&mut header, opaque, &[][..]).unwrap();
+    let upper = builder.into_inner().unwrap();
+    let dir = tempdir();
+    let layout = dir.path().join("layout");
+    write_layout(
+        &layout,
+        &[RawImage {
+            tag: "latest".into(),
+            layers: vec![RawLayer::from_tar(&lower), RawLayer::from_tar(&upper)],
+        }],
+    );
+    let (measured, report) = verify_measured(&layout, "latest");
+    eprintln!(
+        "{files} entries with 4 KiB paths: verified in {:.2} s, peak RSS {} KiB",
+        measured.elapsed.as_secs_f64(),
+        measured.max_rss_kib
+    );
+    assert_eq!((measured.code, measured.signal), (Some(1), None));
+    // Within the entry limit: the tree is read whole, and the binary is
+    // missing (it was never there).
+    assert_eq!(
+        check(&report, "filesystem")["outcome"],
+        "passed",
+        "{report:#}"
+    );
+    assert_eq!(check(&report, "binary-location")["outcome"], "failed");
+    assert!(
+        measured.max_rss_kib <= MAX_RSS_KIB,
+        "peak RSS {} KiB",
+        measured.max_rss_kib
+    );
+}
