@@ -6,7 +6,9 @@
 //! The rules are those of umoci 0.4 (`oci/layer/tar_extract.go`), which the
 //! differential test checks this model against on hundreds of generated
 //! layer stacks; containerd and containers/storage (podman, CRI-O) agree
-//! with umoci except where noted.
+//! with umoci except where noted. The places where containers/storage
+//! differs are listed at [`Filesystem::with_extractor`], which predicts it
+//! too (checked against podman's image mount); verification follows umoci.
 //!
 //! - **Parsing**: layers are read as Go's `archive/tar` reads them (see
 //!   [`gotar`]), since all three extractors use it.
@@ -40,7 +42,8 @@
 //!   marker `.wh..wh..opq` empties the folder, both sparing paths this same
 //!   layer wrote (and their ancestors), as the OCI spec says. umoci does
 //!   this; containerd and containers/storage remove a same-layer path named
-//!   by a plain whiteout too.
+//!   by a plain whiteout too. A whiteout in a folder that is missing, or is
+//!   not a folder, removes nothing.
 //! - **Anything an extractor stops on** (a parent that is a file, a symlink
 //!   loop, a dangling hard link, a PAX global header, a contiguous-file
 //!   entry, a name longer than Linux allows) fails the layer with
@@ -1622,11 +1625,6 @@ impl Filesystem {
             .filter(|key| key.rsplit('/').next() == Some(name))
             .map(String::as_str)
             .collect()
-    }
-
-    /// Every path below `dir` (`""` for the root), for walking the tree.
-    pub fn paths_below(&self, dir: &str) -> Vec<String> {
-        keys_below(&self.nodes, dir)
     }
 }
 
