@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use build_image::epoch::Epoch;
+use build_image::filesystem::limits::{
+    Limits as TreeLimits, MAX_BINARY_SIZE_FLAG, MAX_ENTRIES_FLAG, MAX_UNCOMPRESSED_SIZE_FLAG,
+    parse_size,
+};
 use build_image::image::ImageMetadata;
 use build_image::layer::LayerSettings;
 use build_image::pipeline::{self, BinaryInput, BuildOptions};
@@ -125,27 +129,45 @@ impl RegistryArgs {
 }
 
 /// Bounds on reading images: whatever an image declares, reading it takes
-/// no more than these.
+/// no more than these. The flag names are the libraries' own, which their
+/// refusals quote.
 #[derive(Debug, Args)]
 struct LimitArgs {
     /// Largest index.json, index, manifest or config to read, in bytes
     /// (registries refuse manifests over 4 MiB).
-    #[arg(long = "max-manifest-size", value_name = "BYTES", default_value_t = ReadLimits::default().max_document_size)]
+    #[arg(long = MAX_MANIFEST_SIZE_FLAG.trim_start_matches("--"), value_name = "BYTES", default_value_t = ReadLimits::default().max_document_size)]
     max_manifest_size: u64,
     /// Deepest nesting of image indexes below the top one.
-    #[arg(long = "max-index-depth", value_name = "N", default_value_t = ReadLimits::default().max_index_depth)]
+    #[arg(long = MAX_INDEX_DEPTH_FLAG.trim_start_matches("--"), value_name = "N", default_value_t = ReadLimits::default().max_index_depth)]
     max_index_depth: usize,
     /// Most manifests the indexes of one image may list, in all.
-    #[arg(long = "max-index-manifests", value_name = "N", default_value_t = ReadLimits::default().max_index_manifests)]
+    #[arg(long = MAX_INDEX_MANIFESTS_FLAG.trim_start_matches("--"), value_name = "N", default_value_t = ReadLimits::default().max_index_manifests)]
     max_index_manifests: usize,
+    /// Largest file named like the binary a layer may hold, in bytes or
+    /// with a unit (256MiB); a larger one is refused from its tar header,
+    /// before it is read.
+    #[arg(long = MAX_BINARY_SIZE_FLAG.trim_start_matches("--"), value_name = "SIZE", default_value_t = TreeLimits::default().max_binary_size, value_parser = parse_size)]
+    max_binary_size: u64,
+    /// Most bytes all layers together may uncompress to, in bytes or with a
+    /// unit (1GiB).
+    #[arg(long = MAX_UNCOMPRESSED_SIZE_FLAG.trim_start_matches("--"), value_name = "SIZE", default_value_t = TreeLimits::default().max_uncompressed_size, value_parser = parse_size)]
+    max_uncompressed_size: u64,
+    /// Most tar entries all layers together may hold, folders created for
+    /// missing parents included.
+    #[arg(long = MAX_ENTRIES_FLAG.trim_start_matches("--"), value_name = "N", default_value_t = TreeLimits::default().max_entries)]
+    max_entries: u64,
 }
 
 impl LimitArgs {
+    fn tree_limits(&self) -> TreeLimits {
+        TreeLimits {
+            max_binary_size: self.max_binary_size,
+            max_uncompressed_size: self.max_uncompressed_size,
+            max_entries: self.max_entries,
+        }
+    }
+
     fn limits(&self) -> ReadLimits {
-        // The flag names are the library's: the refusal messages quote them.
-        debug_assert!(MAX_MANIFEST_SIZE_FLAG == "--max-manifest-size");
-        debug_assert!(MAX_INDEX_DEPTH_FLAG == "--max-index-depth");
-        debug_assert!(MAX_INDEX_MANIFESTS_FLAG == "--max-index-manifests");
         ReadLimits {
             max_document_size: self.max_manifest_size,
             max_index_depth: self.max_index_depth,
@@ -286,6 +308,7 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             mount_path: args.mount_path.clone(),
             run: args.run,
             limits: options.limits,
+            tree_limits: args.limits.tree_limits(),
         },
     )
     .with_context(|| format!("could not read {}", args.source))?;
@@ -376,6 +399,7 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         },
         verify: VerifyOptions {
             limits,
+            tree_limits: args.limits.tree_limits(),
             ..VerifyOptions::default()
         },
         workspace,

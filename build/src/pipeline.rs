@@ -307,8 +307,10 @@ fn layer_for(
     // way verification will, so that work overlaps compression too.
     let (sha256, reused, built, applied) = std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
-            let mut tree = Filesystem::default();
-            tree.apply_layer(0, &tar[..]).ok().map(|()| Arc::new(tree))
+            let mut tree = Filesystem::new(options.verify.tree_limits);
+            tree.apply_layer_shared(0, &tar)
+                .ok()
+                .map(|()| Arc::new(tree))
         });
         let compressor =
             scope.spawn(|| layer::compress_tar_unless(Arc::clone(&tar), options.layer, &cancel));

@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
 use openshell_contract::annotations::BINARY_SHA256;
-use openshell_contract::elf::{self, ElfInfo};
+use openshell_contract::elf::ElfInfo;
 use openshell_contract::version::VersionReport;
 use openshell_contract::{
     BINARY_NAME, IMAGE_BINARY_PATH, IMAGE_ENTRYPOINT, LAYER_BINARY_PATH, MOUNT_PATH,
@@ -30,7 +30,7 @@ use openshell_transport::source::{self, IndexFacts, LoadedManifest, ManifestEntr
 use openshell_transport::{ImageSource, ReadLimits, TransportError};
 use serde::Serialize;
 
-use crate::filesystem::{FileContents, Filesystem, Node, NodeKind};
+use crate::filesystem::{FileContents, Filesystem, Limits, Node, NodeKind};
 
 /// The names of the checks, in the order they are reported.
 pub mod checks {
@@ -240,6 +240,9 @@ pub struct VerifyOptions {
     pub run: bool,
     /// Bounds on the documents read.
     pub limits: ReadLimits,
+    /// Bounds on the layers applied (binary size, uncompressed size,
+    /// entries).
+    pub tree_limits: Limits,
 }
 
 impl Default for VerifyOptions {
@@ -248,6 +251,7 @@ impl Default for VerifyOptions {
             mount_path: MOUNT_PATH.to_string(),
             run: false,
             limits: ReadLimits::default(),
+            tree_limits: Limits::default(),
         }
     }
 }
@@ -463,7 +467,7 @@ impl Facts {
         let contents = self.binary_contents()?;
         Some(
             self.elf
-                .get_or_init(|| elf::inspect(&contents.bytes).map_err(|err| err.to_string())),
+                .get_or_init(|| contents.inspect_elf().map_err(|err| err.to_string())),
         )
     }
 
@@ -508,7 +512,7 @@ fn gather(
     let Some(layers) = facts.parsed().map(|parsed| parsed.layers().clone()) else {
         return facts;
     };
-    let mut tree = Arc::new(Filesystem::default());
+    let mut tree = Arc::new(Filesystem::new(options.tree_limits));
     let mut complete: Result<(), String> = Ok(());
     for (index, descriptor) in layers.iter().enumerate() {
         let read = match known.known(descriptor) {
@@ -529,7 +533,8 @@ fn gather(
                         // while it compressed it: the same reading, done.
                         Some(applied) if index == 0 => tree = applied,
                         _ => {
-                            if let Err(err) = Arc::make_mut(&mut tree).apply_layer(index, &tar[..])
+                            if let Err(err) =
+                                Arc::make_mut(&mut tree).apply_layer_shared(index, &tar)
                             {
                                 complete = Err(err.to_string());
                             }
@@ -800,11 +805,7 @@ fn run_checks(facts: &Facts, options: &VerifyOptions) -> PlatformReport {
             .any(|result| result.name == name && result.outcome == Outcome::Passed)
     };
     let binary_sha256 = passed(checks::BINARY_FILE_TYPE)
-        .then(|| {
-            facts
-                .binary_contents()
-                .map(|contents| contents.sha256.clone())
-        })
+        .then(|| facts.binary_contents().map(|contents| contents.sha256()))
         .flatten();
     let binary_in_sandbox = passed(checks::BINARY_LOCATION)
         .then(|| path_under_mount(&options.mount_path, IMAGE_BINARY_PATH))
@@ -1078,12 +1079,7 @@ fn check_binary_file_type(facts: &Facts, options: &VerifyOptions) -> Verdict {
     };
     let mount = &options.mount_path;
     match &node.kind {
-        NodeKind::File {
-            contents: Some(_), ..
-        } => Verdict::Pass(Vec::new()),
-        NodeKind::File { contents: None, .. } => Verdict::Fail(vec![format!(
-            "{IMAGE_BINARY_PATH} is a file whose contents were not kept"
-        )]),
+        NodeKind::File { .. } => Verdict::Pass(Vec::new()),
         NodeKind::Symlink(target) => {
             let seen = if target.starts_with('/') {
                 format!("{target} of the agent container's own filesystem")
@@ -1094,8 +1090,9 @@ fn check_binary_file_type(facts: &Facts, options: &VerifyOptions) -> Verdict {
                 "{IMAGE_BINARY_PATH} is a symlink to {target}, expected a regular file: in an image volume at {mount} the link resolves against the agent container's root, to {seen}"
             )])
         }
-        NodeKind::Dir => Verdict::Fail(vec![format!(
-            "{IMAGE_BINARY_PATH} is a folder, expected a regular file"
+        other => Verdict::Fail(vec![format!(
+            "{IMAGE_BINARY_PATH} is {}, expected a regular file",
+            other.describe()
         )]),
     }
 }
@@ -1137,7 +1134,14 @@ fn check_binary_mode(facts: &Facts, _options: &VerifyOptions) -> Verdict {
 
 fn check_static_elf(facts: &Facts, _options: &VerifyOptions) -> Verdict {
     let Some(elf) = facts.elf() else {
-        return Verdict::Skip("no regular file to inspect".into());
+        return match facts.binary_node().map(|node| &node.kind) {
+            // Only files named like the binary are kept: this one came by a
+            // hard link from a file of another name.
+            Some(NodeKind::File { contents: None, .. }) => Verdict::Fail(vec![format!(
+                "{IMAGE_BINARY_PATH} is a hard link to a file not named {BINARY_NAME}, whose contents are not kept, so its ELF cannot be checked (expected the binary itself)"
+            )]),
+            _ => Verdict::Skip("no regular file to inspect".into()),
+        };
     };
     match elf {
         Ok(info) => {
@@ -1224,11 +1228,11 @@ fn check_annotation(facts: &Facts, _options: &VerifyOptions) -> Verdict {
                 .and_then(|config| config.labels_of_config())
                 .and_then(|labels| labels.get(BINARY_SHA256).cloned())
         });
+    let sha256 = contents.sha256();
     match annotation {
-        Some(annotated) if annotated == contents.sha256 => Verdict::Pass(Vec::new()),
+        Some(annotated) if annotated == sha256 => Verdict::Pass(Vec::new()),
         Some(annotated) => Verdict::Fail(vec![format!(
-            "the binary's sha256 is {}, but the annotation {BINARY_SHA256} says {annotated}",
-            contents.sha256
+            "the binary's sha256 is {sha256}, but the annotation {BINARY_SHA256} says {annotated}"
         )]),
         None => Verdict::Pass(vec![format!(
             "no {BINARY_SHA256} annotation to compare with"
@@ -1253,11 +1257,12 @@ fn check_run_version(facts: &Facts, options: &VerifyOptions) -> Verdict {
         }
         None => return Verdict::Skip("the binary's architecture is unknown".into()),
     }
+    let sha256 = contents.sha256();
     match run_extracted(contents) {
-        Ok(version) if version.sha256 == contents.sha256 => Verdict::Pass(Vec::new()),
+        Ok(version) if version.sha256 == sha256 => Verdict::Pass(Vec::new()),
         Ok(version) => Verdict::Fail(vec![format!(
-            "version --json reports sha256 {}, but the binary in the image has {}",
-            version.sha256, contents.sha256
+            "version --json reports sha256 {}, but the binary in the image has {sha256}",
+            version.sha256
         )]),
         Err(err) => Verdict::Fail(vec![err]),
     }
@@ -1275,7 +1280,9 @@ fn run_extracted(contents: &FileContents) -> Result<VersionReport, String> {
     let path = dir.path().join(BINARY_NAME);
     let mut file = std::fs::File::create(&path)
         .map_err(|err| format!("could not extract the binary: {err}"))?;
-    file.write_all(&contents.bytes)
+    contents
+        .write_to(&mut file)
+        .and_then(|_| file.flush())
         .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o555)))
         .map_err(|err| format!("could not extract the binary: {err}"))?;
     // Close before running: Linux refuses to execute a file open for writing.
