@@ -61,6 +61,11 @@ fn image_corpus_and_regressions_pass() {
     replay("image", targets::image);
 }
 
+#[test]
+fn layers_corpus_and_regressions_pass() {
+    replay("layers", targets::layers);
+}
+
 // ---- seeds ---------------------------------------------------------------
 
 /// A static x86-64 ELF executable of 129 bytes that exits 0: an ELF header,
@@ -298,6 +303,68 @@ fn seed_layer_stacks() -> Vec<(&'static str, Vec<Vec<u8>>)> {
     ]
 }
 
+/// Tars as other programs write them: GNU tar in each of its formats (long
+/// names and link targets, PAX records, hard links, folders with modes and
+/// owners), and the tar crate's own long-name entries.
+fn tars_of_other_writers() -> Vec<(String, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let long = "a-rather-long-folder-name-for-the-old-header-field".repeat(2);
+    let deep = root.join(&long).join("usr/bin");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(root.join("openshell-sandbox"), tiny_elf()).unwrap();
+    std::fs::write(deep.join("tool"), b"#!/bin/sh\n").unwrap();
+    std::fs::hard_link(root.join("openshell-sandbox"), deep.join("hard")).unwrap();
+    std::os::unix::fs::symlink(format!("../../../{long}/usr/bin/tool"), deep.join("link")).unwrap();
+    std::os::unix::fs::symlink(".", root.join("self")).unwrap();
+    let mut tars = Vec::new();
+    for format in ["gnu", "oldgnu", "pax", "ustar", "v7"] {
+        let out = dir.path().join(format!("{format}.tar"));
+        let status = std::process::Command::new("tar")
+            .args([
+                "--format",
+                format,
+                "--owner=0",
+                "--group=0",
+                "--numeric-owner",
+            ])
+            .args(["--mtime=@0", "--sort=name", "-C"])
+            .arg(&root)
+            .arg("-cf")
+            .arg(&out)
+            .arg(".")
+            .status()
+            .unwrap();
+        // ustar and v7 refuse the longest names: what they wrote is kept.
+        if status.success() || out.exists() {
+            tars.push((format!("gnu-tar-{format}"), std::fs::read(&out).unwrap()));
+        }
+    }
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(3);
+    header.set_mode(0o555);
+    builder
+        .append_data(
+            &mut header,
+            format!("{long}/openshell-sandbox"),
+            &b"ELF"[..],
+        )
+        .unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_size(0);
+    builder
+        .append_link(
+            &mut header,
+            "openshell-sandbox",
+            format!("{long}/openshell-sandbox"),
+        )
+        .unwrap();
+    tars.push(("tar-crate-long-names".into(), builder.into_inner().unwrap()));
+    tars
+}
+
 /// Rewrites the hand-made seeds of the corpus (run after changing them):
 /// `cargo test -p build-image --test fuzz_corpus -- --ignored write_seeds`.
 #[test]
@@ -310,6 +377,11 @@ fn write_seeds() {
     };
     for (name, layers) in seed_layer_stacks() {
         write("image", name, &image_input(&layers, Shape::default()));
+        let parts: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+        write("layers", name, &targets::join_parts(&parts));
+    }
+    for (name, tar) in tars_of_other_writers() {
+        write("layers", &name, &tar);
     }
     let good = &seed_layer_stacks()[0].1;
     let variants = [
@@ -406,6 +478,8 @@ fn seeds_reach_every_check() {
         ("seed-good-docker", true),
         ("seed-good-nested", true),
         ("seed-claims-a-tebibyte", false),
+        ("seed-symlinked-parent", false),
+        ("seed-whiteout-through-symlink", false),
     ] {
         let input = std::fs::read(dir.join(name)).unwrap();
         let mut source = targets::MemoryImage::from_input(&input);

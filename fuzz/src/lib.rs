@@ -15,7 +15,10 @@
 //! Rust, without libFuzzer.
 
 use std::io::Read;
+use std::sync::Arc;
 
+use build_image::filesystem::limits::Limits;
+use build_image::filesystem::{Extractor, Filesystem, FilesystemError, NodeKind};
 use build_image::verify::{self, NothingKnown, VerifyOptions};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use openshell_transport::document;
@@ -224,6 +227,190 @@ pub fn image(data: &[u8]) {
             assert!(
                 !message.contains("serde failed"),
                 "a bare serde failure: {message}"
+            );
+        }
+    }
+}
+
+/// Limits small enough that the fuzzer reaches each of them.
+pub fn small_layer_limits() -> Limits {
+    Limits {
+        max_binary_size: 4096,
+        max_uncompressed_size: 32 * 1024,
+        max_entries: 64,
+    }
+}
+
+/// The `layers` target: `data` as a stack of uncompressed layers (see
+/// [`split_parts`]), applied by the filesystem model three times:
+///
+/// - as umoci applies them (what verify checks), with the default limits,
+///   once streamed and once from memory (the image just built is applied
+///   from memory): both must give the same tree and the same verdicts;
+/// - as containers/storage applies them, with limits small enough to be hit.
+///
+/// After each layer the tree must keep its invariants: paths clean and
+/// relative, every ancestor a folder, the limits kept, kept contents
+/// matching their file's size and hash, hard links sharing one inode's
+/// metadata.
+pub fn layers(data: &[u8]) {
+    let stack = split_parts(data);
+    let streamed = apply_stack(&stack, Limits::default(), Extractor::Umoci, false);
+    let shared = apply_stack(&stack, Limits::default(), Extractor::Umoci, true);
+    assert_eq!(
+        streamed, shared,
+        "applying the layers from memory differs from streaming them"
+    );
+    apply_stack(
+        &stack,
+        small_layer_limits(),
+        Extractor::ContainersStorage,
+        false,
+    );
+}
+
+/// Applies `stack` in order, checking the tree after each layer; returns a
+/// summary of the tree and of how each layer went, for comparisons.
+fn apply_stack(stack: &[&[u8]], limits: Limits, extractor: Extractor, shared: bool) -> Vec<String> {
+    let mut filesystem = Filesystem::with_extractor(limits, extractor);
+    let mut outcomes = Vec::new();
+    for (layer, tar) in stack.iter().enumerate() {
+        let result = if shared {
+            filesystem.apply_layer_shared(layer, &Arc::new(tar.to_vec()))
+        } else {
+            filesystem.apply_layer(layer, *tar)
+        };
+        match result {
+            Ok(()) => {
+                check_tree(&filesystem);
+                outcomes.push(format!("layer {layer} applied"));
+            }
+            Err(err) => {
+                check_layer_error(layer, &limits, &err);
+                outcomes.push(err.to_string());
+                // Extractors stop at the first layer they cannot apply.
+                break;
+            }
+        }
+    }
+    for (path, node) in &filesystem.nodes {
+        // Kept contents compare by what they hold, not by where they are
+        // kept (memory, the shared tar, the spill file).
+        let kind = match &node.kind {
+            NodeKind::File {
+                size,
+                sha256,
+                contents,
+            } => format!(
+                "file {size} {} kept {:?}",
+                hex::encode(sha256),
+                contents
+                    .as_ref()
+                    .map(|contents| (contents.len(), contents.sha256()))
+            ),
+            other => format!("{other:?}"),
+        };
+        outcomes.push(format!(
+            "{path}: {kind} mode {:o} owner {}:{} layer {} inode {}",
+            node.mode, node.uid, node.gid, node.layer, node.inode
+        ));
+    }
+    outcomes.extend(
+        filesystem
+            .removed
+            .iter()
+            .map(|(path, removal)| format!("removed {path} {removal:?}")),
+    );
+    outcomes.extend(
+        filesystem
+            .unsafe_entries
+            .iter()
+            .map(|entry| format!("unsafe {entry:?}")),
+    );
+    outcomes
+}
+
+fn check_layer_error(layer: usize, limits: &Limits, err: &FilesystemError) {
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("layer {layer}")),
+        "the refusal does not name layer {layer}: {message}"
+    );
+    if let FilesystemError::Limit { limit, max, .. } = err {
+        assert_eq!(*max, limit.value(limits), "{message}");
+        assert!(message.contains(limit.flag()), "no flag in: {message}");
+    }
+}
+
+fn check_tree(filesystem: &Filesystem) {
+    let limits = filesystem.limits();
+    assert!(
+        filesystem.entry_count() <= limits.max_entries,
+        "{} entries, over the limit of {}",
+        filesystem.entry_count(),
+        limits.max_entries
+    );
+    assert!(
+        filesystem.uncompressed_size() <= limits.max_uncompressed_size,
+        "{} bytes read, over the limit of {}",
+        filesystem.uncompressed_size(),
+        limits.max_uncompressed_size
+    );
+    assert!(
+        filesystem.root.kind == NodeKind::Dir,
+        "the root is not a folder"
+    );
+    let mut inodes: std::collections::HashMap<u64, (&str, &build_image::filesystem::Node)> =
+        std::collections::HashMap::new();
+    for (path, node) in &filesystem.nodes {
+        assert!(
+            !path.is_empty()
+                && path
+                    .split('/')
+                    .all(|part| !part.is_empty() && part != "." && part != ".."),
+            "an unclean path in the tree: {path:?}"
+        );
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            let kind = filesystem.nodes.get(parent).map(|node| &node.kind);
+            assert!(
+                kind == Some(&NodeKind::Dir),
+                "{path:?} is in the tree but its parent {parent:?} is {kind:?}"
+            );
+        }
+        if let NodeKind::File {
+            size,
+            sha256,
+            contents: Some(contents),
+        } = &node.kind
+        {
+            assert_eq!(
+                contents.len(),
+                *size,
+                "{path}: kept contents of another size"
+            );
+            assert_eq!(
+                contents.sha256_bytes(),
+                *sha256,
+                "{path}: kept contents of another hash"
+            );
+            assert!(
+                *size <= limits.max_binary_size,
+                "{path}: {size} bytes kept, over the binary size limit"
+            );
+            let mut read = Vec::new();
+            contents
+                .reader()
+                .read_to_end(&mut read)
+                .unwrap_or_else(|err| panic!("{path}: kept contents unreadable: {err}"));
+            assert_eq!(read.len() as u64, *size, "{path}: kept contents read short");
+        }
+        if let Some((first, other)) = inodes.insert(node.inode, (path, node)) {
+            assert!(
+                other.kind == node.kind
+                    && other.mode == node.mode
+                    && other.uid == node.uid
+                    && other.gid == node.gid,
+                "hard links {first:?} and {path:?} share an inode but not its metadata: {other:?} and {node:?}"
             );
         }
     }
