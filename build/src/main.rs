@@ -10,11 +10,13 @@ use build_image::epoch::Epoch;
 use build_image::image::ImageMetadata;
 use build_image::layer::LayerSettings;
 use build_image::pipeline::{self, BinaryInput, BuildOptions};
+use build_image::platform::PlatformSpec;
 use build_image::progress::{Progress, human_size};
 use build_image::supervisor_build::{git_revision, workspace_root};
 use build_image::verify::{self, NothingKnown, VerifyOptions};
 use clap::{Args, Parser, Subcommand};
 use openshell_contract::cli::{BROKEN_PIPE_EXIT, is_broken_pipe, write_stdout};
+use openshell_contract::version::Libc;
 use openshell_contract::{
     DEFAULT_IMAGE_TAGS, DEFAULT_OCI_LAYOUT_DIR, MOUNT_PATH, SUPERVISOR_REPOSITORY,
 };
@@ -136,6 +138,16 @@ struct BuildArgs {
     /// platform.
     #[arg(long = "binary", value_name = "[PLATFORM=]PATH")]
     binaries: Vec<BinaryInput>,
+    /// Build the supervisor for these platforms only (repeatable or
+    /// comma-separated): linux/amd64, linux/arm64. Default: both, in one
+    /// image index.
+    #[arg(
+        long = "platform",
+        value_name = "PLATFORM",
+        value_delimiter = ',',
+        conflicts_with = "binaries"
+    )]
+    platforms: Vec<PlatformSpec>,
     /// Write the image to REF: oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]
     /// or docker://HOST/REPO[:TAG]. Repeatable; written in the order given.
     /// When no OCI layout is among the destinations, the default layout is
@@ -353,6 +365,7 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             ..VerifyOptions::default()
         },
         workspace,
+        platforms: args.platforms.clone(),
     };
     let outcome = pipeline::run(&options, &progress)?;
     let json = serde_json::to_string_pretty(&outcome.result)?;
@@ -379,6 +392,14 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             platform.layer_size,
             platform.binary_sha256
         )?;
+        if let (Some(target), Some(libc)) = (&platform.target, platform.libc) {
+            let libc = match libc {
+                Libc::Musl => "musl",
+                Libc::Gnu => "glibc with +crt-static, not musl",
+                Libc::Other => "unknown",
+            };
+            writeln!(out, "{:<10} built for {target} (libc: {libc})", "")?;
+        }
     }
     if let Some(path) = outcome
         .report

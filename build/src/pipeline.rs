@@ -73,6 +73,9 @@ pub struct BuildOptions {
     pub verify: VerifyOptions,
     /// The workspace, to build the supervisor in.
     pub workspace: Option<PathBuf>,
+    /// Platforms to build the supervisor for when no binary is given;
+    /// empty means the defaults (linux/amd64 and linux/arm64).
+    pub platforms: Vec<PlatformSpec>,
 }
 
 /// Why a build failed.
@@ -421,6 +424,7 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
         openshell_transport::oci_layout::check_output(dir)?;
     }
 
+    let mut built_supervisors = Vec::new();
     let inputs = if options.binaries.is_empty() {
         let workspace = match &options.workspace {
             Some(workspace) => workspace.clone(),
@@ -429,11 +433,20 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
                 crate::supervisor_build::workspace_root(&here)?
             }
         };
-        let path = crate::supervisor_build::build_supervisor(&workspace, progress)?;
-        vec![BinaryInput {
-            platform: None,
-            path,
-        }]
+        let platforms = if options.platforms.is_empty() {
+            PlatformSpec::defaults()
+        } else {
+            options.platforms.clone()
+        };
+        built_supervisors =
+            crate::supervisor_build::build_supervisors(&workspace, &platforms, progress)?;
+        built_supervisors
+            .iter()
+            .map(|built| BinaryInput {
+                platform: Some(built.platform.clone()),
+                path: built.path.clone(),
+            })
+            .collect()
     } else {
         options.binaries.clone()
     };
@@ -492,7 +505,22 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
         digest: built.top.digest(),
         media_type: built.top.descriptor.media_type().to_string(),
         size: built.top.descriptor.size(),
-        platforms: built.platforms.iter().map(platform_image).collect(),
+        platforms: built
+            .platforms
+            .iter()
+            .map(|platform| {
+                let mut image = platform_image(platform);
+                // What build-image built records its target and libc.
+                if let Some(supervisor) = built_supervisors
+                    .iter()
+                    .find(|supervisor| supervisor.platform == platform.platform)
+                {
+                    image.target = Some(supervisor.target.clone());
+                    image.libc = Some(supervisor.libc);
+                }
+                image
+            })
+            .collect(),
         layout: None,
         docker_archive: None,
         pushed: Vec::new(),
@@ -558,6 +586,8 @@ fn platform_image(platform: &image::PlatformBuild) -> PlatformImage {
         layer_size: platform.layer.blob.descriptor.size(),
         binary_sha256: platform.binary.sha256.clone(),
         binary_size: platform.binary.size,
+        target: None,
+        libc: None,
     }
 }
 
