@@ -61,6 +61,18 @@ pub fn parse_reference(text: &str) -> Result<Reference, RegistryError> {
     Ok(reference)
 }
 
+/// Makes ring rustls's process-wide crypto provider, once: the workspace
+/// builds reqwest without one of its own (`rustls-tls-no-provider`, which
+/// keeps aws-lc-rs and its long C build out), and reqwest panics when it
+/// builds a client while none is installed. A provider installed earlier
+/// by the program stays.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only when another thread installed one first: fine too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// An oci-client [`Client`] for these options.
 pub fn client(options: &RegistryOptions) -> Client {
     let protocol = if options.plain_http {
@@ -68,6 +80,7 @@ pub fn client(options: &RegistryOptions) -> Client {
     } else {
         oci_client::client::ClientProtocol::Https
     };
+    install_crypto_provider();
     Client::new(oci_client::client::ClientConfig {
         protocol,
         connect_timeout: Some(CONNECT_TIMEOUT),
