@@ -29,5 +29,7 @@ pub mod image;
 pub mod layer;
 pub mod pipeline;
 pub mod platform;
+pub mod provenance;
+pub mod sbom;
 pub mod supervisor_build;
 pub mod verify;
