@@ -1,9 +1,11 @@
 //! The supervisor image taken from what `build-image` produced, pinned by
-//! digest, so nobody copies digests by hand.
+//! digest (`REPO@sha256:...`, no tag), so nobody copies digests by hand,
+//! with the platforms it was built for.
 //!
 //! Two kinds of output name an image:
 //! - the build result JSON (`build-image --metadata-file FILE`), whose
-//!   `pushed` list holds `REPO[:TAG]@sha256:...` references;
+//!   `pushed` list holds `REPO[:TAG]@sha256:...` references and whose
+//!   `platforms` list the platforms;
 //! - the OCI image layout folder (`target/oci/supervisor`), whose
 //!   `index.json` gives the manifest digest of a tag. A layout does not say
 //!   where the image lives in a registry, so the repository comes from
@@ -13,12 +15,22 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::ImageIndex;
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use openshell_contract::DEFAULT_IMAGE_TAG;
 use openshell_contract::annotations::oci::REF_NAME;
 use openshell_contract::build_result::BuildResult;
 
 use crate::image::{ImageError, SupervisorImage};
+use crate::platform::Platform;
+
+/// The image a build output names, and the platforms it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImage {
+    /// The image, pinned by digest only.
+    pub image: SupervisorImage,
+    /// Its platforms.
+    pub platforms: Vec<Platform>,
+}
 
 /// The file every OCI image layout has at its root.
 const LAYOUT_INDEX: &str = "index.json";
@@ -118,7 +130,15 @@ pub enum BuildOutputError {
         /// The layout folder.
         dir: String,
     },
-    /// The layout's `index.json` could not be read.
+    /// A platform in the build result or the layout is unreadable.
+    #[error("{path}: platform {platform:?} is not OS/ARCHITECTURE[/VARIANT]")]
+    BadPlatform {
+        /// The file.
+        path: String,
+        /// The text found.
+        platform: String,
+    },
+    /// The layout's `index.json` or a blob could not be read.
     #[error("{path}: {reason}")]
     BadIndex {
         /// The `index.json` path.
@@ -179,13 +199,13 @@ impl BuildOutput {
         })
     }
 
-    /// The digest-pinned supervisor image this output names. `repository`
-    /// is `--supervisor-image`: required for a layout, and for a build
-    /// result it picks among the pushed references.
+    /// The digest-pinned supervisor image this output names, with its
+    /// platforms. `repository` is `--supervisor-image`: required for a
+    /// layout, and for a build result it picks among the pushed references.
     pub fn image(
         &self,
         repository: Option<&SupervisorImage>,
-    ) -> Result<SupervisorImage, BuildOutputError> {
+    ) -> Result<BuiltImage, BuildOutputError> {
         match self {
             Self::ResultFile(path) => image_from_result(path, repository),
             Self::Layout { dir, tag } => image_from_layout(dir, tag, repository),
@@ -196,7 +216,7 @@ impl BuildOutput {
 fn image_from_result(
     path: &Path,
     repository: Option<&SupervisorImage>,
-) -> Result<SupervisorImage, BuildOutputError> {
+) -> Result<BuiltImage, BuildOutputError> {
     let shown = path.display().to_string();
     let bad = |reason: String| BuildOutputError::BadResultFile {
         path: shown.clone(),
@@ -222,7 +242,7 @@ fn image_from_result(
                 problem: format!("is not a valid reference: {err}"),
             }
         })?;
-        if image.is_mutable() {
+        if image.digest().is_none() {
             return Err(BuildOutputError::BadPushedReference {
                 path: shown,
                 reference: reference.clone(),
@@ -231,62 +251,151 @@ fn image_from_result(
         }
         pushed.push(image);
     }
-    let Some(repository) = repository else {
+    let mut platforms = Vec::with_capacity(result.platforms.len());
+    for built in &result.platforms {
+        platforms.push(Platform::parse(&built.platform).ok_or_else(|| {
+            BuildOutputError::BadPlatform {
+                path: shown.clone(),
+                platform: built.platform.clone(),
+            }
+        })?);
+    }
+    let chosen = match repository {
         // `pushed` is not empty, checked above.
-        return Ok(pushed.swap_remove(0));
+        None => pushed.swap_remove(0),
+        Some(repository) => pushed
+            .iter()
+            .find(|image| image.same_repository(repository))
+            .cloned()
+            .ok_or_else(|| BuildOutputError::NotPushedThere {
+                path: shown.clone(),
+                pushed: result.pushed.join(", "),
+                repository: repository.to_string(),
+            })?,
     };
-    pushed
-        .iter()
-        .find(|image| image.same_repository(repository))
-        .cloned()
-        .ok_or_else(|| BuildOutputError::NotPushedThere {
-            path: shown,
-            pushed: result.pushed.join(", "),
-            repository: repository.to_string(),
-        })
+    Ok(BuiltImage {
+        image: chosen.digest_only()?,
+        platforms,
+    })
 }
 
 fn image_from_layout(
     dir: &Path,
     tag: &str,
     repository: Option<&SupervisorImage>,
-) -> Result<SupervisorImage, BuildOutputError> {
+) -> Result<BuiltImage, BuildOutputError> {
     let shown = dir.display().to_string();
     let Some(repository) = repository else {
         return Err(BuildOutputError::LayoutNeedsRepository { dir: shown });
     };
-    if !repository.is_mutable() {
+    if repository.digest().is_some() {
         return Err(BuildOutputError::RepositoryAlreadyPinned {
             reference: repository.to_string(),
             dir: shown,
         });
     }
+    let digest = layout_manifest_digest(dir, tag)?;
+    let platforms = layout_platforms(dir, &digest)?;
+    Ok(BuiltImage {
+        image: repository.pinned(&digest)?,
+        platforms,
+    })
+}
+
+// ---- Reading an OCI image layout. ----
+// Kept to these two functions so that another reader of layouts can take
+// their place without touching the rest.
+
+/// The digest (`sha256:...`) of the manifest tagged `tag` in the layout
+/// `dir`.
+fn layout_manifest_digest(dir: &Path, tag: &str) -> Result<String, BuildOutputError> {
     let index_path = dir.join(LAYOUT_INDEX);
     let index = ImageIndex::from_file(&index_path).map_err(|err| BuildOutputError::BadIndex {
         path: index_path.display().to_string(),
         reason: err.to_string(),
     })?;
-    let tag_of = |descriptor: &oci_spec::image::Descriptor| {
+    let tag_of = |descriptor: &Descriptor| {
         descriptor
             .annotations()
             .as_ref()
             .and_then(|annotations| annotations.get(REF_NAME).cloned())
     };
-    let Some(descriptor) = index
+    if let Some(descriptor) = index
         .manifests()
         .iter()
         .find(|descriptor| tag_of(descriptor).as_deref() == Some(tag))
-    else {
-        let available: Vec<String> = index.manifests().iter().filter_map(tag_of).collect();
-        return Err(BuildOutputError::UnknownTag {
-            dir: shown,
-            tag: tag.to_string(),
-            available: if available.is_empty() {
-                "none".to_string()
-            } else {
-                available.join(", ")
-            },
-        });
+    {
+        return Ok(descriptor.digest().to_string());
+    }
+    let available: Vec<String> = index.manifests().iter().filter_map(tag_of).collect();
+    Err(BuildOutputError::UnknownTag {
+        dir: dir.display().to_string(),
+        tag: tag.to_string(),
+        available: if available.is_empty() {
+            "none".to_string()
+        } else {
+            available.join(", ")
+        },
+    })
+}
+
+/// The platforms of the manifest `digest` in the layout `dir`: each entry's
+/// of an image index, or the config's of a single image.
+fn layout_platforms(dir: &Path, digest: &str) -> Result<Vec<Platform>, BuildOutputError> {
+    let blob = |digest: &str| {
+        let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+        dir.join("blobs").join(algorithm).join(hex)
     };
-    Ok(repository.pinned(descriptor.digest().as_ref())?)
+    let bad = |path: &Path, reason: String| BuildOutputError::BadIndex {
+        path: path.display().to_string(),
+        reason,
+    };
+    let from_parts = |path: &Path, os: String, architecture: String, variant: Option<String>| {
+        if os.is_empty() || architecture.is_empty() {
+            return Err(BuildOutputError::BadPlatform {
+                path: path.display().to_string(),
+                platform: format!("{os}/{architecture}"),
+            });
+        }
+        Ok(Platform {
+            os,
+            architecture,
+            variant,
+        })
+    };
+    let path = blob(digest);
+    let text = std::fs::read_to_string(&path).map_err(|err| bad(&path, err.to_string()))?;
+    // An index lists manifests; an image manifest has a config.
+    let is_index = serde_json::from_str::<serde_json::Value>(&text)
+        .map_err(|err| bad(&path, err.to_string()))?
+        .get("manifests")
+        .is_some();
+    if is_index {
+        let index =
+            ImageIndex::from_reader(text.as_bytes()).map_err(|err| bad(&path, err.to_string()))?;
+        return index
+            .manifests()
+            .iter()
+            .filter_map(|entry| entry.platform().as_ref())
+            .map(|platform| {
+                from_parts(
+                    &path,
+                    platform.os().to_string(),
+                    platform.architecture().to_string(),
+                    platform.variant().clone(),
+                )
+            })
+            .collect();
+    }
+    let manifest =
+        ImageManifest::from_reader(text.as_bytes()).map_err(|err| bad(&path, err.to_string()))?;
+    let config_path = blob(manifest.config().digest().as_ref());
+    let config = ImageConfiguration::from_file(&config_path)
+        .map_err(|err| bad(&config_path, err.to_string()))?;
+    Ok(vec![from_parts(
+        &config_path,
+        config.os().to_string(),
+        config.architecture().to_string(),
+        config.variant().clone(),
+    )?])
 }

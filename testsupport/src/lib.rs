@@ -8,7 +8,9 @@
 
 pub mod agent;
 pub mod podman;
+pub mod python_tools;
 pub mod registry;
+pub mod rss;
 pub mod supervisor;
 pub mod tools;
 

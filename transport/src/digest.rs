@@ -175,7 +175,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            err.contains("not supported (expected sha256 or sha512)"),
+            err.contains("not supported (expected sha256, sha384 or sha512)"),
             "{err}"
         );
     }

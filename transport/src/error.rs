@@ -52,7 +52,7 @@ pub enum TransportError {
     },
     /// A digest whose algorithm cannot be checked here.
     #[error(
-        "{what} has digest {digest}, whose algorithm is not supported (expected sha256 or sha512)"
+        "{what} has digest {digest}, whose algorithm is not supported (expected sha256, sha384 or sha512)"
     )]
     UnsupportedDigest {
         /// What the descriptor names.

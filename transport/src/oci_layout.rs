@@ -316,8 +316,13 @@ impl LayoutLock {
     ) -> Result<Arc<Self>, TransportError> {
         let start = Instant::now();
         let mut told = false;
+        if dir.exists() && !dir.is_dir() {
+            return Err(TransportError::NotALayout {
+                path: dir.to_path_buf(),
+                reason: "it is not a folder".into(),
+            });
+        }
         loop {
-            check_output(dir)?;
             let created = !dir.exists();
             std::fs::create_dir_all(dir).map_err(TransportError::io("create", dir))?;
             let canonical =
@@ -336,6 +341,9 @@ impl LayoutLock {
                         file,
                         created,
                     });
+                    // Checked under the lock: another writer may have been
+                    // half-way through its first image until now.
+                    check_output(dir)?;
                     held.insert(canonical, Arc::downgrade(&lock));
                     return Ok(lock);
                 }
