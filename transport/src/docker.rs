@@ -417,7 +417,7 @@ impl RegistryDestination {
                 .collect();
             if missing.is_empty() {
                 progress.note(format!(
-                    "registry {} lists the {} referrer(s) of {subject}",
+                    "registry {} lists the {} referrer(s) of {subject} (through its referrers API, or the tag-schema index of an earlier push)",
                     self.reference.registry(),
                     referrers.len()
                 ));
@@ -490,5 +490,22 @@ impl Destination for RegistryDestination {
         let published = runtime()?.block_on(self.push(&client, image, progress))?;
         step.done(published.pinned.clone().unwrap_or_default());
         Ok(published)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_schema_tag_replaces_the_first_colon() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            referrers_tag(&digest),
+            format!("sha256-{}", "ab".repeat(32))
+        );
+        // A valid tag: at most 128 characters of [A-Za-z0-9_.-].
+        let tag = referrers_tag(&digest);
+        assert!(crate::reference::check_tag(&tag).is_ok(), "{tag}");
     }
 }

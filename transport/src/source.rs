@@ -404,3 +404,31 @@ pub fn load_manifest(
         config,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referrer_facts_read_subject_and_artifact_type() {
+        let facts = referrer_facts(
+            br#"{"artifactType":"application/spdx+json","config":{"mediaType":"application/vnd.oci.empty.v1+json"},"subject":{"digest":"sha256:aa"}}"#,
+        )
+        .unwrap();
+        assert_eq!(facts.subject.as_deref(), Some("sha256:aa"));
+        assert_eq!(
+            facts.artifact_type.as_deref(),
+            Some("application/spdx+json")
+        );
+        // Without artifactType, the config's media type stands for it.
+        let facts =
+            referrer_facts(br#"{"config":{"mediaType":"application/vnd.example+json"}}"#).unwrap();
+        assert_eq!(facts.subject, None);
+        assert_eq!(
+            facts.artifact_type.as_deref(),
+            Some("application/vnd.example+json")
+        );
+        assert_eq!(referrer_facts(b"[1]"), None);
+        assert_eq!(referrer_facts(b"not json"), None);
+    }
+}
