@@ -15,9 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use openshell_contract::DEFAULT_IMAGE_TAG;
-use openshell_contract::annotations::oci::REF_NAME;
 use openshell_contract::build_result::BuildResult;
 
 use crate::image::{ImageError, SupervisorImage};
@@ -138,23 +136,12 @@ pub enum BuildOutputError {
         /// The text found.
         platform: String,
     },
-    /// The layout's `index.json` or a blob could not be read.
-    #[error("{path}: {reason}")]
-    BadIndex {
-        /// The `index.json` path.
-        path: String,
-        /// What went wrong.
+    /// The layout could not be read (its `index.json`, the tag, a blob);
+    /// the reason names the file.
+    #[error("{reason}")]
+    Layout {
+        /// What went wrong, and where.
         reason: String,
-    },
-    /// The tag is not in the layout.
-    #[error("{dir}: no image tagged {tag:?} in {LAYOUT_INDEX} (tags there: {available})")]
-    UnknownTag {
-        /// The layout folder.
-        dir: String,
-        /// The tag asked for.
-        tag: String,
-        /// The tags the layout has.
-        available: String,
     },
     /// Combining the repository and the digest gave an invalid reference.
     #[error(transparent)]
@@ -294,8 +281,7 @@ fn image_from_layout(
             dir: shown,
         });
     }
-    let digest = layout_manifest_digest(dir, tag)?;
-    let platforms = layout_platforms(dir, &digest)?;
+    let (digest, platforms) = read_layout(dir, tag)?;
     Ok(BuiltImage {
         image: repository.pinned(&digest)?,
         platforms,
@@ -303,99 +289,78 @@ fn image_from_layout(
 }
 
 // ---- Reading an OCI image layout. ----
-// Kept to these two functions so that another reader of layouts can take
-// their place without touching the rest.
+// Through the project's transport layer: the same bounded reader that
+// `build-image verify oci:...` uses, nested indexes included.
 
-/// The digest (`sha256:...`) of the manifest tagged `tag` in the layout
-/// `dir`.
-fn layout_manifest_digest(dir: &Path, tag: &str) -> Result<String, BuildOutputError> {
-    let index_path = dir.join(LAYOUT_INDEX);
-    let index = ImageIndex::from_file(&index_path).map_err(|err| BuildOutputError::BadIndex {
-        path: index_path.display().to_string(),
+/// The digest (`sha256:...`) of the image tagged `tag` in the layout `dir`,
+/// and the platforms of that image: each platform manifest's entry in its
+/// index, or its config's for a single image.
+fn read_layout(dir: &Path, tag: &str) -> Result<(String, Vec<Platform>), BuildOutputError> {
+    use openshell_transport::ImageSource as _;
+    use openshell_transport::oci_layout::OciLayoutSource;
+    use openshell_transport::source::{load_manifest, plan};
+
+    let limits = openshell_transport::ReadLimits::default();
+    let layout_error = |err: openshell_transport::TransportError| BuildOutputError::Layout {
         reason: err.to_string(),
-    })?;
-    let tag_of = |descriptor: &Descriptor| {
-        descriptor
-            .annotations()
+    };
+    let mut source = OciLayoutSource::new(dir.to_path_buf(), Some(tag.to_string()));
+    let (top, _) = source.top(&limits).map_err(layout_error)?;
+    let digest = top
+        .map(|descriptor| descriptor.digest().to_string())
+        .unwrap_or_default();
+    let shape = plan(&mut source, &limits).map_err(layout_error)?;
+    let mut platforms = Vec::new();
+    for entry in &shape.manifests {
+        let (path, os, architecture, variant) = match entry
+            .expected
             .as_ref()
-            .and_then(|annotations| annotations.get(REF_NAME).cloned())
-    };
-    if let Some(descriptor) = index
-        .manifests()
-        .iter()
-        .find(|descriptor| tag_of(descriptor).as_deref() == Some(tag))
-    {
-        return Ok(descriptor.digest().to_string());
-    }
-    let available: Vec<String> = index.manifests().iter().filter_map(tag_of).collect();
-    Err(BuildOutputError::UnknownTag {
-        dir: dir.display().to_string(),
-        tag: tag.to_string(),
-        available: if available.is_empty() {
-            "none".to_string()
-        } else {
-            available.join(", ")
-        },
-    })
-}
-
-/// The platforms of the manifest `digest` in the layout `dir`: each entry's
-/// of an image index, or the config's of a single image.
-fn layout_platforms(dir: &Path, digest: &str) -> Result<Vec<Platform>, BuildOutputError> {
-    let blob = |digest: &str| {
-        let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
-        dir.join("blobs").join(algorithm).join(hex)
-    };
-    let bad = |path: &Path, reason: String| BuildOutputError::BadIndex {
-        path: path.display().to_string(),
-        reason,
-    };
-    let from_parts = |path: &Path, os: String, architecture: String, variant: Option<String>| {
+            .and_then(|e| e.platform().clone())
+        {
+            Some(platform) => (
+                dir.join("index.json"),
+                platform.os().to_string(),
+                platform.architecture().to_string(),
+                platform.variant().clone(),
+            ),
+            None => {
+                let manifest = load_manifest(&mut source, entry, &limits).map_err(layout_error)?;
+                let config = manifest
+                    .config
+                    .as_ref()
+                    .ok_or_else(|| BuildOutputError::Layout {
+                        reason: format!(
+                            "{}: manifest {} is not an image manifest",
+                            dir.display(),
+                            manifest.digest
+                        ),
+                    })?;
+                let parsed = config
+                    .parsed
+                    .as_ref()
+                    .map_err(|reason| BuildOutputError::Layout {
+                        reason: reason.clone(),
+                    })?;
+                (
+                    dir.join("blobs")
+                        .join(config.expected.digest().to_string().replace(':', "/")),
+                    parsed.os().to_string(),
+                    parsed.architecture().to_string(),
+                    parsed.variant().clone(),
+                )
+            }
+        };
         if os.is_empty() || architecture.is_empty() {
             return Err(BuildOutputError::BadPlatform {
                 path: path.display().to_string(),
                 platform: format!("{os}/{architecture}"),
             });
         }
-        Ok(Platform {
+        platforms.push(Platform {
             os,
             architecture,
             variant,
-        })
-    };
-    let path = blob(digest);
-    let text = std::fs::read_to_string(&path).map_err(|err| bad(&path, err.to_string()))?;
-    // An index lists manifests; an image manifest has a config.
-    let is_index = serde_json::from_str::<serde_json::Value>(&text)
-        .map_err(|err| bad(&path, err.to_string()))?
-        .get("manifests")
-        .is_some();
-    if is_index {
-        let index =
-            ImageIndex::from_reader(text.as_bytes()).map_err(|err| bad(&path, err.to_string()))?;
-        return index
-            .manifests()
-            .iter()
-            .filter_map(|entry| entry.platform().as_ref())
-            .map(|platform| {
-                from_parts(
-                    &path,
-                    platform.os().to_string(),
-                    platform.architecture().to_string(),
-                    platform.variant().clone(),
-                )
-            })
-            .collect();
+        });
     }
-    let manifest =
-        ImageManifest::from_reader(text.as_bytes()).map_err(|err| bad(&path, err.to_string()))?;
-    let config_path = blob(manifest.config().digest().as_ref());
-    let config = ImageConfiguration::from_file(&config_path)
-        .map_err(|err| bad(&config_path, err.to_string()))?;
-    Ok(vec![from_parts(
-        &config_path,
-        config.os().to_string(),
-        config.architecture().to_string(),
-        config.variant().clone(),
-    )?])
+    Ok((digest, platforms))
 }

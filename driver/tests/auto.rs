@@ -428,6 +428,8 @@ fn build_result(dir: &Path, platforms: &[&str]) -> String {
         pushed: vec![format!(
             "registry.example/openshell/supervisor:0.1.0@{digest}"
         )],
+        tags: Vec::new(),
+        references: Vec::new(),
     };
     let path = dir.join(format!("result-{}.json", platforms.len()));
     std::fs::write(&path, serde_json::to_string(&result).unwrap()).unwrap();

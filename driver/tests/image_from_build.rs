@@ -380,7 +380,7 @@ fn an_unknown_tag_in_a_layout_is_refused_with_the_tags_there() {
     assert_eq!(
         err,
         format!(
-            "{}: no image tagged \"v3\" in index.json (tags there: latest, v2)",
+            "{}/index.json has no image tagged \"v3\" (tags there: latest, v2)",
             dir.path().display()
         )
     );
