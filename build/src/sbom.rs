@@ -2,10 +2,9 @@
 //! platform manifest.
 //!
 //! The SBOM is an SPDX 2.3 JSON document listing the crates compiled into
-//! `openshell-sandbox` for one platform: the dependency graph as cargo
-//! resolves it for that target (`cargo metadata --filter-platform`, read
-//! with `cargo_metadata`: dependency kinds and declared licenses), with
-//! each crate's sha256 from `Cargo.lock` (read with `cargo-lock`), the
+//! `openshell-sandbox` for one platform ([`crate::crates`]: the dependency
+//! graph as `cargo metadata --filter-platform` resolves it for that target,
+//! with declared licenses and each crate's sha256 from `Cargo.lock`), the
 //! binary's own sha256, and the rustc that compiled it. Dev-dependencies
 //! are left out; build-dependencies (build scripts, proc macros) are listed
 //! as `BUILD_DEPENDENCY_OF`.
@@ -28,29 +27,23 @@
 //! so in its comment; `--sbom FILE` attaches a document of the user's
 //! instead, `--no-sbom` none.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use cargo_metadata::{DependencyKind, Metadata, Package, PackageId};
 use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType, SCHEMA_VERSION};
 use openshell_contract::BINARY_NAME;
 use openshell_contract::annotations::oci;
 use openshell_contract::sbom::{
     CYCLONEDX_JSON_ARTIFACT_TYPE, SPDX_FILE_NAME, SPDX_JSON_ARTIFACT_TYPE, SUPERVISOR_PACKAGE,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::crates::{CrateEntry, CratesError, ResolvedCrates, WorkspaceCrates};
 use crate::image::{self, Blob, ImageError, ImageMetadata, Referrer};
 use crate::layer::sha256_digest;
 use crate::platform::PlatformSpec;
-
-/// How long `cargo metadata` may take (it may download a missing crate's
-/// manifest, or wait for another cargo's lock) before the build gives up.
-pub const CARGO_METADATA_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Largest SBOM file `--sbom` accepts: far above any real one, far below
 /// what would strain a registry.
@@ -98,34 +91,9 @@ pub struct Sbom {
 /// Why an SBOM could not be made or read.
 #[derive(Debug, thiserror::Error)]
 pub enum SbomError {
-    /// `cargo metadata` could not run, failed or timed out.
-    #[error("could not list the supervisor's crates with `{command}`: {reason}{hint}")]
-    CargoMetadata {
-        /// The command line.
-        command: String,
-        /// What went wrong (cargo's own message when it has one).
-        reason: String,
-        /// What to do instead.
-        hint: &'static str,
-    },
-    /// The workspace has no supervisor package.
-    #[error("the workspace at {workspace} has no package {SUPERVISOR_PACKAGE}{hint}")]
-    NoSupervisor {
-        /// Where the workspace is.
-        workspace: PathBuf,
-        /// What to do instead.
-        hint: &'static str,
-    },
-    /// `Cargo.lock` could not be read.
-    #[error("could not read {path}: {reason}{hint}")]
-    CargoLock {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-        /// What to do instead.
-        hint: &'static str,
-    },
+    /// The supervisor's crates could not be listed.
+    #[error(transparent)]
+    Crates(#[from] CratesError),
     /// An `--sbom` file is not an SBOM this tool can attach.
     #[error("--sbom {path}: {reason}")]
     File {
@@ -138,10 +106,6 @@ pub enum SbomError {
     #[error("could not write the SBOM as JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
-
-/// Said after every failure to make the SBOM from the workspace.
-const GENERATE_HINT: &str =
-    " (attach one of your own with --sbom FILE, or build without one with --no-sbom)";
 
 /// The Rust target a platform's supervisor is built for, as
 /// `--filter-platform` takes it; `None` for a platform without a musl
@@ -257,220 +221,29 @@ pub struct SbomRequest<'a> {
     pub metadata: &'a ImageMetadata,
 }
 
-/// The supervisor's crates for one target, as cargo resolved them: what an
-/// SBOM lists, and what is cached between runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResolvedCrates {
-    /// The packages reachable from the supervisor, sorted by name, version
-    /// and source.
-    pub packages: Vec<CrateEntry>,
-    /// Index of the supervisor in `packages`.
-    pub root: usize,
-    /// (dependent, dependency, whether only as a build-dependency), as
-    /// indexes into `packages`, sorted.
-    pub edges: Vec<(usize, usize, bool)>,
-    /// The workspace-relative `Cargo.toml` files the resolution read: the
-    /// workspace's, its members' and the path dependencies' (with
-    /// `Cargo.lock`, the inputs of the cache key).
-    pub manifests: Vec<String>,
-}
-
-/// One crate of [`ResolvedCrates`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CrateEntry {
-    /// Package name.
-    pub name: String,
-    /// Version.
-    pub version: String,
-    /// cargo's source id (`registry+https://...`, `git+...#COMMIT`); none
-    /// for a path package.
-    pub source: Option<String>,
-    /// The `license` field of its Cargo.toml.
-    pub license: Option<String>,
-    /// sha256 (hex) of its `.crate` file, from Cargo.lock.
-    pub checksum: Option<String>,
-}
-
-/// File in the workspace's target folder where resolutions are kept.
-const CRATE_CACHE_FILE: &str = "build-image/sbom-crates.json";
-
-/// Bumped when the meaning of a cache record changes.
-const CRATE_CACHE_FORMAT: u32 = 1;
-
-/// Resolutions kept (a few targets).
-const CRATE_CACHE_KEEP: usize = 8;
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct CrateCache {
-    format: u32,
-    entries: Vec<CrateCacheEntry>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CrateCacheEntry {
-    target: Option<String>,
-    /// sha256 of Cargo.lock, `.cargo/config.toml` and `crates.manifests`.
-    inputs: String,
-    crates: ResolvedCrates,
-}
-
-/// Makes SPDX SBOMs from one workspace. `cargo metadata` (half a second
-/// to a second, most of it rustc telling its configuration) runs once per
-/// target and its result is kept in the target folder, keyed by the bytes
-/// of every file it read, so packaging an unchanged workspace's binary
-/// again costs a few file reads.
+/// Makes SPDX SBOMs from one workspace's crates.
 pub struct SbomGenerator {
-    workspace: PathBuf,
-    cargo_lock_sha256: String,
-    cache_path: PathBuf,
-    resolved: HashMap<Option<String>, ResolvedCrates>,
+    crates: WorkspaceCrates,
 }
 
 impl SbomGenerator {
     /// A generator for the workspace at `workspace`.
     pub fn new(workspace: &Path) -> Result<Self, SbomError> {
-        let path = crate::provenance::cargo_lock_path(workspace);
-        let bytes = std::fs::read(&path).map_err(|err| SbomError::CargoLock {
-            path: path.clone(),
-            reason: err.to_string(),
-            hint: GENERATE_HINT,
-        })?;
         Ok(Self {
-            workspace: workspace.to_path_buf(),
-            cargo_lock_sha256: crate::binary::sha256_hex(&bytes),
-            cache_path: crate::supervisor_build::target_dir(workspace).join(CRATE_CACHE_FILE),
-            resolved: HashMap::new(),
+            crates: WorkspaceCrates::new(workspace)?,
         })
     }
 
     /// sha256 (hex) of the workspace's `Cargo.lock`.
     pub fn cargo_lock_sha256(&self) -> &str {
-        &self.cargo_lock_sha256
-    }
-
-    /// The supervisor's crates for `target`: from this run, the cache, or
-    /// cargo.
-    pub fn crates(&mut self, target: Option<&str>) -> Result<&ResolvedCrates, SbomError> {
-        let key = target.map(str::to_string);
-        if !self.resolved.contains_key(&key) {
-            let crates = match self.cached(target) {
-                Some(crates) => crates,
-                None => {
-                    let crates = self.resolve(target)?;
-                    self.remember(target, &crates);
-                    crates
-                }
-            };
-            self.resolved.insert(key.clone(), crates);
-        }
-        self.resolved
-            .get(&key)
-            .ok_or_else(|| SbomError::NoSupervisor {
-                workspace: self.workspace.clone(),
-                hint: GENERATE_HINT,
-            })
-    }
-
-    /// sha256 over the files a resolution read (absent ones count as such).
-    fn inputs_digest(&self, manifests: &[String]) -> String {
-        use sha2::Digest as _;
-        let mut hasher = sha2::Sha256::new();
-        let mut files = vec!["Cargo.lock".to_string(), ".cargo/config.toml".to_string()];
-        files.extend(manifests.iter().cloned());
-        for file in files {
-            hasher.update((file.len() as u64).to_le_bytes());
-            hasher.update(file.as_bytes());
-            match std::fs::read(self.workspace.join(&file)) {
-                Ok(bytes) => {
-                    hasher.update((bytes.len() as u64).to_le_bytes());
-                    hasher.update(&bytes);
-                }
-                Err(_) => hasher.update(u64::MAX.to_le_bytes()),
-            }
-        }
-        hex::encode(hasher.finalize())
-    }
-
-    fn load_cache(&self) -> CrateCache {
-        std::fs::read(&self.cache_path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<CrateCache>(&bytes).ok())
-            .filter(|cache| cache.format == CRATE_CACHE_FORMAT)
-            .unwrap_or_default()
-    }
-
-    fn cached(&self, target: Option<&str>) -> Option<ResolvedCrates> {
-        self.load_cache()
-            .entries
-            .into_iter()
-            .filter(|entry| entry.target.as_deref() == target)
-            .find(|entry| entry.inputs == self.inputs_digest(&entry.crates.manifests))
-            .map(|entry| entry.crates)
-    }
-
-    /// Keeps a resolution for later runs; a failure only costs the next run
-    /// a `cargo metadata`.
-    fn remember(&self, target: Option<&str>, crates: &ResolvedCrates) {
-        let mut cache = self.load_cache();
-        cache.format = CRATE_CACHE_FORMAT;
-        cache
-            .entries
-            .retain(|entry| entry.target.as_deref() != target);
-        cache.entries.insert(
-            0,
-            CrateCacheEntry {
-                target: target.map(str::to_string),
-                inputs: self.inputs_digest(&crates.manifests),
-                crates: crates.clone(),
-            },
-        );
-        cache.entries.truncate(CRATE_CACHE_KEEP);
-        if let Ok(bytes) = serde_json::to_vec(&cache) {
-            let _ = std::fs::create_dir_all(crate::atomic::parent(&self.cache_path));
-            let _ = crate::atomic::write_file(&self.cache_path, &bytes);
-        }
-    }
-
-    /// Runs `cargo metadata` and reads Cargo.lock's checksums.
-    fn resolve(&self, target: Option<&str>) -> Result<ResolvedCrates, SbomError> {
-        let metadata = cargo_metadata(&self.workspace, target)?;
-        let path = crate::provenance::cargo_lock_path(&self.workspace);
-        let lock_error = |reason: String| SbomError::CargoLock {
-            path: path.clone(),
-            reason,
-            hint: GENERATE_HINT,
-        };
-        let lockfile =
-            cargo_lock::Lockfile::load(&path).map_err(|err| lock_error(err.to_string()))?;
-        let mut checksums: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
-        for package in lockfile.packages {
-            if let Some(checksum) = &package.checksum {
-                checksums
-                    .entry((package.name.to_string(), package.version.to_string()))
-                    .or_default()
-                    .push((
-                        package
-                            .source
-                            .as_ref()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
-                        checksum.to_string(),
-                    ));
-            }
-        }
-        resolved_crates(&metadata, &checksums, &self.workspace).ok_or_else(|| {
-            SbomError::NoSupervisor {
-                workspace: self.workspace.clone(),
-                hint: GENERATE_HINT,
-            }
-        })
+        self.crates.cargo_lock_sha256()
     }
 
     /// The SPDX SBOM of one platform's binary.
     pub fn generate(&mut self, request: &SbomRequest<'_>) -> Result<Sbom, SbomError> {
         let target = rust_target(request.platform);
-        let lock = self.cargo_lock_sha256.clone();
-        let crates = self.crates(target.as_deref())?;
+        let lock = self.crates.cargo_lock_sha256().to_string();
+        let crates = self.crates.for_target(target.as_deref())?;
         let document = spdx_document(crates, &lock, target.as_deref(), request);
         let packages = document.packages.len();
         let bytes = finish(document)?;
@@ -481,90 +254,6 @@ impl SbomGenerator {
             summary: format!("{SPDX_VERSION}, {packages} packages"),
         })
     }
-}
-
-/// Runs `cargo metadata` for the workspace (filtered to `target` when
-/// given) with a deadline, and parses its output.
-fn cargo_metadata(workspace: &Path, target: Option<&str>) -> Result<Metadata, SbomError> {
-    let mut options = vec!["--locked".to_string()];
-    if let Some(target) = target {
-        options.extend(["--filter-platform".to_string(), target.to_string()]);
-    }
-    let mut builder = cargo_metadata::MetadataCommand::new();
-    builder
-        .manifest_path(workspace.join("Cargo.toml"))
-        .other_options(options.clone());
-    let mut command = builder.cargo_command();
-    let line = format!("cargo metadata --format-version 1 {}", options.join(" "));
-    let fail = |reason: String| SbomError::CargoMetadata {
-        command: line.clone(),
-        reason,
-        hint: GENERATE_HINT,
-    };
-    let output = run_with_deadline(&mut command, CARGO_METADATA_TIMEOUT).map_err(&fail)?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(fail(format!("{} ({})", stderr.trim(), output.status)));
-    }
-    let stdout = String::from_utf8(output.stdout).map_err(|err| fail(err.to_string()))?;
-    cargo_metadata::MetadataCommand::parse(stdout).map_err(|err| fail(err.to_string()))
-}
-
-/// Runs `command` to its end, or kills it after `timeout`.
-fn run_with_deadline(
-    command: &mut Command,
-    timeout: Duration,
-) -> Result<std::process::Output, String> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|err| format!("could not start it: {err}"))?;
-    // Both pipes are drained on threads so a chatty child cannot block on
-    // a full pipe while this thread waits for it to exit.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "it did not finish within {} s and was stopped",
-                    timeout.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(err) => return Err(format!("could not wait for it: {err}")),
-        }
-    };
-    Ok(std::process::Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    })
 }
 
 /// An SPDX 2.3 document, with the fields written here.
@@ -705,104 +394,6 @@ fn locations(package: &CrateEntry, root_location: &str) -> (String, Option<Strin
         return (location, None);
     }
     (NOASSERTION.to_string(), None)
-}
-
-/// The packages reachable from the supervisor through normal and build
-/// dependencies (dev-dependencies left out), with the edges between them
-/// and each one's checksum; `None` when the workspace has no supervisor
-/// package or cargo gave no dependency graph.
-fn resolved_crates(
-    metadata: &Metadata,
-    checksums: &HashMap<(String, String), Vec<(String, String)>>,
-    workspace: &Path,
-) -> Option<ResolvedCrates> {
-    let root = metadata.packages.iter().find(|package| {
-        package.name == SUPERVISOR_PACKAGE && metadata.workspace_members.contains(&package.id)
-    })?;
-    let resolve = metadata.resolve.as_ref()?;
-    let packages: HashMap<&PackageId, &Package> = metadata
-        .packages
-        .iter()
-        .map(|package| (&package.id, package))
-        .collect();
-    let nodes: HashMap<&PackageId, &cargo_metadata::Node> =
-        resolve.nodes.iter().map(|node| (&node.id, node)).collect();
-    let mut reached: BTreeMap<&PackageId, &Package> = BTreeMap::new();
-    let mut edges: BTreeSet<(&PackageId, &PackageId, bool)> = BTreeSet::new();
-    let mut stack = vec![&root.id];
-    while let Some(id) = stack.pop() {
-        if reached.contains_key(id) {
-            continue;
-        }
-        reached.insert(id, packages.get(id)?);
-        let Some(node) = nodes.get(id) else {
-            continue;
-        };
-        for dep in &node.deps {
-            let kinds = || dep.dep_kinds.iter().map(|info| &info.kind);
-            let normal = kinds().any(|kind| *kind == DependencyKind::Normal);
-            let build = kinds().any(|kind| *kind == DependencyKind::Build);
-            if !(normal || build) {
-                continue;
-            }
-            edges.insert((id, &dep.pkg, !normal));
-            stack.push(&dep.pkg);
-        }
-    }
-    // Sorted by name, version and source, so nothing depends on the order
-    // cargo listed packages in.
-    let mut ordered: Vec<&Package> = reached.values().copied().collect();
-    let source = |package: &Package| package.source.as_ref().map(|source| source.repr.clone());
-    ordered.sort_by(|a, b| (&a.name, &a.version, source(a)).cmp(&(&b.name, &b.version, source(b))));
-    let position: HashMap<&PackageId, usize> = ordered
-        .iter()
-        .enumerate()
-        .map(|(index, package)| (&package.id, index))
-        .collect();
-    let entries = ordered
-        .iter()
-        .map(|package| {
-            let version = package.version.to_string();
-            CrateEntry {
-                name: package.name.to_string(),
-                checksum: checksum(
-                    checksums,
-                    &package.name,
-                    &version,
-                    source(package).as_deref(),
-                ),
-                version,
-                source: source(package),
-                license: package.license.clone(),
-            }
-        })
-        .collect();
-    let mut edges: Vec<(usize, usize, bool)> = edges
-        .iter()
-        .filter_map(|(from, to, build)| Some((*position.get(from)?, *position.get(to)?, *build)))
-        .collect();
-    edges.sort_unstable();
-    // What the resolution read: the workspace's manifest, its members' and
-    // the path packages' (a member's features can change what the
-    // supervisor's dependencies pull in).
-    let relative = |path: &cargo_metadata::camino::Utf8Path| {
-        Path::new(path.as_str())
-            .strip_prefix(workspace)
-            .ok()
-            .map(|relative| relative.display().to_string())
-    };
-    let mut manifests: BTreeSet<String> = BTreeSet::from(["Cargo.toml".to_string()]);
-    for package in &metadata.packages {
-        if package.source.is_none() {
-            manifests.extend(relative(&package.manifest_path));
-        }
-    }
-    Some(ResolvedCrates {
-        packages: entries,
-        root: *position.get(&root.id)?,
-        edges,
-        manifests: manifests.into_iter().collect(),
-    })
 }
 
 /// The SPDX document for `request`, listing `crates`.
@@ -975,23 +566,6 @@ fn spdx_document(
         packages,
         relationships,
     }
-}
-
-/// The crate's sha256 from Cargo.lock: by name, version and source, or by
-/// name and version when only one source has it.
-fn checksum(
-    checksums: &HashMap<(String, String), Vec<(String, String)>>,
-    name: &str,
-    version: &str,
-    source: Option<&str>,
-) -> Option<String> {
-    let candidates = checksums.get(&(name.to_string(), version.to_string()))?;
-    let source = source.unwrap_or_default();
-    candidates
-        .iter()
-        .find(|(candidate, _)| candidate == source)
-        .or_else(|| (candidates.len() == 1).then(|| &candidates[0]))
-        .map(|(_, sum)| sum.clone())
 }
 
 /// Serialises the document, its namespace derived from its own content (so
