@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use build_image::epoch::Epoch;
@@ -17,10 +18,15 @@ use build_image::supervisor_build::{git_revision, workspace_root};
 use build_image::verify::{self, NothingKnown, VerifyOptions};
 use clap::{Args, Parser, Subcommand};
 use openshell_contract::cli::{BROKEN_PIPE_EXIT, is_broken_pipe, write_stdout};
+use openshell_contract::registry::{
+    ENV_REGISTRY_ATTEMPTS, ENV_REGISTRY_CONNECT_TIMEOUT, ENV_REGISTRY_OPERATION_TIMEOUT,
+    ENV_REGISTRY_READ_TIMEOUT, FLAG_REGISTRY_ATTEMPTS, FLAG_REGISTRY_CONNECT_TIMEOUT,
+    FLAG_REGISTRY_OPERATION_TIMEOUT, FLAG_REGISTRY_READ_TIMEOUT,
+};
 use openshell_contract::{
     DEFAULT_IMAGE_TAGS, DEFAULT_OCI_LAYOUT_DIR, MOUNT_PATH, SUPERVISOR_REPOSITORY,
 };
-use openshell_registry::RegistryOptions;
+use openshell_registry::{RegistryOptions, parse_attempts, parse_duration};
 use openshell_transport::limits::{
     MAX_INDEX_DEPTH_FLAG, MAX_INDEX_MANIFESTS_FLAG, MAX_MANIFEST_SIZE_FLAG,
 };
@@ -74,10 +80,25 @@ struct RegistryArgs {
     /// Talk plain HTTP to the registry (for a loopback registry without TLS).
     #[arg(long)]
     plain_http: bool,
+    /// How long to wait for a registry to accept a connection (e.g. 10s).
+    #[arg(long = FLAG_REGISTRY_CONNECT_TIMEOUT, env = ENV_REGISTRY_CONNECT_TIMEOUT, value_name = "DURATION", value_parser = parse_duration)]
+    registry_connect_timeout: Option<Duration>,
+    /// How long a registry may send or take nothing before the transfer
+    /// counts as stalled (default 30s).
+    #[arg(long = FLAG_REGISTRY_READ_TIMEOUT, env = ENV_REGISTRY_READ_TIMEOUT, value_name = "DURATION", value_parser = parse_duration)]
+    registry_read_timeout: Option<Duration>,
+    /// Deadline of one registry operation, retries included (default 5m;
+    /// a blob's grows with its size).
+    #[arg(long = FLAG_REGISTRY_OPERATION_TIMEOUT, env = ENV_REGISTRY_OPERATION_TIMEOUT, value_name = "DURATION", value_parser = parse_duration)]
+    registry_operation_timeout: Option<Duration>,
+    /// Attempts per registry request, the first included, for timeouts,
+    /// broken connections, 408, 429 and 5xx (default 4).
+    #[arg(long = FLAG_REGISTRY_ATTEMPTS, env = ENV_REGISTRY_ATTEMPTS, value_name = "N", value_parser = parse_attempts)]
+    registry_attempts: Option<u32>,
 }
 
 impl RegistryArgs {
-    fn options(&self) -> anyhow::Result<RegistryOptions> {
+    fn options(&self, quiet: bool) -> anyhow::Result<RegistryOptions> {
         let basic = match &self.username {
             Some(username) => {
                 let mut password = String::new();
@@ -96,6 +117,11 @@ impl RegistryArgs {
             plain_http: self.plain_http,
             basic,
             auth_file: self.authfile.clone(),
+            connect_timeout: self.registry_connect_timeout,
+            read_timeout: self.registry_read_timeout,
+            operation_timeout: self.registry_operation_timeout,
+            attempts: self.registry_attempts,
+            quiet,
         })
     }
 }
@@ -275,7 +301,7 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let options = TransportOptions {
-        registry: args.registry.options()?,
+        registry: args.registry.options(args.quiet)?,
         limits: args.limits.limits(),
     };
     let mut image_source = open_source(&args.source, &options)
@@ -380,7 +406,7 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         destinations,
         tags: tags.clone(),
         archive_name: args.archive_name.clone(),
-        registry: args.registry.options()?,
+        registry: args.registry.options(args.quiet)?,
         metadata,
         layer: LayerSettings {
             level: args.compression_level,

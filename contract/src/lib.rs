@@ -9,6 +9,7 @@ pub mod build_result;
 pub mod cli;
 pub mod elf;
 pub mod paths;
+pub mod registry;
 pub mod sbom;
 pub mod sideload;
 pub mod version;

@@ -22,12 +22,18 @@ pub struct SupervisorImage {
     reference: Reference,
 }
 
+impl From<RegistryError> for ImageError {
+    fn from(error: RegistryError) -> Self {
+        Self::Invalid(Box::new(error))
+    }
+}
+
 /// Why a supervisor image reference was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// The parser refused the text.
+    /// The parser refused the text (boxed: registry errors are large).
     #[error(transparent)]
-    Invalid(#[from] RegistryError),
+    Invalid(Box<RegistryError>),
     /// Pinning a reference that already carries another digest.
     #[error(
         "image reference '{reference}' is already pinned to {existing}, not {requested}: drop the digest from the reference or check which image is meant"

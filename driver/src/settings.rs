@@ -11,10 +11,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use openshell_contract::DEFAULT_SUPERVISOR_IMAGE;
+use openshell_contract::registry::{
+    ENV_REGISTRY_ATTEMPTS, ENV_REGISTRY_CONNECT_TIMEOUT, ENV_REGISTRY_OPERATION_TIMEOUT,
+    ENV_REGISTRY_READ_TIMEOUT, FLAG_REGISTRY_ATTEMPTS, FLAG_REGISTRY_CONNECT_TIMEOUT,
+    FLAG_REGISTRY_OPERATION_TIMEOUT, FLAG_REGISTRY_READ_TIMEOUT,
+};
 use openshell_contract::sideload::{
     ENV_DRIVER_CONFIG, ENV_IMAGE_PULL_SECRETS, ENV_IMAGE_VOLUME_FEATURE_GATE,
     ENV_KUBERNETES_VERSION, ENV_KUBERNETES_VERSION_JSON, ENV_NODES_JSON, ENV_PIN_SUPERVISOR_DIGEST,
@@ -604,6 +610,22 @@ pub struct DriverArgs {
     pub auth_file: Option<PathBuf>,
     /// `--plain-http`: talk to the registry over plain HTTP.
     pub plain_http: bool,
+    /// Timeouts and attempts of the registry requests made when pinning.
+    pub network: NetworkArgs,
+}
+
+/// `--registry-*-timeout` and `--registry-attempts` (or their variables);
+/// unset ones take the registry client's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkArgs {
+    /// `--registry-connect-timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// `--registry-read-timeout`.
+    pub read_timeout: Option<Duration>,
+    /// `--registry-operation-timeout`.
+    pub operation_timeout: Option<Duration>,
+    /// `--registry-attempts`.
+    pub attempts: Option<u32>,
 }
 
 const ARG_CONFIG: &str = "driver-config-file";
@@ -656,6 +678,38 @@ impl clap::Args for DriverArgs {
                     .action(ArgAction::SetTrue)
                     .help("Talk to the registry over plain HTTP for --pin-supervisor-digest (a loopback test registry without TLS)."),
             )
+            .arg(
+                Arg::new(FLAG_REGISTRY_CONNECT_TIMEOUT)
+                    .long(FLAG_REGISTRY_CONNECT_TIMEOUT)
+                    .env(ENV_REGISTRY_CONNECT_TIMEOUT)
+                    .value_name("DURATION")
+                    .value_parser(openshell_registry::parse_duration)
+                    .help("How long to wait for the registry to accept a connection when pinning (e.g. 10s)."),
+            )
+            .arg(
+                Arg::new(FLAG_REGISTRY_READ_TIMEOUT)
+                    .long(FLAG_REGISTRY_READ_TIMEOUT)
+                    .env(ENV_REGISTRY_READ_TIMEOUT)
+                    .value_name("DURATION")
+                    .value_parser(openshell_registry::parse_duration)
+                    .help("How long the registry may stay silent before pinning counts it as stalled (default 30s)."),
+            )
+            .arg(
+                Arg::new(FLAG_REGISTRY_OPERATION_TIMEOUT)
+                    .long(FLAG_REGISTRY_OPERATION_TIMEOUT)
+                    .env(ENV_REGISTRY_OPERATION_TIMEOUT)
+                    .value_name("DURATION")
+                    .value_parser(openshell_registry::parse_duration)
+                    .help("Deadline of the pinning request, retries included (default 5m)."),
+            )
+            .arg(
+                Arg::new(FLAG_REGISTRY_ATTEMPTS)
+                    .long(FLAG_REGISTRY_ATTEMPTS)
+                    .env(ENV_REGISTRY_ATTEMPTS)
+                    .value_name("N")
+                    .value_parser(openshell_registry::parse_attempts)
+                    .help("Attempts of the pinning request, the first included, on timeouts, broken connections, 408, 429 and 5xx (default 4)."),
+            )
     }
 
     fn augment_args_for_update(command: Command) -> Command {
@@ -704,6 +758,18 @@ impl clap::FromArgMatches for DriverArgs {
             config: matches.get_one::<PathBuf>(ARG_CONFIG).cloned(),
             auth_file: matches.get_one::<PathBuf>(ARG_AUTH_FILE).cloned(),
             plain_http: matches.get_flag(ARG_PLAIN_HTTP),
+            network: NetworkArgs {
+                connect_timeout: matches
+                    .get_one::<Duration>(FLAG_REGISTRY_CONNECT_TIMEOUT)
+                    .copied(),
+                read_timeout: matches
+                    .get_one::<Duration>(FLAG_REGISTRY_READ_TIMEOUT)
+                    .copied(),
+                operation_timeout: matches
+                    .get_one::<Duration>(FLAG_REGISTRY_OPERATION_TIMEOUT)
+                    .copied(),
+                attempts: matches.get_one::<u32>(FLAG_REGISTRY_ATTEMPTS).copied(),
+            },
         })
     }
 
@@ -728,6 +794,11 @@ impl DriverArgs {
             plain_http: self.plain_http,
             basic: None,
             auth_file: self.auth_file.clone(),
+            connect_timeout: self.network.connect_timeout,
+            read_timeout: self.network.read_timeout,
+            operation_timeout: self.network.operation_timeout,
+            attempts: self.network.attempts,
+            quiet: false,
         }
     }
 }

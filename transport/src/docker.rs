@@ -5,12 +5,12 @@
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
-use std::time::Duration;
 
 use oci_client::RegistryOperation;
 use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType, SCHEMA_VERSION};
 use openshell_registry::{
-    Access, Reference, RegistryClient, RegistryError, RegistryOptions, classify, resolve_auth,
+    Access, NetworkSettings, Reference, RegistryClient, RegistryError, RegistryOptions, classify,
+    resolve_auth,
 };
 use serde::Deserialize;
 
@@ -21,9 +21,6 @@ use crate::image::{Blob, ImageToWrite};
 use crate::limits::ReadLimits;
 use crate::progress::{Progress, human_size};
 use crate::source::{ImageSource, referrer_facts};
-
-/// How long listing the referrers of one manifest may take.
-pub const REFERRERS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The tag under which the OCI 1.1 referrers tag schema keeps the index of
 /// the referrers of `digest` (`sha256:HEX` becomes `sha256-HEX`), for
@@ -63,16 +60,16 @@ pub async fn list_referrers(
             .await?;
         client.pull_referrers(&subject, None).await
     };
-    let index = tokio::time::timeout(REFERRERS_TIMEOUT, listed)
+    // The client's operation deadline, as for every other request.
+    let deadline = NetworkSettings::resolve(options)?.operation_timeout;
+    let index = tokio::time::timeout(deadline, listed)
         .await
-        .map_err(|_| RegistryError::Unreachable {
+        .map_err(|_| RegistryError::TimedOut {
             registry: subject.registry().to_string(),
             reference: subject.whole(),
-            reason: format!(
-                "listing its referrers took longer than {} s",
-                REFERRERS_TIMEOUT.as_secs()
-            ),
-            hint: String::new(),
+            operation: "listing the referrers".into(),
+            deadline,
+            attempts: 1,
         })?
         .map_err(|error| classify(error, &subject, &auth))?;
     // oci-client's index type, read back as oci-spec descriptors.
