@@ -12,6 +12,7 @@ pub mod paths;
 pub mod registry;
 pub mod sbom;
 pub mod sideload;
+pub mod supervise;
 pub mod version;
 
 pub use paths::*;
