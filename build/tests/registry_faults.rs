@@ -136,7 +136,10 @@ fn a_push_retries_a_transient_server_error_and_succeeds() {
     let dir = tempdir();
     let output = push(&faults, dir.path(), "transient");
     assert!(output.status.success(), "{}", output_text(&output));
-    assert_eq!(faults.seen_matching("PUT", "/manifests/").len(), 2);
+    // The image's manifest went up twice (the 503, then the retry); the
+    // SBOM's referrer and its tag-schema index once each.
+    assert_eq!(faults.seen_matching("PUT", "/manifests/transient").len(), 2);
+    assert_eq!(faults.seen_matching("PUT", "/manifests/").len(), 4);
     let result: BuildResult = serde_json::from_slice(&output.stdout).unwrap();
     let verified = verify(&faults, &result.pushed[0]);
     assert!(verified.status.success(), "{}", output_text(&verified));

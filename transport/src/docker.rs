@@ -6,15 +6,85 @@ use std::io::Read;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
-use oci_spec::image::{Descriptor, MediaType};
-use openshell_registry::{Access, Reference, RegistryClient, RegistryOptions};
+use oci_client::RegistryOperation;
+use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType, SCHEMA_VERSION};
+use openshell_registry::{
+    Access, NetworkSettings, Reference, RegistryClient, RegistryError, RegistryOptions, classify,
+    resolve_auth,
+};
+use serde::Deserialize;
 
 use crate::TransportError;
 use crate::destination::{Destination, Published};
+use crate::document::canonical_json;
 use crate::image::{Blob, ImageToWrite};
 use crate::limits::ReadLimits;
 use crate::progress::{Progress, human_size};
-use crate::source::ImageSource;
+use crate::source::{ImageSource, referrer_facts};
+
+/// The tag under which the OCI 1.1 referrers tag schema keeps the index of
+/// the referrers of `digest` (`sha256:HEX` becomes `sha256-HEX`), for
+/// registries without the referrers API.
+pub fn referrers_tag(digest: &str) -> String {
+    digest.replacen(':', "-", 1)
+}
+
+/// The `manifests` of an index, all that a referrers listing needs.
+#[derive(Debug, Deserialize)]
+struct Listing {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+/// Lists the referrers of the manifest `subject_digest` in `repository`'s
+/// repository: through the distribution spec's referrers API
+/// (`GET /v2/NAME/referrers/DIGEST`) where the registry has it, else,
+/// when the registry answers 404 there as distribution 2.8 does, through
+/// the tag-schema fallback (the index tagged `sha256-HEX`), empty when that
+/// tag is missing. oci-client's `pull_referrers` does both.
+pub async fn list_referrers(
+    repository: &Reference,
+    subject_digest: &str,
+    options: &RegistryOptions,
+) -> Result<Vec<Descriptor>, TransportError> {
+    let subject = Reference::with_digest(
+        repository.registry().to_string(),
+        repository.repository().to_string(),
+        subject_digest.to_string(),
+    );
+    let auth = resolve_auth(&subject, options)?;
+    let client = openshell_registry::client(options);
+    let listed = async {
+        client
+            .auth(&subject, &auth.auth, RegistryOperation::Pull)
+            .await?;
+        client.pull_referrers(&subject, None).await
+    };
+    // The client's operation deadline, as for every other request.
+    let deadline = NetworkSettings::resolve(options)?.operation_timeout;
+    let index = tokio::time::timeout(deadline, listed)
+        .await
+        .map_err(|_| RegistryError::TimedOut {
+            registry: subject.registry().to_string(),
+            reference: subject.whole(),
+            operation: "listing the referrers".into(),
+            deadline,
+            attempts: 1,
+        })?
+        .map_err(|error| classify(error, &subject, &auth))?;
+    // oci-client's index type, read back as oci-spec descriptors.
+    let json = serde_json::to_vec(&index).map_err(|err| {
+        TransportError::Missing(format!("the referrers of {}: {err}", subject.whole()))
+    })?;
+    let listing: Listing = serde_json::from_slice(&json).map_err(|err| {
+        TransportError::Missing(format!(
+            "registry {} listed the referrers of {} in a form that is not an OCI index: {err}",
+            subject.registry(),
+            subject.whole()
+        ))
+    })?;
+    Ok(listing.manifests)
+}
 
 fn runtime() -> Result<tokio::runtime::Runtime, TransportError> {
     // Two workers: a blob download parks one while the reader catches up,
@@ -34,6 +104,7 @@ pub struct RegistrySource {
     text: String,
     reference: Reference,
     client: Arc<RegistryClient>,
+    options: RegistryOptions,
     runtime: tokio::runtime::Runtime,
     authenticated: bool,
 }
@@ -50,6 +121,7 @@ impl RegistrySource {
             text: text.to_string(),
             reference,
             client,
+            options: options.clone(),
             runtime: runtime()?,
             authenticated: false,
         })
@@ -114,6 +186,19 @@ impl ImageSource for RegistrySource {
                 .pull_manifest(&reference, limits.max_document_size),
         )?;
         Ok(pulled.bytes)
+    }
+
+    fn referrers(
+        &mut self,
+        subject: &Descriptor,
+        _limits: &ReadLimits,
+    ) -> Result<Option<Vec<Descriptor>>, TransportError> {
+        let listed = self.runtime.block_on(list_referrers(
+            &self.reference,
+            subject.digest().as_ref(),
+            &self.options,
+        ))?;
+        Ok(Some(listed))
     }
 
     fn open_blob(
@@ -274,6 +359,7 @@ impl RegistryDestination {
         for referrer in &image.referrers {
             push_manifest(client.at_digest(&referrer.digest()), referrer).await?;
         }
+        self.list_referrers(client, image, progress).await?;
         published.pinned = Some(format!(
             "{}/{}@{}",
             self.reference.registry(),
@@ -287,6 +373,96 @@ impl RegistryDestination {
             published.blobs_present
         ));
         Ok(published)
+    }
+}
+
+impl RegistryDestination {
+    /// Makes the referrers just pushed findable from their subjects: a
+    /// registry with the referrers API lists them by itself; for one
+    /// without it (distribution 2.8 answers 404 there and ignores
+    /// `subject`), they are added to the OCI 1.1 tag-schema index, the
+    /// index tagged `sha256-HEX` after the subject's digest, keeping what
+    /// others listed there.
+    async fn list_referrers(
+        &self,
+        client: &RegistryClient,
+        image: &ImageToWrite,
+        progress: &Progress,
+    ) -> Result<(), TransportError> {
+        // Referrers by subject, in the order pushed.
+        let mut by_subject: Vec<(String, Vec<&Blob>)> = Vec::new();
+        for referrer in &image.referrers {
+            let bytes = referrer.read_verified()?;
+            let Some(subject) = referrer_facts(&bytes).and_then(|facts| facts.subject) else {
+                continue;
+            };
+            match by_subject.iter_mut().find(|(known, _)| *known == subject) {
+                Some((_, referrers)) => referrers.push(referrer),
+                None => by_subject.push((subject, vec![referrer])),
+            }
+        }
+        for (subject, referrers) in by_subject {
+            let listed = list_referrers(&self.reference, &subject, &self.options).await?;
+            let missing: Vec<Descriptor> = referrers
+                .iter()
+                .filter(|referrer| {
+                    !listed
+                        .iter()
+                        .any(|entry| entry.digest() == referrer.descriptor.digest())
+                })
+                .map(|referrer| referrer.descriptor.clone())
+                .collect();
+            if missing.is_empty() {
+                progress.note(format!(
+                    "registry {} lists the {} referrer(s) of {subject} (through its referrers API, or the tag-schema index of an earlier push)",
+                    self.reference.registry(),
+                    referrers.len()
+                ));
+                continue;
+            }
+            let tag = referrers_tag(&subject);
+            let fallback = self.at_tag(&tag);
+            let mut entries = match client
+                .pull_manifest(&fallback, ReadLimits::default().max_document_size)
+                .await
+            {
+                Ok(pulled) => {
+                    serde_json::from_slice::<Listing>(&pulled.bytes)
+                        .map_err(|err| {
+                            TransportError::Missing(format!(
+                                "{}: the referrers index tagged {tag} is not an OCI index ({err}); remove the tag or fix it by hand",
+                                self.describe()
+                            ))
+                        })?
+                        .manifests
+                }
+                Err(RegistryError::NotFound { .. }) => Vec::new(),
+                Err(err) => return Err(err.into()),
+            };
+            entries.retain(|entry| !missing.iter().any(|ours| ours.digest() == entry.digest()));
+            entries.extend(missing);
+            let index = ImageIndexBuilder::default()
+                .schema_version(SCHEMA_VERSION)
+                .media_type(MediaType::ImageIndex)
+                .manifests(entries)
+                .build()
+                .map_err(|err| {
+                    TransportError::Missing(format!(
+                        "could not assemble the referrers index: {err}"
+                    ))
+                })?;
+            let bytes = canonical_json(&index).map_err(|err| {
+                TransportError::Missing(format!("could not write the referrers index: {err}"))
+            })?;
+            client
+                .push_manifest(&fallback, bytes, MediaType::ImageIndex.as_ref())
+                .await?;
+            progress.note(format!(
+                "registry {} has no referrers API: listed the referrer(s) of {subject} under the tag {tag} (OCI 1.1 tag schema)",
+                self.reference.registry()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -311,5 +487,22 @@ impl Destination for RegistryDestination {
         let published = runtime()?.block_on(self.push(&client, image, progress))?;
         step.done(published.pinned.clone().unwrap_or_default());
         Ok(published)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_schema_tag_replaces_the_first_colon() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            referrers_tag(&digest),
+            format!("sha256-{}", "ab".repeat(32))
+        );
+        // A valid tag: at most 128 characters of [A-Za-z0-9_.-].
+        let tag = referrers_tag(&digest);
+        assert!(crate::reference::check_tag(&tag).is_ok(), "{tag}");
     }
 }
