@@ -1,17 +1,13 @@
 //! `docker://REF`: an image in a registry, read and written through
-//! [`openshell_registry::RegistryClient`] (oci-client underneath, with the
-//! project's credentials, timeouts, retries and error messages).
+//! [`openshell_registry::RegistryClient`], with the project's credentials,
+//! deadlines, retries and error messages.
 
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
-use oci_client::RegistryOperation;
 use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType, SCHEMA_VERSION};
-use openshell_registry::{
-    Access, NetworkSettings, Reference, RegistryClient, RegistryError, RegistryOptions, classify,
-    resolve_auth,
-};
+use openshell_registry::{Access, Reference, RegistryClient, RegistryError, RegistryOptions};
 use serde::Deserialize;
 
 use crate::TransportError;
@@ -36,53 +32,42 @@ struct Listing {
     manifests: Vec<Descriptor>,
 }
 
-/// Lists the referrers of the manifest `subject_digest` in `repository`'s
+/// Lists the referrers of the manifest `subject_digest` in the client's
 /// repository: through the distribution spec's referrers API
 /// (`GET /v2/NAME/referrers/DIGEST`) where the registry has it, else,
 /// when the registry answers 404 there as distribution 2.8 does, through
 /// the tag-schema fallback (the index tagged `sha256-HEX`), empty when that
-/// tag is missing. oci-client's `pull_referrers` does both.
+/// tag is missing. Both reads are bounded by the document limit and go
+/// through the client's deadlines and retries.
 pub async fn list_referrers(
-    repository: &Reference,
+    client: &RegistryClient,
     subject_digest: &str,
-    options: &RegistryOptions,
+    limits: &ReadLimits,
 ) -> Result<Vec<Descriptor>, TransportError> {
-    let subject = Reference::with_digest(
-        repository.registry().to_string(),
-        repository.repository().to_string(),
-        subject_digest.to_string(),
-    );
-    let auth = resolve_auth(&subject, options)?;
-    let client = openshell_registry::client(options);
-    let listed = async {
-        client
-            .auth(&subject, &auth.auth, RegistryOperation::Pull)
-            .await?;
-        client.pull_referrers(&subject, None).await
+    let subject = client.at_digest(subject_digest);
+    let bytes = match client
+        .referrers(subject_digest, limits.max_document_size)
+        .await?
+    {
+        Some(bytes) => bytes,
+        None => {
+            let fallback = Reference::with_tag(
+                subject.registry().to_string(),
+                subject.repository().to_string(),
+                referrers_tag(subject_digest),
+            );
+            match client
+                .pull_manifest(&fallback, limits.max_document_size)
+                .await
+            {
+                Ok(pulled) => pulled.bytes,
+                Err(RegistryError::NotFound { .. }) => return Ok(Vec::new()),
+                Err(err) => return Err(err.into()),
+            }
+        }
     };
-    // The client's operation deadline, as for every other request.
-    let deadline = NetworkSettings::resolve(options)?.operation_timeout;
-    let index = tokio::time::timeout(deadline, listed)
-        .await
-        .map_err(|_| RegistryError::TimedOut {
-            registry: subject.registry().to_string(),
-            reference: subject.whole(),
-            operation: "listing the referrers".into(),
-            deadline,
-            attempts: 1,
-        })?
-        .map_err(|error| classify(error, &subject, &auth))?;
-    // oci-client's index type, read back as oci-spec descriptors.
-    let json = serde_json::to_vec(&index).map_err(|err| {
-        TransportError::Missing(format!("the referrers of {}: {err}", subject.whole()))
-    })?;
-    let listing: Listing = serde_json::from_slice(&json).map_err(|err| {
-        TransportError::Missing(format!(
-            "registry {} listed the referrers of {} in a form that is not an OCI index: {err}",
-            subject.registry(),
-            subject.whole()
-        ))
-    })?;
+    let listing: Listing =
+        crate::document::parse(&format!("the referrers of {}", subject.whole()), &bytes)?;
     Ok(listing.manifests)
 }
 
@@ -104,7 +89,6 @@ pub struct RegistrySource {
     text: String,
     reference: Reference,
     client: Arc<RegistryClient>,
-    options: RegistryOptions,
     runtime: tokio::runtime::Runtime,
     authenticated: bool,
 }
@@ -121,7 +105,6 @@ impl RegistrySource {
             text: text.to_string(),
             reference,
             client,
-            options: options.clone(),
             runtime: runtime()?,
             authenticated: false,
         })
@@ -191,12 +174,12 @@ impl ImageSource for RegistrySource {
     fn referrers(
         &mut self,
         subject: &Descriptor,
-        _limits: &ReadLimits,
+        limits: &ReadLimits,
     ) -> Result<Option<Vec<Descriptor>>, TransportError> {
         let listed = self.runtime.block_on(list_referrers(
-            &self.reference,
+            &self.client,
             subject.digest().as_ref(),
-            &self.options,
+            limits,
         ))?;
         Ok(Some(listed))
     }
@@ -402,7 +385,7 @@ impl RegistryDestination {
             }
         }
         for (subject, referrers) in by_subject {
-            let listed = list_referrers(&self.reference, &subject, &self.options).await?;
+            let listed = list_referrers(client, &subject, &ReadLimits::default()).await?;
             let missing: Vec<Descriptor> = referrers
                 .iter()
                 .filter(|referrer| {
