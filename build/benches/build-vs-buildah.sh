@@ -72,8 +72,8 @@ layer_size() { # the largest blob of a layout is its layer
 }
 now() { echo "${EPOCHREALTIME/./}"; } # microseconds
 cpu_us() { # user + system CPU time of this shell's finished children, in µs
-    local ticks
-    ticks=$(awk '{print $16 + $17}' /proc/$BASHPID/stat)
+    local pid=$BASHPID ticks # (inside $(...) below, $BASHPID would be awk's shell)
+    ticks=$(awk '{print $16 + $17}' "/proc/$pid/stat")
     echo $((ticks * 1000000 / $(getconf CLK_TCK)))
 }
 

@@ -4,23 +4,35 @@ use std::fmt::Write as _;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use build_image::epoch::Epoch;
+use build_image::filesystem::limits::{
+    Limits as TreeLimits, MAX_BINARY_SIZE_FLAG, MAX_ENTRIES_FLAG, MAX_UNCOMPRESSED_SIZE_FLAG,
+    parse_size,
+};
 use build_image::image::ImageMetadata;
 use build_image::layer::LayerSettings;
 use build_image::pipeline::{self, BinaryInput, BuildOptions};
 use build_image::platform::PlatformSpec;
 use build_image::progress::{Progress, human_size};
+use build_image::provenance::{self, KeyValue};
+use build_image::sbom::SbomChoice;
 use build_image::supervisor_build::{git_revision, workspace_root};
 use build_image::verify::{self, NothingKnown, VerifyOptions};
 use clap::{Args, Parser, Subcommand};
 use openshell_contract::cli::{BROKEN_PIPE_EXIT, is_broken_pipe, write_stdout};
+use openshell_contract::registry::{
+    ENV_REGISTRY_ATTEMPTS, ENV_REGISTRY_CONNECT_TIMEOUT, ENV_REGISTRY_OPERATION_TIMEOUT,
+    ENV_REGISTRY_READ_TIMEOUT, FLAG_REGISTRY_ATTEMPTS, FLAG_REGISTRY_CONNECT_TIMEOUT,
+    FLAG_REGISTRY_OPERATION_TIMEOUT, FLAG_REGISTRY_READ_TIMEOUT,
+};
 use openshell_contract::version::Libc;
 use openshell_contract::{
     DEFAULT_IMAGE_TAGS, DEFAULT_OCI_LAYOUT_DIR, MOUNT_PATH, SUPERVISOR_REPOSITORY,
 };
-use openshell_registry::RegistryOptions;
+use openshell_registry::{RegistryOptions, parse_attempts, parse_duration};
 use openshell_transport::limits::{
     MAX_INDEX_DEPTH_FLAG, MAX_INDEX_MANIFESTS_FLAG, MAX_MANIFEST_SIZE_FLAG,
 };
@@ -74,10 +86,25 @@ struct RegistryArgs {
     /// Talk plain HTTP to the registry (for a loopback registry without TLS).
     #[arg(long)]
     plain_http: bool,
+    /// How long to wait for a registry to accept a connection (e.g. 10s).
+    #[arg(long = FLAG_REGISTRY_CONNECT_TIMEOUT, env = ENV_REGISTRY_CONNECT_TIMEOUT, value_name = "DURATION", value_parser = parse_duration)]
+    registry_connect_timeout: Option<Duration>,
+    /// How long a registry may send or take nothing before the transfer
+    /// counts as stalled (default 30s).
+    #[arg(long = FLAG_REGISTRY_READ_TIMEOUT, env = ENV_REGISTRY_READ_TIMEOUT, value_name = "DURATION", value_parser = parse_duration)]
+    registry_read_timeout: Option<Duration>,
+    /// Deadline of one registry operation, retries included (default 5m;
+    /// a blob's grows with its size).
+    #[arg(long = FLAG_REGISTRY_OPERATION_TIMEOUT, env = ENV_REGISTRY_OPERATION_TIMEOUT, value_name = "DURATION", value_parser = parse_duration)]
+    registry_operation_timeout: Option<Duration>,
+    /// Attempts per registry request, the first included, for timeouts,
+    /// broken connections, 408, 429 and 5xx (default 4).
+    #[arg(long = FLAG_REGISTRY_ATTEMPTS, env = ENV_REGISTRY_ATTEMPTS, value_name = "N", value_parser = parse_attempts)]
+    registry_attempts: Option<u32>,
 }
 
 impl RegistryArgs {
-    fn options(&self) -> anyhow::Result<RegistryOptions> {
+    fn options(&self, quiet: bool) -> anyhow::Result<RegistryOptions> {
         let basic = match &self.username {
             Some(username) => {
                 let mut password = String::new();
@@ -96,32 +123,55 @@ impl RegistryArgs {
             plain_http: self.plain_http,
             basic,
             auth_file: self.authfile.clone(),
+            connect_timeout: self.registry_connect_timeout,
+            read_timeout: self.registry_read_timeout,
+            operation_timeout: self.registry_operation_timeout,
+            attempts: self.registry_attempts,
+            quiet,
         })
     }
 }
 
 /// Bounds on reading images: whatever an image declares, reading it takes
-/// no more than these.
+/// no more than these. The flag names are the libraries' own, which their
+/// refusals quote.
 #[derive(Debug, Args)]
 struct LimitArgs {
     /// Largest index.json, index, manifest or config to read, in bytes
     /// (registries refuse manifests over 4 MiB).
-    #[arg(long = "max-manifest-size", value_name = "BYTES", default_value_t = ReadLimits::default().max_document_size)]
+    #[arg(long = MAX_MANIFEST_SIZE_FLAG.trim_start_matches("--"), value_name = "BYTES", default_value_t = ReadLimits::default().max_document_size)]
     max_manifest_size: u64,
     /// Deepest nesting of image indexes below the top one.
-    #[arg(long = "max-index-depth", value_name = "N", default_value_t = ReadLimits::default().max_index_depth)]
+    #[arg(long = MAX_INDEX_DEPTH_FLAG.trim_start_matches("--"), value_name = "N", default_value_t = ReadLimits::default().max_index_depth)]
     max_index_depth: usize,
     /// Most manifests the indexes of one image may list, in all.
-    #[arg(long = "max-index-manifests", value_name = "N", default_value_t = ReadLimits::default().max_index_manifests)]
+    #[arg(long = MAX_INDEX_MANIFESTS_FLAG.trim_start_matches("--"), value_name = "N", default_value_t = ReadLimits::default().max_index_manifests)]
     max_index_manifests: usize,
+    /// Largest file named like the binary a layer may hold, in bytes or
+    /// with a unit (256MiB); a larger one is refused from its tar header,
+    /// before it is read.
+    #[arg(long = MAX_BINARY_SIZE_FLAG.trim_start_matches("--"), value_name = "SIZE", default_value_t = TreeLimits::default().max_binary_size, value_parser = parse_size)]
+    max_binary_size: u64,
+    /// Most bytes all layers together may uncompress to, in bytes or with a
+    /// unit (1GiB).
+    #[arg(long = MAX_UNCOMPRESSED_SIZE_FLAG.trim_start_matches("--"), value_name = "SIZE", default_value_t = TreeLimits::default().max_uncompressed_size, value_parser = parse_size)]
+    max_uncompressed_size: u64,
+    /// Most tar entries all layers together may hold, folders created for
+    /// missing parents included.
+    #[arg(long = MAX_ENTRIES_FLAG.trim_start_matches("--"), value_name = "N", default_value_t = TreeLimits::default().max_entries)]
+    max_entries: u64,
 }
 
 impl LimitArgs {
+    fn tree_limits(&self) -> TreeLimits {
+        TreeLimits {
+            max_binary_size: self.max_binary_size,
+            max_uncompressed_size: self.max_uncompressed_size,
+            max_entries: self.max_entries,
+        }
+    }
+
     fn limits(&self) -> ReadLimits {
-        // The flag names are the library's: the refusal messages quote them.
-        debug_assert!(MAX_MANIFEST_SIZE_FLAG == "--max-manifest-size");
-        debug_assert!(MAX_INDEX_DEPTH_FLAG == "--max-index-depth");
-        debug_assert!(MAX_INDEX_MANIFESTS_FLAG == "--max-index-manifests");
         ReadLimits {
             max_document_size: self.max_manifest_size,
             max_index_depth: self.max_index_depth,
@@ -188,6 +238,28 @@ struct BuildArgs {
     /// Value of org.opencontainers.image.version.
     #[arg(long = "image-version", value_name = "VERSION", default_value = env!("CARGO_PKG_VERSION"))]
     image_version: String,
+    /// Add a label to every platform's config (what `podman inspect` and
+    /// `docker inspect` show as Labels). Repeatable. KEY is reverse-DNS
+    /// style (com.example.team); org.opencontainers.image.* keys must be
+    /// ones the OCI spec defines.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<KeyValue>,
+    /// Add an annotation to every platform manifest and to the index.
+    /// Repeatable. Keys as for --label; an org.opencontainers.image.* key
+    /// build-image also sets (source, version, revision, created...) takes
+    /// this value, in the labels too.
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    annotations: Vec<KeyValue>,
+    /// Attach this SBOM (SPDX 2.x or CycloneDX JSON) to every platform
+    /// manifest instead of the one generated from the workspace's
+    /// Cargo.lock.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_sbom")]
+    sbom: Option<PathBuf>,
+    /// Attach no SBOM. By default each platform manifest gets an SPDX 2.3
+    /// SBOM of the supervisor's crates (from the workspace's Cargo.lock,
+    /// also with --binary) as an OCI 1.1 referrer.
+    #[arg(long)]
+    no_sbom: bool,
     /// gzip level of the layer, 1 (fastest) to 9 (smallest).
     #[arg(long, value_name = "N", default_value_t = build_image::gzip::DEFAULT_LEVEL, value_parser = clap::value_parser!(u32).range(1..=9))]
     compression_level: u32,
@@ -219,6 +291,10 @@ struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Fail when a platform manifest has no valid SBOM referrer (by default
+    /// a missing SBOM is reported and skipped; a broken one always fails).
+    #[arg(long)]
+    require_sbom: bool,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -259,7 +335,7 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let options = TransportOptions {
-        registry: args.registry.options()?,
+        registry: args.registry.options(args.quiet)?,
         limits: args.limits.limits(),
     };
     let mut image_source = open_source(&args.source, &options)
@@ -272,6 +348,8 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             mount_path: args.mount_path.clone(),
             run: args.run,
             limits: options.limits,
+            tree_limits: args.limits.tree_limits(),
+            require_sbom: args.require_sbom,
         },
     )
     .with_context(|| format!("could not read {}", args.source))?;
@@ -339,7 +417,16 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         };
         destinations.insert(0, ImageReference::OciLayout { dir, tag: None });
     }
+    // The SBOM lists the workspace's Cargo.lock, so it is looked for with
+    // --binary too.
+    let workspace = match workspace {
+        None if !args.no_sbom && args.sbom.is_none() => workspace_root(&here).ok(),
+        found => found,
+    };
     let mut metadata = ImageMetadata::new(epoch);
+    metadata.labels = provenance::to_map(&args.labels, "--label").map_err(anyhow::Error::msg)?;
+    metadata.annotations =
+        provenance::to_map(&args.annotations, "--annotation").map_err(anyhow::Error::msg)?;
     metadata.version = args.image_version.clone();
     metadata.revision = args.revision.clone().or_else(|| {
         if args.binaries.is_empty() {
@@ -354,7 +441,7 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         destinations,
         tags: tags.clone(),
         archive_name: args.archive_name.clone(),
-        registry: args.registry.options()?,
+        registry: args.registry.options(args.quiet)?,
         metadata,
         layer: LayerSettings {
             level: args.compression_level,
@@ -362,10 +449,16 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         },
         verify: VerifyOptions {
             limits,
+            tree_limits: args.limits.tree_limits(),
             ..VerifyOptions::default()
         },
         workspace,
         platforms: args.platforms.clone(),
+        sbom: match (&args.sbom, args.no_sbom) {
+            (Some(file), _) => SbomChoice::File(file.clone()),
+            (None, true) => SbomChoice::Skip,
+            (None, false) => SbomChoice::Generate,
+        },
     };
     let outcome = pipeline::run(&options, &progress)?;
     let json = serde_json::to_string_pretty(&outcome.result)?;
@@ -399,6 +492,19 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
                 Libc::Other => "unknown",
             };
             writeln!(out, "{:<10} built for {target} (libc: {libc})", "")?;
+        }
+    }
+    for platform in &outcome.report.platforms {
+        if let Some(sbom) = &platform.sbom {
+            writeln!(
+                out,
+                "sbom       {}: {} ({} bytes) {}, referrer {}",
+                platform.platform.as_deref().unwrap_or("image"),
+                sbom.summary,
+                sbom.sbom_size,
+                sbom.sbom_digest,
+                sbom.referrer_digest
+            )?;
         }
     }
     if let Some(path) = outcome

@@ -5,12 +5,26 @@
 //! static-PIE (`ET_DYN`) is allowed only when it says so with `DF_1_PIE`:
 //! otherwise it is a shared library, which the kernel would not start.
 //! Parsing is done by the `object` crate; this module only applies the rules.
+//! A file can be inspected from memory ([`inspect`]) or from a reader
+//! ([`inspect_reader`]), which reads only the headers and the small segments
+//! the rules look at, so a binary of hundreds of MiB need not be in memory.
 
 use std::fmt;
+use std::io::{Read, Seek};
 
-use object::Endianness;
 use object::elf;
 use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+use object::{Endianness, ReadRef};
+
+/// Largest `PT_INTERP` segment read: a path, at most `PATH_MAX` bytes.
+const MAX_INTERPRETER_SIZE: u64 = 4096;
+
+/// Largest `PT_DYNAMIC` segment read. Real ones hold a few dozen 16-byte
+/// entries; a larger one is a hostile file asking the reader to buffer it.
+const MAX_DYNAMIC_SIZE: u64 = 1024 * 1024;
+
+/// Longest `DT_NEEDED` name read (`NAME_MAX` is 255).
+const MAX_LIBRARY_NAME: u64 = 4096;
 
 /// Why bytes could not be read as an ELF file at all.
 #[derive(Debug, thiserror::Error)]
@@ -197,23 +211,57 @@ pub fn machine_for_oci_architecture(architecture: &str) -> Option<u16> {
 
 /// Reads the facts the rules need from an ELF file's bytes.
 pub fn inspect(data: &[u8]) -> Result<ElfInfo, ElfError> {
+    inspect_ref(data)
+}
+
+/// Reads the facts the rules need from an ELF file behind a reader (a
+/// `File`, say), reading only its headers and the `PT_INTERP` and
+/// `PT_DYNAMIC` segments: memory stays bounded whatever the file's size.
+pub fn inspect_reader<R: Read + Seek>(reader: R) -> Result<ElfInfo, ElfError> {
+    let cache = object::ReadCache::new(reader);
+    inspect_ref(&cache)
+}
+
+/// Reads the facts the rules need through any [`ReadRef`]: a byte slice, or
+/// an `object::ReadCache` over a file.
+pub fn inspect_ref<'data, R: ReadRef<'data>>(data: R) -> Result<ElfInfo, ElfError> {
     // e_ident: 4 magic bytes, then the class byte.
     const CLASS_OFFSET: usize = 4;
-    if data.len() <= CLASS_OFFSET || data[..4] != elf::ELFMAG {
+    let ident = data
+        .read_bytes_at(0, CLASS_OFFSET as u64 + 1)
+        .map_err(|()| ElfError::NotElf)?;
+    if ident[..4] != elf::ELFMAG {
         return Err(ElfError::NotElf);
     }
-    match elf::FileClass(data[CLASS_OFFSET]) {
-        elf::ELFCLASS64 => inspect_class::<elf::FileHeader64<Endianness>>(data, 64),
-        elf::ELFCLASS32 => inspect_class::<elf::FileHeader32<Endianness>>(data, 32),
+    match elf::FileClass(ident[CLASS_OFFSET]) {
+        elf::ELFCLASS64 => inspect_class::<elf::FileHeader64<Endianness>, R>(data, 64),
+        elf::ELFCLASS32 => inspect_class::<elf::FileHeader32<Endianness>, R>(data, 32),
         elf::FileClass(other) => Err(ElfError::Malformed(format!(
             "unknown ELF class {other} (expected 1 for 32-bit or 2 for 64-bit)"
         ))),
     }
 }
 
-fn inspect_class<Elf>(data: &[u8], class_bits: u8) -> Result<ElfInfo, ElfError>
+/// Refuses a segment larger than `max` before it is read.
+fn check_segment_size<P: ProgramHeader<Endian = Endianness>>(
+    segment: &P,
+    endian: Endianness,
+    name: &str,
+    max: u64,
+) -> Result<(), ElfError> {
+    let size: u64 = segment.p_filesz(endian).into();
+    if size > max {
+        return Err(ElfError::Malformed(format!(
+            "its {name} segment is {size} bytes, expected at most {max}"
+        )));
+    }
+    Ok(())
+}
+
+fn inspect_class<'data, Elf, R>(data: R, class_bits: u8) -> Result<ElfInfo, ElfError>
 where
     Elf: FileHeader<Endian = Endianness>,
+    R: ReadRef<'data>,
 {
     let header = Elf::parse(data)?;
     let endian = header.endian()?;
@@ -223,7 +271,9 @@ where
         elf::ET_DYN => ElfKind::PositionIndependent,
         elf::FileType(other) => ElfKind::Other(other),
     };
-    let file_len = data.len() as u64;
+    let file_len = data
+        .len()
+        .map_err(|()| ElfError::Malformed("its length cannot be read".into()))?;
     let segments = header.program_headers(endian, data)?;
 
     let mut interpreter = None;
@@ -232,10 +282,14 @@ where
     for (index, segment) in segments.iter().enumerate() {
         match segment.p_type(endian) {
             elf::PT_INTERP => {
+                check_segment_size(segment, endian, "PT_INTERP", MAX_INTERPRETER_SIZE)?;
                 let path = segment.interpreter(endian, data)?.unwrap_or_default();
                 interpreter = Some(String::from_utf8_lossy(path).into_owned());
             }
-            elf::PT_DYNAMIC => dynamic = segment.dynamic(endian, data)?,
+            elf::PT_DYNAMIC => {
+                check_segment_size(segment, endian, "PT_DYNAMIC", MAX_DYNAMIC_SIZE)?;
+                dynamic = segment.dynamic(endian, data)?;
+            }
             elf::PT_LOAD => {
                 let offset: u64 = segment.p_offset(endian).into();
                 let file_size: u64 = segment.p_filesz(endian).into();
@@ -274,7 +328,7 @@ where
         for name_offset in needed_offsets {
             let name = strtab_offset
                 .and_then(|base| base.checked_add(name_offset))
-                .and_then(|start| c_string_at(data, start))
+                .and_then(|start| c_string_at(data, start, file_len))
                 .unwrap_or_else(|| format!("<unreadable name at string offset {name_offset}>"));
             needed.push(name);
         }
@@ -311,10 +365,10 @@ fn file_offset<P: ProgramHeader<Endian = Endianness>>(
         })
 }
 
-fn c_string_at(data: &[u8], start: u64) -> Option<String> {
-    let rest = data.get(usize::try_from(start).ok()?..)?;
-    let end = rest.iter().position(|&byte| byte == 0)?;
-    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+fn c_string_at<'data, R: ReadRef<'data>>(data: R, start: u64, file_len: u64) -> Option<String> {
+    let end = start.saturating_add(MAX_LIBRARY_NAME).min(file_len);
+    let bytes = data.read_bytes_at_until(start..end, 0).ok()?;
+    Some(String::from_utf8_lossy(bytes).into_owned())
 }
 
 #[cfg(test)]
@@ -344,6 +398,49 @@ mod tests {
             assert!(info.needed.iter().any(|lib| lib.starts_with("libc.so")));
             assert!(!info.is_static());
         }
+    }
+
+    #[test]
+    fn a_reader_gives_the_same_facts_as_the_bytes() {
+        let path = std::env::current_exe().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let from_reader = inspect_reader(std::fs::File::open(&path).unwrap()).unwrap();
+        assert_eq!(from_reader, inspect(&bytes).unwrap());
+        assert!(matches!(
+            inspect_reader(std::io::Cursor::new(b"#!/bin/sh\n")),
+            Err(ElfError::NotElf)
+        ));
+        assert!(matches!(
+            inspect_reader(std::io::Cursor::new(b"\x7fEL")),
+            Err(ElfError::NotElf)
+        ));
+    }
+
+    #[test]
+    fn an_oversized_dynamic_segment_is_refused_before_it_is_read() {
+        let mut exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let header = elf::FileHeader64::<Endianness>::parse(&*exe).unwrap();
+        let endian = header.endian().unwrap();
+        let phoff = usize::try_from(header.e_phoff(endian)).unwrap();
+        let phentsize = usize::from(header.e_phentsize(endian));
+        let index = header
+            .program_headers(endian, &*exe)
+            .unwrap()
+            .iter()
+            .position(|segment| segment.p_type(endian) == elf::PT_DYNAMIC);
+        let Some(index) = index else {
+            // A static test runner has no PT_DYNAMIC to enlarge.
+            return;
+        };
+        // p_filesz sits at offset 32 of an Elf64_Phdr.
+        let at = phoff + index * phentsize + 32;
+        exe[at..at + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        let err = inspect_reader(std::io::Cursor::new(exe)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("PT_DYNAMIC segment is 1099511627776 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

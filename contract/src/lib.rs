@@ -9,7 +9,10 @@ pub mod build_result;
 pub mod cli;
 pub mod elf;
 pub mod paths;
+pub mod registry;
+pub mod sbom;
 pub mod sideload;
+pub mod supervise;
 pub mod version;
 
 pub use paths::*;

@@ -42,8 +42,11 @@ pub const INIT_CONTAINER_COMMAND: [&str; 3] = [
     INSTALLED_BINARY_PATH,
 ];
 
-/// Supervisor image used when the operator names none.
-pub const DEFAULT_SUPERVISOR_IMAGE: &str = "openshell/supervisor:latest";
+/// Supervisor image used when the operator names none: the release of this
+/// workspace, never `latest` (a moved `latest` once broke every sandbox, and
+/// `latest` makes Kubernetes contact the registry for every pod).
+pub const DEFAULT_SUPERVISOR_IMAGE: &str =
+    concat!("openshell/supervisor:", env!("CARGO_PKG_VERSION"));
 
 /// Working directory of the workload in a sandbox.
 pub const DEFAULT_WORKDIR: &str = "/sandbox";
@@ -115,6 +118,15 @@ mod tests {
             path_under_mount("/opt/openshell/bin/", "/usr/local/bin/openshell-sandbox"),
             "/opt/openshell/bin/usr/local/bin/openshell-sandbox"
         );
+    }
+
+    #[test]
+    fn the_default_image_carries_the_workspace_version() {
+        assert_eq!(
+            DEFAULT_SUPERVISOR_IMAGE,
+            format!("openshell/supervisor:{}", env!("CARGO_PKG_VERSION"))
+        );
+        assert!(!DEFAULT_SUPERVISOR_IMAGE.ends_with(":latest"));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The supervisor image taken from what `build-image` produced, pinned by
-//! digest, so nobody copies digests by hand.
+//! digest (`REPO@sha256:...`, no tag), so nobody copies digests by hand,
+//! with the platforms it was built for.
 //!
 //! Two kinds of output name an image:
 //! - the build result JSON (`build-image --metadata-file FILE`), whose
-//!   `pushed` list holds `REPO[:TAG]@sha256:...` references;
+//!   `pushed` list holds `REPO[:TAG]@sha256:...` references and whose
+//!   `platforms` list the platforms;
 //! - the OCI image layout folder (`target/oci/supervisor`), whose
 //!   `index.json` gives the manifest digest of a tag. A layout does not say
 //!   where the image lives in a registry, so the repository comes from
@@ -13,12 +15,20 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::ImageIndex;
 use openshell_contract::DEFAULT_IMAGE_TAG;
-use openshell_contract::annotations::oci::REF_NAME;
 use openshell_contract::build_result::BuildResult;
 
 use crate::image::{ImageError, SupervisorImage};
+use crate::platform::Platform;
+
+/// The image a build output names, and the platforms it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImage {
+    /// The image, pinned by digest only.
+    pub image: SupervisorImage,
+    /// Its platforms.
+    pub platforms: Vec<Platform>,
+}
 
 /// The file every OCI image layout has at its root.
 const LAYOUT_INDEX: &str = "index.json";
@@ -118,23 +128,20 @@ pub enum BuildOutputError {
         /// The layout folder.
         dir: String,
     },
-    /// The layout's `index.json` could not be read.
-    #[error("{path}: {reason}")]
-    BadIndex {
-        /// The `index.json` path.
+    /// A platform in the build result or the layout is unreadable.
+    #[error("{path}: platform {platform:?} is not OS/ARCHITECTURE[/VARIANT]")]
+    BadPlatform {
+        /// The file.
         path: String,
-        /// What went wrong.
-        reason: String,
+        /// The text found.
+        platform: String,
     },
-    /// The tag is not in the layout.
-    #[error("{dir}: no image tagged {tag:?} in {LAYOUT_INDEX} (tags there: {available})")]
-    UnknownTag {
-        /// The layout folder.
-        dir: String,
-        /// The tag asked for.
-        tag: String,
-        /// The tags the layout has.
-        available: String,
+    /// The layout could not be read (its `index.json`, the tag, a blob);
+    /// the reason names the file.
+    #[error("{reason}")]
+    Layout {
+        /// What went wrong, and where.
+        reason: String,
     },
     /// Combining the repository and the digest gave an invalid reference.
     #[error(transparent)]
@@ -179,13 +186,13 @@ impl BuildOutput {
         })
     }
 
-    /// The digest-pinned supervisor image this output names. `repository`
-    /// is `--supervisor-image`: required for a layout, and for a build
-    /// result it picks among the pushed references.
+    /// The digest-pinned supervisor image this output names, with its
+    /// platforms. `repository` is `--supervisor-image`: required for a
+    /// layout, and for a build result it picks among the pushed references.
     pub fn image(
         &self,
         repository: Option<&SupervisorImage>,
-    ) -> Result<SupervisorImage, BuildOutputError> {
+    ) -> Result<BuiltImage, BuildOutputError> {
         match self {
             Self::ResultFile(path) => image_from_result(path, repository),
             Self::Layout { dir, tag } => image_from_layout(dir, tag, repository),
@@ -196,7 +203,7 @@ impl BuildOutput {
 fn image_from_result(
     path: &Path,
     repository: Option<&SupervisorImage>,
-) -> Result<SupervisorImage, BuildOutputError> {
+) -> Result<BuiltImage, BuildOutputError> {
     let shown = path.display().to_string();
     let bad = |reason: String| BuildOutputError::BadResultFile {
         path: shown.clone(),
@@ -222,7 +229,7 @@ fn image_from_result(
                 problem: format!("is not a valid reference: {err}"),
             }
         })?;
-        if image.is_mutable() {
+        if image.digest().is_none() {
             return Err(BuildOutputError::BadPushedReference {
                 path: shown,
                 reference: reference.clone(),
@@ -231,62 +238,129 @@ fn image_from_result(
         }
         pushed.push(image);
     }
-    let Some(repository) = repository else {
+    let mut platforms = Vec::with_capacity(result.platforms.len());
+    for built in &result.platforms {
+        platforms.push(Platform::parse(&built.platform).ok_or_else(|| {
+            BuildOutputError::BadPlatform {
+                path: shown.clone(),
+                platform: built.platform.clone(),
+            }
+        })?);
+    }
+    let chosen = match repository {
         // `pushed` is not empty, checked above.
-        return Ok(pushed.swap_remove(0));
+        None => pushed.swap_remove(0),
+        Some(repository) => pushed
+            .iter()
+            .find(|image| image.same_repository(repository))
+            .cloned()
+            .ok_or_else(|| BuildOutputError::NotPushedThere {
+                path: shown.clone(),
+                pushed: result.pushed.join(", "),
+                repository: repository.to_string(),
+            })?,
     };
-    pushed
-        .iter()
-        .find(|image| image.same_repository(repository))
-        .cloned()
-        .ok_or_else(|| BuildOutputError::NotPushedThere {
-            path: shown,
-            pushed: result.pushed.join(", "),
-            repository: repository.to_string(),
-        })
+    Ok(BuiltImage {
+        image: chosen.digest_only()?,
+        platforms,
+    })
 }
 
 fn image_from_layout(
     dir: &Path,
     tag: &str,
     repository: Option<&SupervisorImage>,
-) -> Result<SupervisorImage, BuildOutputError> {
+) -> Result<BuiltImage, BuildOutputError> {
     let shown = dir.display().to_string();
     let Some(repository) = repository else {
         return Err(BuildOutputError::LayoutNeedsRepository { dir: shown });
     };
-    if !repository.is_mutable() {
+    if repository.digest().is_some() {
         return Err(BuildOutputError::RepositoryAlreadyPinned {
             reference: repository.to_string(),
             dir: shown,
         });
     }
-    let index_path = dir.join(LAYOUT_INDEX);
-    let index = ImageIndex::from_file(&index_path).map_err(|err| BuildOutputError::BadIndex {
-        path: index_path.display().to_string(),
+    let (digest, platforms) = read_layout(dir, tag)?;
+    Ok(BuiltImage {
+        image: repository.pinned(&digest)?,
+        platforms,
+    })
+}
+
+// ---- Reading an OCI image layout. ----
+// Through the project's transport layer: the same bounded reader that
+// `build-image verify oci:...` uses, nested indexes included.
+
+/// The digest (`sha256:...`) of the image tagged `tag` in the layout `dir`,
+/// and the platforms of that image: each platform manifest's entry in its
+/// index, or its config's for a single image.
+fn read_layout(dir: &Path, tag: &str) -> Result<(String, Vec<Platform>), BuildOutputError> {
+    use openshell_transport::ImageSource as _;
+    use openshell_transport::oci_layout::OciLayoutSource;
+    use openshell_transport::source::{load_manifest, plan};
+
+    let limits = openshell_transport::ReadLimits::default();
+    let layout_error = |err: openshell_transport::TransportError| BuildOutputError::Layout {
         reason: err.to_string(),
-    })?;
-    let tag_of = |descriptor: &oci_spec::image::Descriptor| {
-        descriptor
-            .annotations()
+    };
+    let mut source = OciLayoutSource::new(dir.to_path_buf(), Some(tag.to_string()));
+    let (top, _) = source.top(&limits).map_err(layout_error)?;
+    let digest = top
+        .map(|descriptor| descriptor.digest().to_string())
+        .unwrap_or_default();
+    let shape = plan(&mut source, &limits).map_err(layout_error)?;
+    let mut platforms = Vec::new();
+    for entry in &shape.manifests {
+        let (path, os, architecture, variant) = match entry
+            .expected
             .as_ref()
-            .and_then(|annotations| annotations.get(REF_NAME).cloned())
-    };
-    let Some(descriptor) = index
-        .manifests()
-        .iter()
-        .find(|descriptor| tag_of(descriptor).as_deref() == Some(tag))
-    else {
-        let available: Vec<String> = index.manifests().iter().filter_map(tag_of).collect();
-        return Err(BuildOutputError::UnknownTag {
-            dir: shown,
-            tag: tag.to_string(),
-            available: if available.is_empty() {
-                "none".to_string()
-            } else {
-                available.join(", ")
-            },
+            .and_then(|e| e.platform().clone())
+        {
+            Some(platform) => (
+                dir.join("index.json"),
+                platform.os().to_string(),
+                platform.architecture().to_string(),
+                platform.variant().clone(),
+            ),
+            None => {
+                let manifest = load_manifest(&mut source, entry, &limits).map_err(layout_error)?;
+                let config = manifest
+                    .config
+                    .as_ref()
+                    .ok_or_else(|| BuildOutputError::Layout {
+                        reason: format!(
+                            "{}: manifest {} is not an image manifest",
+                            dir.display(),
+                            manifest.digest
+                        ),
+                    })?;
+                let parsed = config
+                    .parsed
+                    .as_ref()
+                    .map_err(|reason| BuildOutputError::Layout {
+                        reason: reason.clone(),
+                    })?;
+                (
+                    dir.join("blobs")
+                        .join(config.expected.digest().to_string().replace(':', "/")),
+                    parsed.os().to_string(),
+                    parsed.architecture().to_string(),
+                    parsed.variant().clone(),
+                )
+            }
+        };
+        if os.is_empty() || architecture.is_empty() {
+            return Err(BuildOutputError::BadPlatform {
+                path: path.display().to_string(),
+                platform: format!("{os}/{architecture}"),
+            });
+        }
+        platforms.push(Platform {
+            os,
+            architecture,
+            variant,
         });
-    };
-    Ok(repository.pinned(descriptor.digest().as_ref())?)
+    }
+    Ok((digest, platforms))
 }

@@ -22,12 +22,18 @@ pub struct SupervisorImage {
     reference: Reference,
 }
 
+impl From<RegistryError> for ImageError {
+    fn from(error: RegistryError) -> Self {
+        Self::Invalid(Box::new(error))
+    }
+}
+
 /// Why a supervisor image reference was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// The parser refused the text.
+    /// The parser refused the text (boxed: registry errors are large).
     #[error(transparent)]
-    Invalid(#[from] RegistryError),
+    Invalid(Box<RegistryError>),
     /// Pinning a reference that already carries another digest.
     #[error(
         "image reference '{reference}' is already pinned to {existing}, not {requested}: drop the digest from the reference or check which image is meant"
@@ -66,31 +72,48 @@ impl SupervisorImage {
         self.reference.digest()
     }
 
-    /// Whether the reference can point at different images over time: a tag
-    /// without a digest. Image volumes re-resolve it whenever a pod is
-    /// created, so sandboxes may run different supervisors.
+    /// Whether the reference is one operators should expect to move: no
+    /// digest, and the tag `latest`, no tag at all, or any other tag that is
+    /// not a full release version (`main`, `dev`, `1.2`). Image volumes
+    /// re-resolve a tag whenever a pod is created, so sandboxes may run
+    /// different supervisors when it moves. A release tag (`0.1.0`,
+    /// `v1.2.3-rc.1`) names one release and is not warned about.
     pub fn is_mutable(&self) -> bool {
-        self.digest().is_none()
+        self.digest().is_none() && !self.reference.tag().is_some_and(is_release_version)
     }
 
-    /// The pull policy Kubernetes picks when none is given: `Always` when the
-    /// tag is `latest` (also the tag assumed when neither tag nor digest is
-    /// given), `IfNotPresent` otherwise. This is the rule of the API server's
-    /// defaulting for both containers and image volumes, applied to the tag
-    /// only, so `repo:latest@sha256:...` also gets `Always`.
+    /// The pull policy Kubernetes picks when none is given: `IfNotPresent`
+    /// for a digest reference (the image cannot change), else `Always` when
+    /// the tag is `latest` (also the tag assumed when neither tag nor digest
+    /// is given) and `IfNotPresent` for any other tag.
     pub fn default_pull_policy(&self) -> PullPolicy {
         // oci-client's parser fills in `latest` exactly when Kubernetes'
         // does: no tag and no digest.
-        if self.reference.tag() == Some(LATEST_TAG) {
+        if self.digest().is_none() && self.reference.tag() == Some(LATEST_TAG) {
             PullPolicy::Always
         } else {
             PullPolicy::IfNotPresent
         }
     }
 
-    /// This reference pinned to `digest` (`sha256:...`): `REF@sha256:...`,
-    /// keeping the tag for people reading the pod. A reference already pinned
-    /// to the same digest is returned unchanged; another digest is an error.
+    /// The repository as written, without tag or digest
+    /// (`registry.example:5000/team/sup` for
+    /// `registry.example:5000/team/sup:1.0@sha256:...`).
+    pub fn repository_text(&self) -> &str {
+        let name = self.text.split('@').next().unwrap_or(&self.text);
+        // A tag follows the last `:` after the last `/`; a `:` before it is
+        // a registry port.
+        let last_slash = name.rfind('/').map_or(0, |at| at + 1);
+        match name[last_slash..].rfind(':') {
+            Some(colon) => &name[..last_slash + colon],
+            None => name,
+        }
+    }
+
+    /// This reference pinned to `digest` (`sha256:...`): `REPO@sha256:...`,
+    /// digest only. CRI-O 1.31.0 refuses `REPO:TAG@sha256:...` (cri-o#8603),
+    /// so the tag is dropped. A reference already pinned to the same digest
+    /// is returned as written; another digest is an error.
     pub fn pinned(&self, digest: &str) -> Result<Self, ImageError> {
         match self.digest() {
             Some(existing) if existing == digest => Ok(self.clone()),
@@ -99,7 +122,16 @@ impl SupervisorImage {
                 existing: existing.to_string(),
                 requested: digest.to_string(),
             }),
-            None => Self::parse(&format!("{}@{digest}", self.text)),
+            None => Self::parse(&format!("{}@{digest}", self.repository_text())),
+        }
+    }
+
+    /// This pinned reference without its tag (`REPO@sha256:...`), as the
+    /// driver writes pins; a reference without a digest is returned as is.
+    pub fn digest_only(&self) -> Result<Self, ImageError> {
+        match self.digest() {
+            Some(digest) => Self::parse(&format!("{}@{digest}", self.repository_text())),
+            None => Ok(self.clone()),
         }
     }
 
@@ -109,6 +141,21 @@ impl SupervisorImage {
         self.reference.registry() == other.reference.registry()
             && self.reference.repository() == other.reference.repository()
     }
+}
+
+/// Whether a tag names one release: `MAJOR.MINOR.PATCH`, optionally with a
+/// leading `v` and a `-prerelease` or `+build` suffix. Shorter tags (`1.2`,
+/// `3`) are series that move with each release.
+fn is_release_version(tag: &str) -> bool {
+    let tag = tag.strip_prefix('v').unwrap_or(tag);
+    let core = tag.split(['-', '+']).next().unwrap_or(tag);
+    let suffix = &tag[core.len()..];
+    let numbers: Vec<&str> = core.split('.').collect();
+    numbers.len() == 3
+        && numbers
+            .iter()
+            .all(|part| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit()))
+        && suffix.len() != 1
 }
 
 impl fmt::Display for SupervisorImage {
@@ -216,12 +263,21 @@ mod tests {
     }
 
     #[test]
-    fn mutability_follows_the_digest() {
+    fn mutability_follows_the_digest_and_release_tags() {
         assert!(image("openshell/supervisor:latest").is_mutable());
-        assert!(image("openshell/supervisor:1.0").is_mutable());
         assert!(image("openshell/supervisor").is_mutable());
+        assert!(image("openshell/supervisor:main").is_mutable());
+        assert!(image("openshell/supervisor:1.0").is_mutable());
+        assert!(!image("openshell/supervisor:0.1.0").is_mutable());
+        assert!(!image("openshell/supervisor:v1.2.3-rc.1").is_mutable());
+        // `+` is not allowed in tags, but the rule reads it like semver.
+        assert!(is_release_version("1.2.3+build.5"));
+        assert!(!is_release_version("1.2.3-"));
+        assert!(!is_release_version("1.2"));
+        assert!(!is_release_version("1.2.x"));
         assert!(!image(&format!("openshell/supervisor@{DIGEST}")).is_mutable());
         assert!(!image(&format!("openshell/supervisor:1.0@{DIGEST}")).is_mutable());
+        assert!(!image(openshell_contract::DEFAULT_SUPERVISOR_IMAGE).is_mutable());
     }
 
     #[test]
@@ -235,7 +291,10 @@ mod tests {
             ("openshell/supervisor:latest-rc".to_string(), IfNotPresent),
             (format!("openshell/supervisor@{DIGEST}"), IfNotPresent),
             (format!("openshell/supervisor:1.0@{DIGEST}"), IfNotPresent),
-            (format!("openshell/supervisor:latest@{DIGEST}"), Always),
+            (
+                format!("openshell/supervisor:latest@{DIGEST}"),
+                IfNotPresent,
+            ),
         ] {
             assert_eq!(image(&text).default_pull_policy(), expected, "{text}");
         }
@@ -271,15 +330,31 @@ mod tests {
     }
 
     #[test]
-    fn pinning_appends_the_digest_and_keeps_the_tag() {
-        let pinned = image("registry.example/sup:1.0").pinned(DIGEST).unwrap();
-        assert_eq!(
-            pinned.as_str(),
-            format!("registry.example/sup:1.0@{DIGEST}")
-        );
-        assert!(!pinned.is_mutable());
-        // Pinning again to the same digest changes nothing.
-        assert_eq!(pinned.pinned(DIGEST).unwrap(), pinned);
+    fn pinning_writes_the_digest_only() {
+        for (text, expected) in [
+            ("registry.example/sup:1.0", "registry.example/sup"),
+            (
+                "registry.example:5000/team/sup:1.0",
+                "registry.example:5000/team/sup",
+            ),
+            (
+                "registry.example:5000/team/sup",
+                "registry.example:5000/team/sup",
+            ),
+            ("openshell/supervisor", "openshell/supervisor"),
+            ("localhost:5000/sup:latest", "localhost:5000/sup"),
+        ] {
+            let pinned = image(text).pinned(DIGEST).unwrap();
+            assert_eq!(pinned.as_str(), format!("{expected}@{DIGEST}"), "{text}");
+            assert_eq!(pinned.reference().tag(), None, "{text}");
+            assert!(!pinned.is_mutable());
+            assert_eq!(pinned.default_pull_policy(), PullPolicy::IfNotPresent);
+            // Pinning again to the same digest changes nothing.
+            assert_eq!(pinned.pinned(DIGEST).unwrap(), pinned);
+        }
+        // A reference the operator pinned with its tag is kept as written.
+        let given = image(&format!("registry.example/sup:1.0@{DIGEST}"));
+        assert_eq!(given.pinned(DIGEST).unwrap(), given);
     }
 
     #[test]

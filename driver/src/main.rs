@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use openshell_contract::cli::{BROKEN_PIPE_EXIT, is_broken_pipe, write_stdout};
 use openshell_driver_kubernetes::config::{DriverArgs, DriverConfig};
 use openshell_driver_kubernetes::pod::{self, OutputFormat, PodRequest};
@@ -15,15 +15,16 @@ use openshell_driver_kubernetes::pod::{self, OutputFormat, PodRequest};
 ///
 /// Every command first checks the whole configuration (flags, then
 /// environment variables, then the --config file): a wrong or misspelled
-/// setting, an unusable image reference, or, with --pin-supervisor-digest,
-/// an unreachable registry or unknown tag, is an error before anything is
-/// rendered. Warnings (a mutable tag behind an image volume) are printed
-/// once, on stderr.
+/// setting, an unusable image reference, image-volume on a node whose
+/// runtime cannot mount it, a node architecture the supervisor image lacks,
+/// or, with --pin-supervisor-digest, an unreachable registry or unknown tag,
+/// is an error before anything is rendered. Warnings (a mutable tag behind
+/// an image volume) are printed once, on stderr.
 #[derive(Debug, Parser)]
 #[command(
     name = "openshell-driver-kubernetes",
     version,
-    after_help = "Examples:\n  openshell-driver-kubernetes render --sandbox-image python:3.13 -- python agent.py\n  openshell-driver-kubernetes render --supervisor-sideload-method init-container --sandbox-image alpine --format yaml\n  openshell-driver-kubernetes render --template pod.yaml --sandbox-image node:22 --name sandbox-1\n  OPENSHELL_KUBERNETES_VERSION=v1.34.2 openshell-driver-kubernetes config --json"
+    after_help = "Examples:\n  openshell-driver-kubernetes render --sandbox-image python:3.13 -- python agent.py\n  openshell-driver-kubernetes render --supervisor-sideload-method init-container --sandbox-image alpine --format yaml\n  openshell-driver-kubernetes render --template pod.yaml --sandbox-image node:22 --name sandbox-1\n  openshell-driver-kubernetes explain --kubernetes-version-json version.json --nodes-json nodes.json\n  OPENSHELL_KUBERNETES_VERSION=v1.34.2 openshell-driver-kubernetes config --json"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,6 +46,19 @@ enum Command {
     /// Check the configuration and print each setting with where it came
     /// from.
     Config(ConfigArgs),
+    /// Print the sideload plan (the method, and why, node by node; the
+    /// supervisor image and its platforms), then what to check when a
+    /// sandbox does not start: symptoms, causes and fixes.
+    ///
+    /// Give the cluster's facts: --kubernetes-version-json FILE (kubectl
+    /// version -o json) and --nodes-json FILE (kubectl get nodes -o json).
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,25 +117,21 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(err) => err.exit(),
-    };
-    let sub_matches = matches
-        .subcommand()
-        .map(|(_, sub)| sub)
-        .context("no command given")?;
-    match cli.command {
-        Command::Render(args) => render(args, sub_matches),
-        Command::Config(args) => show_config(args, sub_matches),
+    match Cli::parse().command {
+        Command::Render(args) => render(args),
+        Command::Config(args) => show_config(args),
+        Command::Explain(args) => {
+            let config = start(&args.driver)?;
+            write_stdout(&openshell_driver_kubernetes::explain::explain(&config))?;
+            Ok(())
+        }
     }
 }
 
 /// Checks the configuration, pins the image if asked, and prints the
 /// warnings: everything the driver does once, at start.
-fn start(args: &DriverArgs, matches: &ArgMatches) -> anyhow::Result<DriverConfig> {
-    let settings = args.all_settings(matches)?;
+fn start(args: &DriverArgs) -> anyhow::Result<DriverConfig> {
+    let settings = args.all_settings()?;
     let mut config = DriverConfig::resolve(settings)?;
     if config.pin_supervisor_digest.value {
         eprintln!(
@@ -133,8 +143,9 @@ fn start(args: &DriverArgs, matches: &ArgMatches) -> anyhow::Result<DriverConfig
             .build()
             .context("could not start the async runtime for the registry lookup")?;
         if let Some(pinned) = runtime.block_on(config.pin(&args.registry_options()))? {
-            eprintln!("pinned the supervisor image to {pinned}");
+            eprintln!("pinned the supervisor image to {}", pinned.image);
         }
+        config.check_platforms()?;
     }
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
@@ -142,8 +153,8 @@ fn start(args: &DriverArgs, matches: &ArgMatches) -> anyhow::Result<DriverConfig
     Ok(config)
 }
 
-fn render(args: RenderArgs, matches: &ArgMatches) -> anyhow::Result<()> {
-    let config = start(&args.driver, matches)?;
+fn render(args: RenderArgs) -> anyhow::Result<()> {
+    let config = start(&args.driver)?;
     let template = args
         .template
         .as_deref()
@@ -159,8 +170,8 @@ fn render(args: RenderArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn show_config(args: ConfigArgs, matches: &ArgMatches) -> anyhow::Result<()> {
-    let config = start(&args.driver, matches)?;
+fn show_config(args: ConfigArgs) -> anyhow::Result<()> {
+    let config = start(&args.driver)?;
     let report = config.report();
     if args.json {
         let json = serde_json::to_string_pretty(&report).context("could not write the report")?;
@@ -168,37 +179,24 @@ fn show_config(args: ConfigArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut out = String::new();
-    let mut line = |key: &str, value: &str, origin: &dyn std::fmt::Display| {
-        out.push_str(&format!("{key}: {value} ({origin})\n"));
-    };
-    line(
-        "supervisor-sideload-method",
-        &report.supervisor_sideload_method.value,
-        &report.supervisor_sideload_method.origin,
-    );
-    line(
-        "supervisor-image",
-        &report.supervisor_image.value,
-        &report.supervisor_image.origin,
-    );
-    line(
-        "supervisor-image-pull-policy",
-        &report.supervisor_image_pull_policy.value,
-        &report.supervisor_image_pull_policy.origin,
-    );
-    if let Some(version) = &report.kubernetes_version {
-        line("kubernetes-version", &version.value, &version.origin);
+    if let Some(settings) = report.as_object() {
+        for (key, setting) in settings.iter().filter(|(key, _)| *key != "warnings") {
+            let value = match &setting["value"] {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|item| {
+                        item.as_str()
+                            .map_or_else(|| item.to_string(), str::to_string)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            let origin = setting["origin"].as_str().unwrap_or_default();
+            out.push_str(&format!("{key}: {value} ({origin})\n"));
+        }
     }
-    line(
-        "pin-supervisor-digest",
-        &report.pin_supervisor_digest.value.to_string(),
-        &report.pin_supervisor_digest.origin,
-    );
-    line(
-        "image-pull-secrets",
-        &report.image_pull_secrets.value.join(","),
-        &report.image_pull_secrets.origin,
-    );
     write_stdout(&out)?;
     Ok(())
 }

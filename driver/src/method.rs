@@ -3,12 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use openshell_contract::sideload::{
-    IMAGE_VOLUME_DEFAULT_SINCE_MINOR, METHOD_IMAGE_VOLUME, METHOD_INIT_CONTAINER,
-};
+use openshell_contract::sideload::{METHOD_AUTO, METHOD_IMAGE_VOLUME, METHOD_INIT_CONTAINER};
 use serde::{Deserialize, Serialize};
-
-use crate::kubernetes_version::{KubernetesVersion, VersionError};
 
 /// The ways the driver can put the supervisor into a sandbox pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -34,26 +30,6 @@ impl SupervisorSideloadMethod {
             Self::InitContainer => METHOD_INIT_CONTAINER,
         }
     }
-
-    /// The method a cluster of this Kubernetes version supports out of the
-    /// box: image volumes are on by default from 1.35, so older clusters get
-    /// the init container (1.33 and 1.34 can run image volumes only with the
-    /// `ImageVolume` feature gate, which the operator must choose explicitly).
-    ///
-    /// Accepts what `kubectl version` and managed clusters print: `v1.34.2`,
-    /// `1.35`, `v1.33.5-gke.1`, `v1.36.0+k3s1`.
-    pub fn for_kubernetes_version(version: &str) -> Result<Self, VersionError> {
-        Ok(Self::for_parsed_version(&version.parse()?))
-    }
-
-    /// Like [`Self::for_kubernetes_version`], for an already parsed version.
-    pub fn for_parsed_version(version: &KubernetesVersion) -> Self {
-        if version.minor >= IMAGE_VOLUME_DEFAULT_SINCE_MINOR {
-            Self::ImageVolume
-        } else {
-            Self::InitContainer
-        }
-    }
 }
 
 impl fmt::Display for SupervisorSideloadMethod {
@@ -77,6 +53,7 @@ fn valid_methods() -> String {
     SupervisorSideloadMethod::ALL
         .iter()
         .map(|method| method.as_str())
+        .chain([METHOD_AUTO])
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -94,6 +71,36 @@ impl FromStr for SupervisorSideloadMethod {
             .ok_or_else(|| UnknownMethod {
                 value: text.to_string(),
             })
+    }
+}
+
+/// The method as configured: one of the methods, or `auto`, chosen from
+/// facts about the cluster (see [`crate::plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MethodChoice {
+    /// Choose from the cluster's version and nodes.
+    Auto,
+    /// This method, whatever the facts (they are still checked).
+    Method(SupervisorSideloadMethod),
+}
+
+impl fmt::Display for MethodChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str(METHOD_AUTO),
+            Self::Method(method) => method.fmt(f),
+        }
+    }
+}
+
+impl FromStr for MethodChoice {
+    type Err = UnknownMethod;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == METHOD_AUTO {
+            return Ok(Self::Auto);
+        }
+        text.parse().map(Self::Method)
     }
 }
 
@@ -145,7 +152,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown supervisor sideload method \"imagevolume\" (expected one of: image-volume, init-container)"
+            "unknown supervisor sideload method \"imagevolume\" (expected one of: image-volume, init-container, auto)"
         );
         let err = "Image-Volume"
             .parse::<SupervisorSideloadMethod>()
@@ -156,34 +163,16 @@ mod tests {
     }
 
     #[test]
-    fn version_rule_at_each_minor() {
-        use SupervisorSideloadMethod::{ImageVolume, InitContainer};
-        for (version, expected) in [
-            ("1.33", InitContainer),
-            ("v1.33.0", InitContainer),
-            ("v1.33.5-gke.1", InitContainer),
-            ("1.34", InitContainer),
-            ("v1.34.2", InitContainer),
-            ("v1.34.2-eks-036c24b", InitContainer),
-            ("1.35", ImageVolume),
-            ("v1.35.0", ImageVolume),
-            ("v1.35.1-gke.1", ImageVolume),
-            ("1.36", ImageVolume),
-            ("v1.36.0+k3s1", ImageVolume),
-            ("v1.36.3", ImageVolume),
-            ("v1.28.9", InitContainer),
-        ] {
-            assert_eq!(
-                SupervisorSideloadMethod::for_kubernetes_version(version),
-                Ok(expected),
-                "{version}"
-            );
-        }
-    }
-
-    #[test]
-    fn malformed_version_is_an_error() {
-        let err = SupervisorSideloadMethod::for_kubernetes_version("latest").unwrap_err();
-        assert!(err.to_string().contains("\"latest\""), "{err}");
+    fn auto_is_a_choice_but_not_a_method() {
+        assert_eq!("auto".parse::<MethodChoice>(), Ok(MethodChoice::Auto));
+        assert_eq!(
+            "init-container".parse::<MethodChoice>(),
+            Ok(MethodChoice::Method(
+                SupervisorSideloadMethod::InitContainer
+            ))
+        );
+        assert!("auto".parse::<SupervisorSideloadMethod>().is_err());
+        assert!("Auto".parse::<MethodChoice>().is_err());
+        assert_eq!(MethodChoice::Auto.to_string(), "auto");
     }
 }

@@ -63,7 +63,7 @@ pub enum PodError {
     },
     /// The sandbox image reference is invalid.
     #[error("--sandbox-image: {0}")]
-    SandboxImage(openshell_registry::RegistryError),
+    SandboxImage(Box<openshell_registry::RegistryError>),
     /// No agent image anywhere.
     #[error(
         "the agent container {path} has no image: pass --sandbox-image IMAGE (or set its image in the template)"
@@ -250,7 +250,8 @@ fn set_agent(spec: &mut Value, request: &PodRequest) -> Result<(), PodError> {
         });
     };
     if let Some(image) = &request.sandbox_image {
-        openshell_registry::parse_reference(image).map_err(PodError::SandboxImage)?;
+        openshell_registry::parse_reference(image)
+            .map_err(|err| PodError::SandboxImage(Box::new(err)))?;
         agent.insert("image".to_string(), json!(image));
     }
     if !agent.get("image").is_some_and(Value::is_string) {

@@ -18,6 +18,17 @@ use serde_json::{Map, Value, json};
 
 use crate::image::{PullPolicy, SupervisorImage};
 use crate::method::SupervisorSideloadMethod;
+use crate::security::{
+    INIT_CONTAINER_UID, INIT_CPU_REQUEST, INIT_MEMORY_LIMIT, INIT_MEMORY_REQUEST,
+    RUN_AS_CAPABILITIES, SecurityProfile,
+};
+
+/// Fields of the driver's init container a template may set: the
+/// template's value replaces the driver's as a whole, so a cluster policy
+/// that needs another user (or none: OpenShift assigns one) or other
+/// resources can have them, and rendering the rendered pod again changes
+/// nothing. Any other field of the driver's that differs is a conflict.
+pub const INIT_CONTAINER_TEMPLATE_FIELDS: [&str; 2] = ["securityContext", "resources"];
 
 /// `terminationMessagePolicy` of the agent container: when the supervisor
 /// fails before writing a termination message, the tail of its log becomes
@@ -36,6 +47,8 @@ pub struct Sideload {
     /// Pull secrets added to the pod (image volumes are pulled with the
     /// pod's pull secrets, so a private supervisor image needs them).
     pub image_pull_secrets: Vec<String>,
+    /// How much hardening the pod gets.
+    pub security: SecurityProfile,
 }
 
 /// Why the sideload could not be applied to a pod spec.
@@ -115,6 +128,31 @@ pub enum SideloadError {
         /// The container's name.
         container: String,
     },
+    /// The template drops a capability the supervisor needs.
+    #[error(
+        "{path} drops {capability}, which the supervisor needs to start the workload as UID {uid} (--run-as); add {capability} to {add_path} (the supervisor needs {needed}), or drop runAsUser from the template"
+    )]
+    CapabilityDropped {
+        /// Where the drop list is.
+        path: String,
+        /// Where the add list goes.
+        add_path: String,
+        /// The capability.
+        capability: String,
+        /// The workload's user.
+        uid: i64,
+        /// All the supervisor needs.
+        needed: String,
+    },
+    /// The template's fields for the init container contradict each other
+    /// or what `copy-self` needs.
+    #[error("{path}: {problem}")]
+    InitContainerSecurity {
+        /// The field at fault.
+        path: String,
+        /// What is wrong and what was expected.
+        problem: String,
+    },
     /// `runAsNonRoot: true` forbids the supervisor's UID 0.
     #[error(
         "{path} is true, but the supervisor must start as UID 0 (it starts the workload as the template's runAsUser itself, with --run-as); remove runAsNonRoot from the template"
@@ -169,20 +207,56 @@ impl Sideload {
     }
 
     /// The init container of the init-container method: `copy-self` from the
-    /// supervisor image into the volume, as UID 0, read-write.
-    pub fn init_container(&self) -> Option<Value> {
-        match self.method {
-            SupervisorSideloadMethod::ImageVolume => None,
-            SupervisorSideloadMethod::InitContainer => Some(json!({
-                "name": INIT_CONTAINER_NAME,
-                "image": self.image.as_str(),
-                "imagePullPolicy": self.pull_policy.as_str(),
-                "command": INIT_CONTAINER_COMMAND,
-                "securityContext": { "runAsUser": 0 },
-                "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
-                "volumeMounts": [{ "name": VOLUME_NAME, "mountPath": MOUNT_PATH }],
-            })),
+    /// supervisor image into the volume. Hardened, it runs as `pod_user`
+    /// (the pod's non-root `runAsUser` and `runAsGroup`) or else
+    /// [`INIT_CONTAINER_UID`], and meets Pod Security "restricted"; with
+    /// no hardening it runs as UID 0.
+    pub fn init_container(&self, pod_user: Option<(i64, Option<i64>)>) -> Option<Value> {
+        if self.method == SupervisorSideloadMethod::ImageVolume {
+            return None;
         }
+        let (security_context, resources) = match self.security {
+            SecurityProfile::Hardened => {
+                let (uid, gid) = pod_user.unwrap_or((INIT_CONTAINER_UID, None));
+                let gid = gid.filter(|&gid| gid != 0).unwrap_or(uid);
+                (
+                    json!({
+                        "runAsUser": uid,
+                        "runAsGroup": gid,
+                        "runAsNonRoot": true,
+                        "allowPrivilegeEscalation": false,
+                        "readOnlyRootFilesystem": true,
+                        "capabilities": { "drop": ["ALL"] },
+                    }),
+                    Some(json!({
+                        "requests": { "cpu": INIT_CPU_REQUEST, "memory": INIT_MEMORY_REQUEST },
+                        "limits": { "memory": INIT_MEMORY_LIMIT },
+                    })),
+                )
+            }
+            SecurityProfile::None => (json!({ "runAsUser": 0 }), None),
+        };
+        let mut container = json!({
+            "name": INIT_CONTAINER_NAME,
+            "image": self.image.as_str(),
+            "imagePullPolicy": self.pull_policy.as_str(),
+            "command": INIT_CONTAINER_COMMAND,
+            "securityContext": security_context,
+        });
+        if let (Some(resources), Value::Object(map)) = (resources, &mut container) {
+            map.insert("resources".to_string(), resources);
+        }
+        if let Value::Object(map) = &mut container {
+            map.insert(
+                "terminationMessagePolicy".to_string(),
+                json!(TERMINATION_MESSAGE_POLICY),
+            );
+            map.insert(
+                "volumeMounts".to_string(),
+                json!([{ "name": VOLUME_NAME, "mountPath": MOUNT_PATH }]),
+            );
+        }
+        Some(container)
     }
 
     /// The agent container's mount of the volume: read-only, for both
@@ -211,7 +285,14 @@ impl Sideload {
         let agent_index = agent_index(spec)?;
 
         self.add_volume(spec)?;
-        self.add_init_container(spec)?;
+        let init_user = pod_user
+            .run_as_user
+            .filter(|&uid| uid != 0)
+            .map(|uid| (uid, pod_user.run_as_group));
+        self.add_init_container(spec, init_user)?;
+        if self.security == SecurityProfile::Hardened {
+            harden_pod(spec)?;
+        }
 
         let path = format!("spec.containers[{agent_index}]");
         let agent = spec
@@ -220,7 +301,7 @@ impl Sideload {
             .and_then(|list| list.get_mut(agent_index))
             .ok_or(SideloadError::NoContainers)?;
         let agent = as_object_mut(agent, &path)?;
-        prepare_agent(agent, &path, &pod_user)?;
+        prepare_agent(agent, &path, &pod_user, self.security)?;
 
         self.add_pull_secrets(spec)
     }
@@ -243,8 +324,12 @@ impl Sideload {
         }
     }
 
-    fn add_init_container(&self, spec: &mut Map<String, Value>) -> Result<(), SideloadError> {
-        let Some(expected) = self.init_container() else {
+    fn add_init_container(
+        &self,
+        spec: &mut Map<String, Value>,
+        pod_user: Option<(i64, Option<i64>)>,
+    ) -> Result<(), SideloadError> {
+        let Some(expected) = self.init_container(pod_user) else {
             if let Some(list) = array_field(spec, "initContainers", "spec.initContainers")?
                 && let Some(index) = find_named(list, INIT_CONTAINER_NAME, "spec.initContainers")?
             {
@@ -256,12 +341,13 @@ impl Sideload {
         };
         let list = array_field_or_insert(spec, "initContainers", "spec.initContainers")?;
         match find_named(list, INIT_CONTAINER_NAME, "spec.initContainers")? {
-            Some(index) if list[index] == expected => Ok(()),
-            Some(index) => Err(SideloadError::InitContainerConflict {
-                path: format!("spec.initContainers[{index}]"),
-                found: list[index].to_string(),
-                expected: expected.to_string(),
-            }),
+            Some(index) => {
+                let path = format!("spec.initContainers[{index}]");
+                let merged = merge_init_container(&list[index], &expected, &path)?;
+                check_init_security(&merged, &path)?;
+                list[index] = merged;
+                Ok(())
+            }
             None => {
                 // First, so that any other init container already finds the
                 // supervisor in place.
@@ -283,6 +369,125 @@ impl Sideload {
         }
         Ok(())
     }
+}
+
+/// The template's init container of the driver's name, merged with the one
+/// the driver needs: the template's [`INIT_CONTAINER_TEMPLATE_FIELDS`] win,
+/// fields the driver does not write are kept, and any other field the
+/// driver writes that differs is a conflict.
+fn merge_init_container(
+    found: &Value,
+    expected: &Value,
+    path: &str,
+) -> Result<Value, SideloadError> {
+    let conflict = || SideloadError::InitContainerConflict {
+        path: path.to_string(),
+        found: found.to_string(),
+        expected: expected.to_string(),
+    };
+    let (Some(found_map), Some(expected_map)) = (found.as_object(), expected.as_object()) else {
+        return Err(conflict());
+    };
+    let mut merged = expected_map.clone();
+    for (key, value) in found_map {
+        match key.as_str() {
+            field if INIT_CONTAINER_TEMPLATE_FIELDS.contains(&field) => {
+                if !value.is_object() {
+                    return Err(wrong_type(&format!("{path}.{field}"), value, "an object"));
+                }
+                merged.insert(key.clone(), value.clone());
+            }
+            _ => match expected_map.get(key) {
+                Some(mine) if mine == value => {}
+                Some(_) => return Err(conflict()),
+                None => {
+                    merged.insert(key.clone(), value.clone());
+                }
+            },
+        }
+    }
+    Ok(Value::Object(merged))
+}
+
+/// What `copy-self` cannot run with, or what Kubernetes refuses outright:
+/// a non-root rule contradicted by UID 0.
+fn check_init_security(container: &Value, path: &str) -> Result<(), SideloadError> {
+    let context = container.get("securityContext");
+    let field = |name: &str| context.and_then(|context| context.get(name));
+    if field("runAsNonRoot") == Some(&json!(true)) && field("runAsUser") == Some(&json!(0)) {
+        return Err(SideloadError::InitContainerSecurity {
+            path: format!("{path}.securityContext.runAsUser"),
+            problem: "is 0 while runAsNonRoot is true, which Kubernetes refuses to start; set a non-root runAsUser, or leave runAsNonRoot out to run copy-self as root".to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Pod-level hardening: the runtime's default seccomp filter, unless the
+/// template chose a profile.
+fn harden_pod(spec: &mut Map<String, Value>) -> Result<(), SideloadError> {
+    let context = object_field_or_insert(spec, "securityContext", "spec.securityContext")?;
+    if context.get("seccompProfile").is_none_or(Value::is_null) {
+        context.insert(
+            "seccompProfile".to_string(),
+            json!({ "type": "RuntimeDefault" }),
+        );
+    }
+    Ok(())
+}
+
+/// Agent hardening: no privilege escalation and no capabilities beyond
+/// those the supervisor needs (`needed`), unless the template set them; a
+/// template that drops what the supervisor needs is refused.
+fn harden_agent(
+    context: &mut Map<String, Value>,
+    context_path: &str,
+    workload_user: Option<i64>,
+) -> Result<(), SideloadError> {
+    let needed: &[&str] = if workload_user.is_some() {
+        &RUN_AS_CAPABILITIES
+    } else {
+        &[]
+    };
+    if context
+        .get("allowPrivilegeEscalation")
+        .is_none_or(Value::is_null)
+    {
+        context.insert("allowPrivilegeEscalation".to_string(), json!(false));
+    }
+    let capabilities_path = format!("{context_path}.capabilities");
+    match object_field(context, "capabilities", &capabilities_path)? {
+        None => {
+            let mut capabilities = Map::new();
+            capabilities.insert("drop".to_string(), json!(["ALL"]));
+            if !needed.is_empty() {
+                capabilities.insert("add".to_string(), json!(needed));
+            }
+            context.insert("capabilities".to_string(), Value::Object(capabilities));
+        }
+        Some(capabilities) => {
+            let drop_path = format!("{capabilities_path}.drop");
+            let add_path = format!("{capabilities_path}.add");
+            let drop = string_list(capabilities, "drop", &drop_path)?.unwrap_or_default();
+            let add = string_list(capabilities, "add", &add_path)?.unwrap_or_default();
+            let normal = |name: &str| name.trim_start_matches("CAP_").to_ascii_uppercase();
+            let drops_all = drop.iter().any(|name| normal(name) == "ALL");
+            for capability in needed {
+                let dropped = drops_all || drop.iter().any(|name| normal(name) == *capability);
+                let added = add.iter().any(|name| normal(name) == *capability);
+                if let (true, false, Some(uid)) = (dropped, added, workload_user) {
+                    return Err(SideloadError::CapabilityDropped {
+                        path: drop_path,
+                        add_path,
+                        capability: (*capability).to_string(),
+                        uid,
+                        needed: needed.join(", "),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The pod-level user settings that matter to the agent container.
@@ -321,6 +526,7 @@ fn prepare_agent(
     agent: &mut Map<String, Value>,
     path: &str,
     pod_user: &PodUser,
+    security: SecurityProfile,
 ) -> Result<(), SideloadError> {
     let name = agent
         .get("name")
@@ -420,6 +626,16 @@ fn prepare_agent(
 
     let context = object_field_or_insert(agent, "securityContext", &context_path)?;
     context.insert("runAsUser".to_string(), json!(0));
+    if security == SecurityProfile::Hardened {
+        // An agent already wrapped carries its --run-as in its command.
+        let run_as = if already_wrapped {
+            wrapped_run_as(agent)
+        } else {
+            workload_user
+        };
+        let context = object_field_or_insert(agent, "securityContext", &context_path)?;
+        harden_agent(context, &context_path, run_as)?;
+    }
     agent.insert(
         "terminationMessagePolicy".to_string(),
         json!(TERMINATION_MESSAGE_POLICY),
@@ -431,6 +647,22 @@ fn prepare_agent(
         mounts.push(expected);
     }
     Ok(())
+}
+
+/// The user of `--run-as UID[:GID]` in an already wrapped agent's command.
+fn wrapped_run_as(agent: &Map<String, Value>) -> Option<i64> {
+    let command = agent.get("command")?.as_array()?;
+    let mut words = command.iter().filter_map(Value::as_str);
+    while let Some(word) = words.next() {
+        if word == "--" {
+            return None;
+        }
+        if word == "--run-as" {
+            let value = words.next()?;
+            return value.split(':').next()?.parse().ok();
+        }
+    }
+    None
 }
 
 /// Refuses any mount at the supervisor's mount path (other than exactly the

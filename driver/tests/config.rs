@@ -8,20 +8,34 @@
 
 mod common;
 
-use common::{config_json, render_json, run_err, run_ok};
+use common::{config_json, data, render_json, run_err, run_ok};
 use openshell_contract::sideload::{
-    ENV_DRIVER_CONFIG, ENV_IMAGE_PULL_SECRETS, ENV_KUBERNETES_VERSION, ENV_SUPERVISOR_IMAGE,
-    ENV_SUPERVISOR_IMAGE_PULL_POLICY, ENV_SUPERVISOR_SIDELOAD_METHOD,
+    ENV_DRIVER_CONFIG, ENV_IMAGE_PULL_SECRETS, ENV_KUBERNETES_VERSION, ENV_SECURITY_PROFILE,
+    ENV_SUPERVISOR_IMAGE, ENV_SUPERVISOR_IMAGE_PULL_POLICY, ENV_SUPERVISOR_SIDELOAD_METHOD,
 };
-use openshell_driver_kubernetes::config::{ConfigFile, Origin, RawSettings, Setting};
-use openshell_driver_kubernetes::{DriverConfig, PullPolicy, SupervisorSideloadMethod};
+use openshell_driver_kubernetes::config::{Origin, RawSettings, Setting};
+use openshell_driver_kubernetes::settings::{self, RawValue, load_config_file};
+use openshell_driver_kubernetes::{
+    DriverConfig, PullPolicy, SecurityProfile, SupervisorSideloadMethod,
+};
 
-fn flag(name: &'static str, value: &str) -> Option<Setting<String>> {
-    Some(Setting::new(value.to_string(), Origin::Flag(name)))
+/// Raw settings built from `(declaration, value, origin)` triples.
+macro_rules! raw {
+    ($($declaration:ident = $value:expr, $origin:expr;)*) => {
+        RawSettings::default()$(.with(&settings::$declaration, $value, $origin))*
+    };
 }
 
-fn env(name: &'static str, value: &str) -> Option<Setting<String>> {
-    Some(Setting::new(value.to_string(), Origin::Env(name)))
+fn text(value: &str) -> RawValue {
+    RawValue::Text(value.to_string())
+}
+
+fn flag(name: &'static str) -> Origin {
+    Origin::Flag(name)
+}
+
+fn env(name: &'static str) -> Origin {
+    Origin::Env(name)
 }
 
 fn resolve_err(raw: RawSettings) -> String {
@@ -32,33 +46,30 @@ fn resolve_err(raw: RawSettings) -> String {
 
 #[test]
 fn unknown_method_from_the_environment_names_the_variable() {
-    let err = resolve_err(RawSettings {
-        supervisor_sideload_method: env(ENV_SUPERVISOR_SIDELOAD_METHOD, "image_volume"),
-        ..Default::default()
+    let err = resolve_err(raw! {
+    SUPERVISOR_SIDELOAD_METHOD = text("image_volume"), env(ENV_SUPERVISOR_SIDELOAD_METHOD);
     });
     assert_eq!(
         err,
-        "OPENSHELL_SUPERVISOR_SIDELOAD_METHOD: unknown supervisor sideload method \"image_volume\" (expected one of: image-volume, init-container)"
+        "OPENSHELL_SUPERVISOR_SIDELOAD_METHOD: unknown supervisor sideload method \"image_volume\" (expected one of: image-volume, init-container, auto)"
     );
 }
 
 #[test]
 fn unknown_method_from_a_flag_names_the_flag() {
-    let err = resolve_err(RawSettings {
-        supervisor_sideload_method: flag("supervisor-sideload-method", "initcontainer"),
-        ..Default::default()
+    let err = resolve_err(raw! {
+    SUPERVISOR_SIDELOAD_METHOD = text("initcontainer"), flag("supervisor-sideload-method");
     });
     assert_eq!(
         err,
-        "--supervisor-sideload-method: unknown supervisor sideload method \"initcontainer\" (expected one of: image-volume, init-container)"
+        "--supervisor-sideload-method: unknown supervisor sideload method \"initcontainer\" (expected one of: image-volume, init-container, auto)"
     );
 }
 
 #[test]
 fn malformed_kubernetes_version_is_refused() {
-    let err = resolve_err(RawSettings {
-        kubernetes_version: flag("kubernetes-version", "v1.thirty-five"),
-        ..Default::default()
+    let err = resolve_err(raw! {
+    KUBERNETES_VERSION = text("v1.thirty-five"), flag("kubernetes-version");
     });
     assert_eq!(
         err,
@@ -68,9 +79,8 @@ fn malformed_kubernetes_version_is_refused() {
 
 #[test]
 fn unknown_pull_policy_is_refused() {
-    let err = resolve_err(RawSettings {
-        supervisor_image_pull_policy: env(ENV_SUPERVISOR_IMAGE_PULL_POLICY, "IfNotPresnt"),
-        ..Default::default()
+    let err = resolve_err(raw! {
+    SUPERVISOR_IMAGE_PULL_POLICY = text("IfNotPresnt"), env(ENV_SUPERVISOR_IMAGE_PULL_POLICY);
     });
     assert_eq!(
         err,
@@ -80,9 +90,8 @@ fn unknown_pull_policy_is_refused() {
 
 #[test]
 fn invalid_image_reference_is_refused() {
-    let err = resolve_err(RawSettings {
-        supervisor_image: flag("supervisor-image", "OpenShell/Supervisor:latest"),
-        ..Default::default()
+    let err = resolve_err(raw! {
+    SUPERVISOR_IMAGE = text("OpenShell/Supervisor:latest"), flag("supervisor-image");
     });
     assert!(
         err.starts_with(
@@ -98,9 +107,8 @@ fn invalid_image_reference_is_refused() {
 
 #[test]
 fn image_reference_with_a_truncated_digest_is_refused() {
-    let err = resolve_err(RawSettings {
-        supervisor_image: env(ENV_SUPERVISOR_IMAGE, "openshell/supervisor@sha256:9f86d0"),
-        ..Default::default()
+    let err = resolve_err(raw! {
+    SUPERVISOR_IMAGE = text("openshell/supervisor@sha256:9f86d0"), env(ENV_SUPERVISOR_IMAGE);
     });
     assert!(
         err.starts_with(
@@ -112,12 +120,8 @@ fn image_reference_with_a_truncated_digest_is_refused() {
 
 #[test]
 fn invalid_pull_secret_name_is_refused() {
-    let err = resolve_err(RawSettings {
-        image_pull_secrets: Some(Setting::new(
-            vec!["ok".into(), "Bad_Name".into()],
-            Origin::Env(ENV_IMAGE_PULL_SECRETS),
-        )),
-        ..Default::default()
+    let err = resolve_err(raw! {
+    IMAGE_PULL_SECRETS = RawValue::List(vec!["ok".into(), "Bad_Name".into()]), env(ENV_IMAGE_PULL_SECRETS);
     });
     assert_eq!(
         err,
@@ -127,12 +131,8 @@ fn invalid_pull_secret_name_is_refused() {
 
 #[test]
 fn empty_pull_secret_name_is_refused() {
-    let err = resolve_err(RawSettings {
-        image_pull_secrets: Some(Setting::new(
-            vec![String::new()],
-            Origin::Flag("image-pull-secret"),
-        )),
-        ..Default::default()
+    let err = resolve_err(raw! {
+    IMAGE_PULL_SECRETS = RawValue::List(vec![String::new()]), flag("image-pull-secret");
     });
     assert_eq!(
         err,
@@ -142,10 +142,9 @@ fn empty_pull_secret_name_is_refused() {
 
 #[test]
 fn image_volume_on_a_cluster_without_image_volumes_is_refused() {
-    let err = resolve_err(RawSettings {
-        supervisor_sideload_method: flag("supervisor-sideload-method", "image-volume"),
-        kubernetes_version: env(ENV_KUBERNETES_VERSION, "v1.30.4"),
-        ..Default::default()
+    let err = resolve_err(raw! {
+    SUPERVISOR_SIDELOAD_METHOD = text("image-volume"), flag("supervisor-sideload-method");
+    KUBERNETES_VERSION = text("v1.30.4"), env(ENV_KUBERNETES_VERSION);
     });
     assert_eq!(
         err,
@@ -163,53 +162,100 @@ fn defaults() {
         SupervisorSideloadMethod::ImageVolume
     );
     assert_eq!(config.sideload_method.origin, Origin::Default);
+    // The release of this workspace, not latest: no registry round trip
+    // per pod, and nothing that moves under running sandboxes.
     assert_eq!(
         config.supervisor_image.value.as_str(),
-        "openshell/supervisor:latest"
+        format!("openshell/supervisor:{}", env!("CARGO_PKG_VERSION"))
     );
-    // Kubernetes' rule for :latest, written out explicitly.
-    assert_eq!(config.pull_policy().value, PullPolicy::Always);
+    assert_eq!(config.pull_policy().value, PullPolicy::IfNotPresent);
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
     assert!(!config.pin_supervisor_digest.value);
     assert!(config.image_pull_secrets.value.is_empty());
+    assert_eq!(config.security_profile.value, SecurityProfile::Hardened);
+    assert_eq!(config.security_profile.origin, Origin::Default);
 }
 
 #[test]
-fn the_kubernetes_version_picks_the_method_when_none_is_given() {
-    for (version, expected) in [
-        ("v1.33.1", SupervisorSideloadMethod::InitContainer),
-        ("1.34", SupervisorSideloadMethod::InitContainer),
-        ("v1.35.0-gke.1", SupervisorSideloadMethod::ImageVolume),
-        ("v1.36.0+k3s1", SupervisorSideloadMethod::ImageVolume),
-    ] {
-        let config = DriverConfig::resolve(RawSettings {
-            kubernetes_version: flag("kubernetes-version", version),
-            ..Default::default()
+fn a_digest_reference_gets_if_not_present_unless_a_policy_is_set() {
+    let digest = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let config = DriverConfig::resolve(raw! {
+        SUPERVISOR_IMAGE = text(&format!("registry.example/sup:latest@{digest}")), flag("supervisor-image");
+    })
+    .unwrap();
+    assert_eq!(config.pull_policy().value, PullPolicy::IfNotPresent);
+    // The tag form the operator wrote is kept.
+    assert_eq!(
+        config.supervisor_image.value.as_str(),
+        format!("registry.example/sup:latest@{digest}")
+    );
+    let config = DriverConfig::resolve(raw! {
+        SUPERVISOR_IMAGE = text(&format!("registry.example/sup@{digest}")), flag("supervisor-image");
+        SUPERVISOR_IMAGE_PULL_POLICY = text("Always"), env(ENV_SUPERVISOR_IMAGE_PULL_POLICY);
+    })
+    .unwrap();
+    assert_eq!(config.pull_policy().value, PullPolicy::Always);
+}
+
+#[test]
+fn an_unknown_security_profile_is_refused() {
+    let err = resolve_err(raw! {
+        SECURITY_PROFILE = text("restricted"), env(ENV_SECURITY_PROFILE);
+    });
+    assert_eq!(
+        err,
+        "OPENSHELL_SECURITY_PROFILE: unknown security profile \"restricted\" (expected one of: hardened, none)"
+    );
+}
+
+#[test]
+fn a_version_alone_means_auto_and_auto_needs_the_nodes_for_image_volumes() {
+    // Without the nodes, no runtime is known to mount image volumes, so
+    // auto stays with the init container whatever the version.
+    for version in ["v1.33.1", "1.34", "v1.35.0-gke.1", "v1.36.0+k3s1"] {
+        let config = DriverConfig::resolve(raw! {
+            KUBERNETES_VERSION = text(version), flag("kubernetes-version");
         })
         .unwrap();
-        assert_eq!(config.sideload_method.value, expected, "{version}");
+        assert_eq!(
+            config.sideload_method.value,
+            SupervisorSideloadMethod::InitContainer,
+            "{version}"
+        );
+        assert_eq!(
+            config.sideload_method.origin.to_string(),
+            "chosen by auto (the default with cluster facts): not every fact says image volumes work"
+        );
         assert!(
             config
-                .sideload_method
-                .origin
-                .to_string()
-                .starts_with("chosen for Kubernetes v1."),
-            "{}",
-            config.sideload_method.origin
+                .plan
+                .reasons
+                .iter()
+                .any(|reason| reason.starts_with("nodes: unknown")),
+            "{:?}",
+            config.plan.reasons
         );
     }
 }
 
 #[test]
+fn auto_without_any_fact_is_refused() {
+    let err = resolve_err(raw! {
+        SUPERVISOR_SIDELOAD_METHOD = text("auto"), flag("supervisor-sideload-method");
+    });
+    assert_eq!(
+        err,
+        "--supervisor-sideload-method asks for auto, but no facts about the cluster were given: pass --kubernetes-version-json FILE (kubectl version -o json) and --nodes-json FILE (kubectl get nodes -o json), or choose image-volume or init-container"
+    );
+}
+
+#[test]
 fn an_explicit_method_wins_over_the_version_and_is_warned_about_when_gated() {
-    let config = DriverConfig::resolve(RawSettings {
-        supervisor_sideload_method: flag("supervisor-sideload-method", "image-volume"),
-        kubernetes_version: flag("kubernetes-version", "v1.34.2"),
-        supervisor_image: flag(
-            "supervisor-image",
-            "openshell/supervisor@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        ),
-        ..Default::default()
-    })
+    let config = DriverConfig::resolve(raw! {
+SUPERVISOR_SIDELOAD_METHOD = text("image-volume"), flag("supervisor-sideload-method");
+KUBERNETES_VERSION = text("v1.34.2"), flag("kubernetes-version");
+SUPERVISOR_IMAGE = text("openshell/supervisor@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"), flag("supervisor-image");
+})
     .unwrap();
     assert_eq!(
         config.sideload_method.value,
@@ -221,10 +267,9 @@ fn an_explicit_method_wins_over_the_version_and_is_warned_about_when_gated() {
             "--supervisor-sideload-method chooses image-volume on Kubernetes v1.34.2 (--kubernetes-version): image volumes are off by default before 1.35, so the ImageVolume feature gate must be on for the API server and every kubelet; otherwise use init-container"
         ]
     );
-    let config = DriverConfig::resolve(RawSettings {
-        supervisor_sideload_method: flag("supervisor-sideload-method", "init-container"),
-        kubernetes_version: flag("kubernetes-version", "v1.36.0"),
-        ..Default::default()
+    let config = DriverConfig::resolve(raw! {
+    SUPERVISOR_SIDELOAD_METHOD = text("init-container"), flag("supervisor-sideload-method");
+    KUBERNETES_VERSION = text("v1.36.0"), flag("kubernetes-version");
     })
     .unwrap();
     assert_eq!(
@@ -235,33 +280,26 @@ fn an_explicit_method_wins_over_the_version_and_is_warned_about_when_gated() {
 
 #[test]
 fn a_mutable_tag_behind_an_image_volume_is_warned_about() {
-    let config = DriverConfig::resolve(RawSettings {
-        supervisor_image: env(ENV_SUPERVISOR_IMAGE, "registry.example/sup:1.0"),
-        ..Default::default()
+    let config = DriverConfig::resolve(raw! {
+    SUPERVISOR_IMAGE = text("registry.example/sup:1.0"), env(ENV_SUPERVISOR_IMAGE);
     })
     .unwrap();
     assert_eq!(
         config.warnings(),
         [
-            "the supervisor image registry.example/sup:1.0 (OPENSHELL_SUPERVISOR_IMAGE) is a mutable tag behind an image volume: Kubernetes resolves it again whenever a sandbox pod is created, so sandboxes can silently run different supervisors if the tag moves; pass --pin-supervisor-digest (OPENSHELL_PIN_SUPERVISOR_DIGEST=true) or a REPO@sha256:... reference"
+            "the supervisor image registry.example/sup:1.0 (OPENSHELL_SUPERVISOR_IMAGE) is a mutable tag behind an image volume: Kubernetes resolves it again whenever a sandbox pod is created, so sandboxes can silently run different supervisors if the tag moves; pass --pin-supervisor-digest (OPENSHELL_PIN_SUPERVISOR_DIGEST=true), a release tag or a REPO@sha256:... reference"
         ]
     );
     // Not for a digest, not for the init container, not when pinning.
     for raw in [
-        RawSettings {
-            supervisor_image: env(
-                ENV_SUPERVISOR_IMAGE,
-                "registry.example/sup:1.0@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-            ),
-            ..Default::default()
+        raw! {
+        SUPERVISOR_IMAGE = text("registry.example/sup:1.0@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"), env(ENV_SUPERVISOR_IMAGE);
         },
-        RawSettings {
-            supervisor_sideload_method: env(ENV_SUPERVISOR_SIDELOAD_METHOD, "init-container"),
-            ..Default::default()
+        raw! {
+        SUPERVISOR_SIDELOAD_METHOD = text("init-container"), env(ENV_SUPERVISOR_SIDELOAD_METHOD);
         },
-        RawSettings {
-            pin_supervisor_digest: Some(Setting::new(true, Origin::Flag("pin-supervisor-digest"))),
-            ..Default::default()
+        raw! {
+        PIN_SUPERVISOR_DIGEST = RawValue::Bool(true), flag("pin-supervisor-digest");
         },
     ] {
         assert!(DriverConfig::resolve(raw).unwrap().warnings().is_empty());
@@ -270,15 +308,13 @@ fn a_mutable_tag_behind_an_image_volume_is_warned_about() {
 
 #[test]
 fn pull_policy_given_wins_over_the_kubernetes_rule() {
-    let config = DriverConfig::resolve(RawSettings {
-        supervisor_image_pull_policy: flag("supervisor-image-pull-policy", "IfNotPresent"),
-        ..Default::default()
+    let config = DriverConfig::resolve(raw! {
+    SUPERVISOR_IMAGE_PULL_POLICY = text("IfNotPresent"), flag("supervisor-image-pull-policy");
     })
     .unwrap();
     assert_eq!(config.pull_policy().value, PullPolicy::IfNotPresent);
-    let config = DriverConfig::resolve(RawSettings {
-        supervisor_image: flag("supervisor-image", "registry.example/sup:2.0"),
-        ..Default::default()
+    let config = DriverConfig::resolve(raw! {
+    SUPERVISOR_IMAGE = text("registry.example/sup:2.0"), flag("supervisor-image");
     })
     .unwrap();
     assert_eq!(config.pull_policy().value, PullPolicy::IfNotPresent);
@@ -286,36 +322,36 @@ fn pull_policy_given_wins_over_the_kubernetes_rule() {
 
 #[test]
 fn pull_secrets_are_deduplicated_in_order() {
-    let config = DriverConfig::resolve(RawSettings {
-        image_pull_secrets: Some(Setting::new(
-            vec!["b".into(), "a".into(), "b".into()],
-            Origin::Flag("image-pull-secret"),
-        )),
-        ..Default::default()
-    })
+    let config = DriverConfig::resolve(raw! {
+IMAGE_PULL_SECRETS = RawValue::List(vec!["b".into(), "a".into(), "b".into()]), flag("image-pull-secret");
+})
     .unwrap();
     assert_eq!(config.image_pull_secrets.value, ["b", "a"]);
 }
 
 #[test]
 fn higher_layers_win_setting_by_setting() {
-    let flags = RawSettings {
-        supervisor_image: flag("supervisor-image", "flag/image:1"),
-        ..Default::default()
+    let flags = raw! {
+    SUPERVISOR_IMAGE = text("flag/image:1"), flag("supervisor-image");
     };
-    let environment = RawSettings {
-        supervisor_image: env(ENV_SUPERVISOR_IMAGE, "env/image:1"),
-        supervisor_sideload_method: env(ENV_SUPERVISOR_SIDELOAD_METHOD, "init-container"),
-        ..Default::default()
+    let environment = raw! {
+    SUPERVISOR_IMAGE = text("env/image:1"), env(ENV_SUPERVISOR_IMAGE);
+    SUPERVISOR_SIDELOAD_METHOD = text("init-container"), env(ENV_SUPERVISOR_SIDELOAD_METHOD);
     };
     let merged = flags.over(environment);
     assert_eq!(
-        merged.supervisor_image,
-        flag("supervisor-image", "flag/image:1")
+        merged.raw(&settings::SUPERVISOR_IMAGE),
+        Some(&Setting::new(
+            text("flag/image:1"),
+            flag("supervisor-image")
+        ))
     );
     assert_eq!(
-        merged.supervisor_sideload_method,
-        env(ENV_SUPERVISOR_SIDELOAD_METHOD, "init-container")
+        merged.raw(&settings::SUPERVISOR_SIDELOAD_METHOD),
+        Some(&Setting::new(
+            text("init-container"),
+            env(ENV_SUPERVISOR_SIDELOAD_METHOD)
+        ))
     );
 }
 
@@ -333,12 +369,12 @@ fn config_file_settings_name_the_file_and_key() {
     let (_dir, path) = config_file(
         "supervisor-sideload-method: init-containers\nsupervisor-image: registry.example/sup:1\n",
     );
-    let raw = ConfigFile::load(&path).unwrap().settings(&path);
+    let raw = load_config_file(&path).unwrap();
     let err = resolve_err(raw);
     assert_eq!(
         err,
         format!(
-            "supervisor-sideload-method in {}: unknown supervisor sideload method \"init-containers\" (expected one of: image-volume, init-container)",
+            "supervisor-sideload-method in {}: unknown supervisor sideload method \"init-containers\" (expected one of: image-volume, init-container, auto)",
             path.display()
         )
     );
@@ -347,7 +383,7 @@ fn config_file_settings_name_the_file_and_key() {
 #[test]
 fn config_file_with_a_misspelled_key_is_refused() {
     let (_dir, path) = config_file("supervisor-sideload-methd: init-container\n");
-    let err = ConfigFile::load(&path).unwrap_err().to_string();
+    let err = load_config_file(&path).unwrap_err().to_string();
     assert!(
         err.starts_with(&format!(
             "config file {}: unknown field `supervisor-sideload-methd`, expected one of",
@@ -360,7 +396,7 @@ fn config_file_with_a_misspelled_key_is_refused() {
 #[test]
 fn config_file_with_a_wrong_type_is_refused() {
     let (_dir, path) = config_file("pin-supervisor-digest: sometimes\n");
-    let err = ConfigFile::load(&path).unwrap_err().to_string();
+    let err = load_config_file(&path).unwrap_err().to_string();
     assert!(
         err.starts_with(&format!(
             "config file {}: pin-supervisor-digest: invalid type",
@@ -374,7 +410,7 @@ fn config_file_with_a_wrong_type_is_refused() {
 fn missing_config_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("absent.yaml");
-    let err = ConfigFile::load(&path).unwrap_err().to_string();
+    let err = load_config_file(&path).unwrap_err().to_string();
     assert!(
         err.starts_with(&format!("config file {}: No such file", path.display())),
         "{err}"
@@ -386,12 +422,18 @@ fn config_file_paths_are_relative_to_the_file() {
     let (dir, path) = config_file(
         "supervisor-image-from: build/result.json\nimage-pull-secrets: [a, b]\nsupervisor-image: registry.example/sup\n",
     );
-    let raw = ConfigFile::load(&path).unwrap().settings(&path);
+    let raw = load_config_file(&path).unwrap();
     assert_eq!(
-        raw.supervisor_image_from.unwrap().value,
-        dir.path().join("build/result.json").display().to_string()
+        raw.raw(&settings::SUPERVISOR_IMAGE_FROM).unwrap().value,
+        text(&dir.path().join("build/result.json").display().to_string())
     );
-    assert_eq!(raw.image_pull_secrets.unwrap().value, ["a", "b"]);
+    assert_eq!(
+        raw.get(&settings::IMAGE_PULL_SECRETS)
+            .unwrap()
+            .unwrap()
+            .value,
+        ["a", "b"]
+    );
 }
 
 // ---- the binary: flags over environment over file, and errors at start ----
@@ -472,7 +514,11 @@ fn environment_is_used_without_flags() {
     );
     assert_eq!(
         report["supervisor-sideload-method"]["origin"],
-        "chosen for Kubernetes v1.34.2 (OPENSHELL_KUBERNETES_VERSION)"
+        "chosen by auto (the default with cluster facts): not every fact says image volumes work"
+    );
+    assert_eq!(
+        report["kubernetes-version"]["origin"],
+        ENV_KUBERNETES_VERSION
     );
     assert_eq!(
         report["image-pull-secrets"]["value"],
@@ -513,7 +559,7 @@ fn a_bad_environment_value_fails_before_any_pod_is_rendered() {
     );
     assert!(
         stderr.contains(
-            "error: OPENSHELL_SUPERVISOR_SIDELOAD_METHOD: unknown supervisor sideload method \"imagevolume\" (expected one of: image-volume, init-container)"
+            "error: OPENSHELL_SUPERVISOR_SIDELOAD_METHOD: unknown supervisor sideload method \"imagevolume\" (expected one of: image-volume, init-container, auto)"
         ),
         "{stderr}"
     );
@@ -541,11 +587,23 @@ fn a_bad_flag_value_names_the_flag() {
 
 #[test]
 fn the_mutable_tag_warning_is_printed_once_at_start() {
+    // Not for the default, a release tag.
     let (_, stderr) = run_ok(&["render", "--sandbox-image", "alpine"], &[]);
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    let (_, stderr) = run_ok(
+        &[
+            "render",
+            "--sandbox-image",
+            "alpine",
+            "--supervisor-image",
+            "openshell/supervisor:latest",
+        ],
+        &[],
+    );
     assert_eq!(stderr.matches("warning:").count(), 1, "{stderr}");
     assert!(
         stderr.contains(
-            "warning: the supervisor image openshell/supervisor:latest (the default) is a mutable tag behind an image volume"
+            "warning: the supervisor image openshell/supervisor:latest (--supervisor-image) is a mutable tag behind an image volume"
         ),
         "{stderr}"
     );
@@ -581,4 +639,150 @@ fn render_reflects_flags_over_environment() {
         pod["spec"]["volumes"][0]["image"],
         serde_json::json!({ "reference": "flag.example/sup:2", "pullPolicy": "Never" })
     );
+}
+
+// ---- every declared setting, through every way of giving it ----
+
+/// A valid value of each setting, by key, as it is written after its flag
+/// or in its variable (`None`: a switch, given without value) and in the
+/// config file (YAML). The first test fails when a declared setting has no
+/// sample here, so a new setting is tested through all three ways at once.
+fn samples(dir: &std::path::Path) -> Vec<(&'static str, Option<String>, String)> {
+    let cluster = |name: &str| data(&format!("cluster/{name}")).display().to_string();
+    let result = dir.join("result.json");
+    let digest = format!("sha256:{}", "1".repeat(64));
+    std::fs::write(
+        &result,
+        serde_json::json!({
+            "digest": digest, "media_type": "application/vnd.oci.image.manifest.v1+json",
+            "size": 1, "platforms": [], "layout": null, "docker_archive": null,
+            "pushed": [format!("registry.example/sup@{digest}")],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let text = |value: &str| (Some(value.to_string()), format!("{value:?}"));
+    let entries = [
+        ("supervisor-sideload-method", text("init-container")),
+        ("supervisor-image", text("registry.example/sup:1.2.3")),
+        ("supervisor-image-pull-policy", text("Never")),
+        ("security-profile", text("none")),
+        ("kubernetes-version", text("1.34")),
+        (
+            "kubernetes-version-json",
+            text(&cluster("version-1.34.json")),
+        ),
+        ("nodes-json", text(&cluster("nodes-1.34.json"))),
+        ("image-volume-feature-gate", (None, "true".to_string())),
+        ("supervisor-image-from", text(&result.display().to_string())),
+        ("pin-supervisor-digest", (None, "true".to_string())),
+        (
+            "image-pull-secrets",
+            (Some("one".to_string()), "[one]".to_string()),
+        ),
+    ];
+    entries
+        .into_iter()
+        .map(|(key, (flag_value, yaml))| (key, flag_value, yaml))
+        .collect()
+}
+
+/// The report names `origin` for `key`: as the setting's own origin when
+/// the report lists it under its key, else inside the origin of what it
+/// fed (the version file feeds kubernetes-version, the build output the
+/// supervisor image).
+fn assert_origin(report: &serde_json::Value, key: &str, origin: &str) {
+    match report.get(key) {
+        Some(reported) => assert_eq!(reported["origin"], origin, "{key}: {report:#}"),
+        None => assert!(
+            report.to_string().contains(origin),
+            "{key}: {origin} not in {report:#}"
+        ),
+    }
+}
+
+fn declaration(key: &str) -> &'static settings::Meta {
+    settings::ALL
+        .iter()
+        .map(|declaration| declaration.meta())
+        .find(|meta| meta.key == key)
+        .unwrap_or_else(|| panic!("no setting {key}"))
+}
+
+#[test]
+fn every_declared_setting_has_a_sample_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<&str> = samples(dir.path()).iter().map(|(key, ..)| *key).collect();
+    for declaration in settings::ALL {
+        let key = declaration.meta().key;
+        assert!(
+            keys.contains(&key),
+            "add a sample value of {key} to samples()"
+        );
+    }
+}
+
+#[test]
+fn every_setting_is_read_from_its_flag_with_the_flag_as_origin() {
+    use clap::{Args, FromArgMatches};
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, _) in samples(dir.path()) {
+        let meta = declaration(key);
+        let mut argv = vec!["driver".to_string(), format!("--{}", meta.flag)];
+        argv.extend(value);
+        let command = settings::DriverArgs::augment_args(clap::Command::new("driver"));
+        // The variables must not interfere: clap reads them too.
+        assert!(std::env::var_os(meta.env).is_none(), "{} is set", meta.env);
+        let matches = command.try_get_matches_from(&argv).unwrap();
+        let args = settings::DriverArgs::from_arg_matches(&matches).unwrap();
+        let given = args.all_settings().unwrap();
+        let report = match DriverConfig::resolve(given) {
+            Ok(config) => config.report(),
+            Err(err) => panic!("--{} alone: {err}", meta.flag),
+        };
+        if let Some(reported) = report.get(key) {
+            assert_eq!(
+                reported["origin"],
+                format!("--{}", meta.flag),
+                "{key}: {report:#}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_setting_is_read_from_the_config_file_with_the_key_as_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, _, yaml) in samples(dir.path()) {
+        let path = dir.path().join(format!("{key}.yaml"));
+        std::fs::write(&path, format!("{key}: {yaml}\n")).unwrap();
+        let raw = load_config_file(&path).unwrap_or_else(|err| panic!("{key}: {err}"));
+        let report = DriverConfig::resolve(raw)
+            .unwrap_or_else(|err| panic!("{key}: {err}"))
+            .report();
+        assert_origin(&report, key, &format!("{key} in {}", path.display()));
+        // A value of the wrong type names the file and the key.
+        std::fs::write(&path, format!("{key}: {{nested: map}}\n")).unwrap();
+        let err = load_config_file(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "config file {}: {key}: invalid type: map",
+                path.display()
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn every_setting_is_read_from_its_environment_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, _) in samples(dir.path()) {
+        let meta = declaration(key);
+        // A switch's variable takes true or false; false keeps the driver
+        // off the registry (pin-supervisor-digest).
+        let value = value.unwrap_or_else(|| "false".to_string());
+        let report = config_json(&[], &[(meta.env, &value)]);
+        assert_origin(&report, key, meta.env);
+    }
 }

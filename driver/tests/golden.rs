@@ -33,6 +33,12 @@ struct Case {
 fn cases() -> Vec<Case> {
     let template = data("template.yaml").display().to_string();
     let pod_template_spec = data("pod-template-spec.json").display().to_string();
+    let cluster = |name: &str| data(&format!("cluster/{name}")).display().to_string();
+    let (version_1_35, supported, mixed) = (
+        cluster("version-1.35.json"),
+        cluster("nodes-supported.json"),
+        cluster("nodes-mixed.json"),
+    );
     let args = |list: &[&str]| list.iter().map(|arg| arg.to_string()).collect::<Vec<_>>();
     vec![
         Case {
@@ -126,6 +132,64 @@ fn cases() -> Vec<Case> {
                 "--",
                 "node",
                 "other.js",
+            ]),
+        },
+        Case {
+            file: "auto-image-volume.yaml",
+            args: args(&[
+                "render",
+                "--name",
+                "sandbox-4",
+                "--sandbox-image",
+                "registry.example/agents/python:3.13",
+                "--supervisor-image",
+                PINNED_SUPERVISOR,
+                "--supervisor-sideload-method",
+                "auto",
+                "--kubernetes-version-json",
+                &version_1_35,
+                "--nodes-json",
+                &supported,
+                "--format",
+                "yaml",
+                "--",
+                "python",
+                "agent.py",
+            ]),
+        },
+        Case {
+            file: "auto-init-container.json",
+            args: args(&[
+                "render",
+                "--template",
+                &template,
+                "--name",
+                "sandbox-5",
+                "--supervisor-image",
+                PINNED_SUPERVISOR,
+                "--kubernetes-version-json",
+                &version_1_35,
+                "--nodes-json",
+                &mixed,
+            ]),
+        },
+        Case {
+            file: "init-container-profile-none.yaml",
+            args: args(&[
+                "render",
+                "--name",
+                "sandbox-6",
+                "--sandbox-image",
+                "registry.example/agents/python:3.13",
+                "--supervisor-sideload-method",
+                "init-container",
+                "--security-profile",
+                "none",
+                "--format",
+                "yaml",
+                "--",
+                "python",
+                "agent.py",
             ]),
         },
     ]
@@ -236,10 +300,17 @@ fn the_template_keeps_everything_the_driver_does_not_own() {
         pod["spec"]["containers"][0],
         template["spec"]["containers"][0]
     );
+    // The pod's security context gains only the seccomp profile.
+    let mut context = pod["spec"]["securityContext"].clone();
     assert_eq!(
-        pod["spec"]["securityContext"],
-        template["spec"]["securityContext"]
+        context
+            .as_object_mut()
+            .unwrap()
+            .remove("seccompProfile")
+            .unwrap(),
+        serde_json::json!({ "type": "RuntimeDefault" })
     );
+    assert_eq!(context, template["spec"]["securityContext"]);
     assert_eq!(
         pod["spec"]["containers"][1]["env"],
         template["spec"]["containers"][1]["env"]

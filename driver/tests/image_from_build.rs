@@ -1,5 +1,6 @@
 //! The supervisor image taken from build-image's output: its result JSON or
-//! its OCI image layout, pinned by digest; and every combination that cannot
+//! its OCI image layout, pinned by digest only (`REPO@sha256:...`), with its
+//! platforms checked against the nodes; and every combination that cannot
 //! name an image, refused with what is missing.
 
 // Helpers outside #[test] functions unwrap too: in a test, a panic is the
@@ -10,11 +11,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::oci_layout::write_image;
+use common::oci_layout::{write_image, write_index};
 use common::{render_json, run_err, run_ok};
 use openshell_contract::build_result::{BuildResult, LayoutOutput, PlatformImage};
 use openshell_driver_kubernetes::SupervisorImage;
-use openshell_driver_kubernetes::build_output::BuildOutput;
+use openshell_driver_kubernetes::build_output::{BuildOutput, BuiltImage};
+use openshell_driver_kubernetes::platform::Platform;
 
 const DIGEST_A: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const DIGEST_B: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -55,11 +57,42 @@ fn image(text: &str) -> SupervisorImage {
     SupervisorImage::parse(text).unwrap()
 }
 
-fn from(spec: &str, repository: Option<&str>) -> Result<SupervisorImage, String> {
+fn built(spec: &str, repository: Option<&str>) -> Result<BuiltImage, String> {
     let repository = repository.map(image);
     BuildOutput::locate(spec)
         .and_then(|output| output.image(repository.as_ref()))
         .map_err(|err| err.to_string())
+}
+
+fn from(spec: &str, repository: Option<&str>) -> Result<SupervisorImage, String> {
+    built(spec, repository).map(|built| built.image)
+}
+
+/// `kubectl get nodes -o json` for nodes of these architectures (all
+/// linux, containerd 2.1.4, kubelet 1.35).
+fn nodes_json(dir: &Path, architectures: &[&str]) -> String {
+    let items: Vec<serde_json::Value> = architectures
+        .iter()
+        .enumerate()
+        .map(|(index, architecture)| {
+            serde_json::json!({
+                "metadata": { "name": format!("node-{index}-{architecture}") },
+                "status": { "nodeInfo": {
+                    "architecture": architecture,
+                    "operatingSystem": "linux",
+                    "containerRuntimeVersion": "containerd://2.1.4",
+                    "kubeletVersion": "v1.35.0",
+                } },
+            })
+        })
+        .collect();
+    let path = dir.join(format!("nodes-{}.json", architectures.join("-")));
+    std::fs::write(
+        &path,
+        serde_json::json!({ "kind": "List", "items": items }).to_string(),
+    )
+    .unwrap();
+    path.display().to_string()
 }
 
 // ---- build result JSON ----
@@ -73,7 +106,16 @@ fn a_build_result_gives_its_first_pushed_reference() {
     ];
     let path = write_result(dir.path(), &build_result(&pushed, None));
     let spec = path.display().to_string();
-    assert_eq!(from(&spec, None).unwrap().as_str(), pushed[0]);
+    // Digest only: the tag of the push is dropped (CRI-O 1.31.0 refuses
+    // REPO:TAG@sha256:...).
+    assert_eq!(
+        from(&spec, None).unwrap().as_str(),
+        format!("registry.example/openshell/supervisor@{DIGEST_A}")
+    );
+    assert_eq!(
+        built(&spec, None).unwrap().platforms,
+        [Platform::parse("linux/amd64").unwrap()]
+    );
     // --supervisor-image picks the push to its repository.
     assert_eq!(
         from(&spec, Some("mirror.example/openshell/supervisor"))
@@ -175,12 +217,126 @@ fn a_layout_with_a_repository_gives_the_repository_pinned_to_the_tags_digest() {
         from(&format!("{spec}:v2"), repository).unwrap().as_str(),
         format!("registry.example/openshell/supervisor@{other}")
     );
-    // skopeo's transport name works too, and a tag in the repository stays.
+    // skopeo's transport name works too; a tag in the repository goes.
     assert_eq!(
         from(&format!("oci:{spec}:v2"), Some("registry.example/sup:2.0"))
             .unwrap()
             .as_str(),
-        format!("registry.example/sup:2.0@{other}")
+        format!("registry.example/sup@{other}")
+    );
+    // The platform is read from the image's config.
+    assert_eq!(
+        built(&spec, repository).unwrap().platforms,
+        [Platform::parse("linux/amd64").unwrap()]
+    );
+}
+
+#[test]
+fn a_layout_index_gives_every_platform_it_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let amd = write_image(dir.path(), "amd", "one");
+    let other = write_image(dir.path(), "other", "two");
+    let index = write_index(
+        dir.path(),
+        "multi",
+        &[("linux", "amd64", &amd), ("linux", "arm64", &other)],
+    );
+    let spec = format!("{}:multi", dir.path().display());
+    let built = built(&spec, Some("registry.example/sup")).unwrap();
+    assert_eq!(
+        built.image.as_str(),
+        format!("registry.example/sup@{index}")
+    );
+    assert_eq!(
+        built.platforms,
+        [
+            Platform::parse("linux/amd64").unwrap(),
+            Platform::parse("linux/arm64").unwrap()
+        ]
+    );
+}
+
+#[test]
+fn a_build_result_with_an_unreadable_platform_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut result = build_result(&[format!("registry.example/sup@{DIGEST_A}")], None);
+    result.platforms[0].platform = "amd64".to_string();
+    let path = write_result(dir.path(), &result);
+    let err = from(&path.display().to_string(), None).unwrap_err();
+    assert_eq!(
+        err,
+        format!(
+            "{}: platform \"amd64\" is not OS/ARCHITECTURE[/VARIANT]",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_build_without_a_nodes_architecture_is_refused_naming_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let pushed = format!("registry.example/openshell/supervisor@{DIGEST_A}");
+    let result = write_result(
+        dir.path(),
+        &build_result(std::slice::from_ref(&pushed), None),
+    );
+    let result = result.display().to_string();
+    let mixed = nodes_json(dir.path(), &["amd64", "arm64"]);
+    let err = run_err(
+        &[
+            "render",
+            "--sandbox-image",
+            "alpine",
+            "--supervisor-image-from",
+            &result,
+            "--nodes-json",
+            &mixed,
+        ],
+        &[],
+    );
+    assert!(
+        err.contains(&format!(
+            "error: node node-1-arm64 is linux/arm64 (--nodes-json), but the supervisor image {pushed} has only linux/amd64 (build output {result} (--supervisor-image-from))"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("build-image --binary linux/arm64=PATH"),
+        "{err}"
+    );
+
+    // The layout's platform, read from its config, is checked the same way.
+    let layout = dir.path().join("layout");
+    write_image(&layout, "latest", "one");
+    let err = run_err(
+        &[
+            "render",
+            "--sandbox-image",
+            "alpine",
+            "--supervisor-image-from",
+            &layout.display().to_string(),
+            "--supervisor-image",
+            "registry.example/sup",
+            "--nodes-json",
+            &mixed,
+        ],
+        &[],
+    );
+    assert!(err.contains("node node-1-arm64 is linux/arm64"), "{err}");
+
+    // Every node covered: rendered.
+    let amd = nodes_json(dir.path(), &["amd64", "amd64"]);
+    run_ok(
+        &[
+            "render",
+            "--sandbox-image",
+            "alpine",
+            "--supervisor-image-from",
+            &result,
+            "--nodes-json",
+            &amd,
+        ],
+        &[],
     );
 }
 
@@ -226,7 +382,7 @@ fn an_unknown_tag_in_a_layout_is_refused_with_the_tags_there() {
     assert_eq!(
         err,
         format!(
-            "{}: no image tagged \"v3\" in index.json (tags there: latest, v2)",
+            "{}/index.json has no image tagged \"v3\" (tags there: latest, v2)",
             dir.path().display()
         )
     );
@@ -284,7 +440,7 @@ fn render_uses_the_pushed_digest_and_does_not_warn() {
     );
     assert_eq!(
         pod["spec"]["volumes"][0]["image"]["reference"],
-        pushed.as_str()
+        format!("registry.example/openshell/supervisor@{DIGEST_A}")
     );
     assert_eq!(
         pod["spec"]["volumes"][0]["image"]["pullPolicy"],

@@ -1,6 +1,7 @@
 //! `--pin-supervisor-digest` against a real registry (docker-registry on
 //! 127.0.0.1 with htpasswd auth): the tag resolves to the digest skopeo
-//! sees, every rendered pod carries `REF@sha256:...`, and an unreachable
+//! sees, every rendered pod carries `REPO@sha256:...` (no tag), the image's
+//! platforms are checked against the nodes, and an unreachable
 //! registry, an unknown tag or a wrong password stop the driver at start.
 
 // Helpers outside #[test] functions unwrap too: in a test, a panic is the
@@ -17,6 +18,7 @@ use common::{render_json, run_err, run_ok};
 use openshell_contract::sideload::ENV_PIN_SUPERVISOR_DIGEST;
 use openshell_driver_kubernetes::SupervisorImage;
 use openshell_driver_kubernetes::pin::pin_image;
+use openshell_driver_kubernetes::platform::Platform;
 use openshell_registry::RegistryOptions;
 use openshell_testsupport::{Registry, require};
 
@@ -82,7 +84,8 @@ fn the_tag_is_pinned_to_the_digest_skopeo_sees() {
         return;
     };
     let layout = tempfile::tempdir().unwrap();
-    let tagged = format!("{}/openshell/supervisor:v1", registry.host());
+    let repository = format!("{}/openshell/supervisor", registry.host());
+    let tagged = format!("{repository}:v1");
     push(&registry, layout.path(), "v1", "first build", &tagged);
     let digest = skopeo_digest(&registry, &tagged);
     let auth = registry.auth_file().display().to_string();
@@ -95,12 +98,14 @@ fn the_tag_is_pinned_to_the_digest_skopeo_sees() {
     assert_eq!(
         pod["spec"]["volumes"][0]["image"],
         serde_json::json!({
-            "reference": format!("{tagged}@{digest}"),
+            "reference": format!("{repository}@{digest}"),
             "pullPolicy": "IfNotPresent",
         })
     );
     assert!(
-        stderr.contains(&format!("pinned the supervisor image to {tagged}@{digest}")),
+        stderr.contains(&format!(
+            "pinned the supervisor image to {repository}@{digest}"
+        )),
         "{stderr}"
     );
     assert!(
@@ -125,7 +130,7 @@ fn the_tag_is_pinned_to_the_digest_skopeo_sees() {
     );
     assert_eq!(
         pod["spec"]["initContainers"][0]["image"],
-        format!("{tagged}@{digest}")
+        format!("{repository}@{digest}")
     );
 
     // When the tag moves, a new start pins the new digest.
@@ -135,8 +140,57 @@ fn the_tag_is_pinned_to_the_digest_skopeo_sees() {
     let pod = render_json(&args, &[]);
     assert_eq!(
         pod["spec"]["volumes"][0]["image"]["reference"],
-        format!("{tagged}@{moved}")
+        format!("{repository}@{moved}")
     );
+}
+
+#[test]
+fn pinning_checks_the_image_platforms_against_the_nodes() {
+    let test = "pinning_checks_the_image_platforms_against_the_nodes";
+    let Some(registry) = registry_with_skopeo(test) else {
+        return;
+    };
+    let layout = tempfile::tempdir().unwrap();
+    let tagged = format!("{}/openshell/supervisor:0.1.0", registry.host());
+    // The test image is linux/amd64 only.
+    push(&registry, layout.path(), "0.1.0", "one platform", &tagged);
+    let auth = registry.auth_file().display().to_string();
+    let nodes = |arm: &str| {
+        let path = layout.path().join(format!("nodes-{arm}.json"));
+        std::fs::write(
+            &path,
+            serde_json::json!({"kind": "List", "items": [
+                {"metadata": {"name": "x86-1"}, "status": {"nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "containerRuntimeVersion": "containerd://2.1.4", "kubeletVersion": "v1.35.0"}}},
+                {"metadata": {"name": "arm-1"}, "status": {"nodeInfo": {"architecture": arm, "operatingSystem": "linux", "containerRuntimeVersion": "containerd://2.1.4", "kubeletVersion": "v1.35.0"}}}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let mixed = nodes("arm64");
+    let mut args = vec!["render"];
+    args.extend(pin_args(&tagged, &auth));
+    args.extend(["--nodes-json", &mixed]);
+    let err = run_err(&args, &[]);
+    assert!(
+        err.contains(&format!(
+            "node arm-1 is linux/arm64 (--nodes-json), but the supervisor image {}/openshell/supervisor@sha256:",
+            registry.host()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("has only linux/amd64 (the registry's manifest of"),
+        "{err}"
+    );
+
+    // Every node amd64: pinned and rendered.
+    let amd = nodes("amd64");
+    let mut args = vec!["render"];
+    args.extend(pin_args(&tagged, &auth));
+    args.extend(["--nodes-json", &amd]);
+    run_ok(&args, &[]);
 }
 
 #[test]
@@ -160,10 +214,17 @@ fn the_library_pins_and_checks_an_already_pinned_reference() {
         .unwrap();
     let image = SupervisorImage::parse(&tagged).unwrap();
     let pinned = runtime.block_on(pin_image(&image, &options)).unwrap();
-    assert_eq!(pinned.as_str(), format!("{tagged}@{digest}"));
-    assert!(!pinned.is_mutable());
+    // Digest only: CRI-O 1.31.0 refuses REPO:TAG@sha256:... .
+    assert_eq!(
+        pinned.image.as_str(),
+        format!("{}/team/sup@{digest}", registry.host())
+    );
+    assert!(!pinned.image.is_mutable());
+    assert_eq!(pinned.platforms, [Platform::parse("linux/amd64").unwrap()]);
     // Pinning the pinned reference again finds the same digest.
-    let again = runtime.block_on(pin_image(&pinned, &options)).unwrap();
+    let again = runtime
+        .block_on(pin_image(&pinned.image, &options))
+        .unwrap();
     assert_eq!(again, pinned);
 
     // A digest the registry does not have is an error, not a silent pass.

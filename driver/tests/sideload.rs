@@ -11,7 +11,7 @@ use openshell_contract::{
     INIT_CONTAINER_COMMAND, INIT_CONTAINER_NAME, INSTALLED_BINARY_PATH, MOUNT_PATH, VOLUME_NAME,
 };
 use openshell_driver_kubernetes::{
-    PullPolicy, Sideload, SideloadError, SupervisorImage, SupervisorSideloadMethod,
+    PullPolicy, SecurityProfile, Sideload, SideloadError, SupervisorImage, SupervisorSideloadMethod,
 };
 use serde_json::{Value, json};
 
@@ -31,6 +31,7 @@ fn sideload(method: SupervisorSideloadMethod) -> Sideload {
         image: SupervisorImage::parse("registry.example/openshell/supervisor:1.0").unwrap(),
         pull_policy: PullPolicy::IfNotPresent,
         image_pull_secrets: Vec::new(),
+        security: SecurityProfile::Hardened,
     }
 }
 
@@ -74,6 +75,7 @@ fn image_volume_json_is_exactly_the_one_in_design_md() {
         image: SupervisorImage::parse("openshell/supervisor:latest").unwrap(),
         pull_policy: PullPolicy::IfNotPresent,
         image_pull_secrets: Vec::new(),
+        security: SecurityProfile::Hardened,
     };
     let text = serde_json::to_string_pretty(&sideload.volume()).unwrap();
     assert_eq!(text, DESIGN_VOLUME_JSON);
@@ -124,7 +126,7 @@ fn init_container_adds_an_empty_dir_and_the_copy_self_init_container() {
             "/opt/openshell/bin/openshell-sandbox"
         ])
     );
-    assert_eq!(init["securityContext"]["runAsUser"], 0);
+    assert_eq!(init["securityContext"]["runAsUser"], 65532);
     // Read-write: no readOnly, or readOnly false.
     assert_eq!(
         init["volumeMounts"],
@@ -268,8 +270,8 @@ fn a_non_root_user_of_the_template_becomes_the_supervisors_run_as() {
     );
     assert_eq!(
         spec["securityContext"],
-        json!({ "runAsUser": 1001 }),
-        "pod level untouched"
+        json!({ "runAsUser": 1001, "seccompProfile": { "type": "RuntimeDefault" } }),
+        "pod level: only the seccomp profile is added"
     );
     assert_eq!(spec["containers"][0]["securityContext"]["runAsUser"], 0);
 }
@@ -563,4 +565,228 @@ fn wrong_json_types_are_named_with_their_path() {
         let err = refused(&image_volume(), &spec);
         assert_eq!(err.to_string(), message, "{spec}");
     }
+}
+
+// ---- the security profile ----
+
+fn with_profile(mut sideload: Sideload, security: SecurityProfile) -> Sideload {
+    sideload.security = security;
+    sideload
+}
+
+#[test]
+fn the_hardened_init_container_meets_pod_security_restricted() {
+    let spec = applied(&init_container(), &spec_with(agent(&["python"])));
+    let init = &spec["initContainers"][0];
+    assert_eq!(
+        init["securityContext"],
+        json!({
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "runAsNonRoot": true,
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": { "drop": ["ALL"] },
+        })
+    );
+    // Requests and a memory limit; no CPU limit (it would only throttle the
+    // copy).
+    assert_eq!(
+        init["resources"],
+        json!({
+            "requests": { "cpu": "10m", "memory": "16Mi" },
+            "limits": { "memory": "64Mi" },
+        })
+    );
+    assert_eq!(
+        spec["securityContext"],
+        json!({ "seccompProfile": { "type": "RuntimeDefault" } })
+    );
+}
+
+#[test]
+fn the_init_container_runs_as_the_pods_non_root_user() {
+    let mut spec = spec_with(agent(&["python"]));
+    spec["securityContext"] = json!({ "runAsUser": 1000, "runAsGroup": 3000 });
+    let spec = applied(&init_container(), &spec);
+    let context = &spec["initContainers"][0]["securityContext"];
+    assert_eq!(
+        (&context["runAsUser"], &context["runAsGroup"]),
+        (&json!(1000), &json!(3000))
+    );
+    // A root pod user does not count: the init container stays non-root.
+    let mut spec = spec_with(agent(&["python"]));
+    spec["securityContext"] = json!({ "runAsUser": 0 });
+    let spec = applied(&init_container(), &spec);
+    assert_eq!(
+        spec["initContainers"][0]["securityContext"]["runAsUser"],
+        65532
+    );
+}
+
+#[test]
+fn the_agent_drops_every_capability_when_the_workload_runs_as_root() {
+    for sideload in both() {
+        let spec = applied(&sideload, &spec_with(agent(&["python"])));
+        assert_eq!(
+            spec["containers"][0]["securityContext"],
+            json!({
+                "runAsUser": 0,
+                "allowPrivilegeEscalation": false,
+                "capabilities": { "drop": ["ALL"] },
+            })
+        );
+    }
+}
+
+#[test]
+fn the_agent_keeps_what_the_supervisor_needs_to_run_the_workload_as_another_user() {
+    let mut container = agent(&["python"]);
+    container["securityContext"] = json!({ "runAsUser": 1000 });
+    let spec = applied(&image_volume(), &spec_with(container));
+    assert_eq!(
+        spec["containers"][0]["securityContext"],
+        json!({
+            "runAsUser": 0,
+            "allowPrivilegeEscalation": false,
+            "capabilities": { "drop": ["ALL"], "add": ["SETUID", "SETGID", "KILL"] },
+        })
+    );
+    // Applying again (a rendered pod as template) changes nothing.
+    assert_eq!(applied(&image_volume(), &spec), spec);
+}
+
+#[test]
+fn the_templates_security_settings_win() {
+    let mut spec = spec_with(agent(&["python"]));
+    spec["securityContext"] =
+        json!({ "seccompProfile": { "type": "Localhost", "localhostProfile": "sandbox.json" } });
+    spec["containers"][0]["securityContext"] = json!({
+        "allowPrivilegeEscalation": true,
+        "capabilities": { "add": ["NET_ADMIN"] },
+    });
+    spec["containers"][0]["resources"] = json!({ "limits": { "cpu": "2" } });
+    let spec = applied(&image_volume(), &spec);
+    assert_eq!(
+        spec["securityContext"]["seccompProfile"],
+        json!({ "type": "Localhost", "localhostProfile": "sandbox.json" })
+    );
+    assert_eq!(
+        spec["containers"][0]["securityContext"],
+        json!({
+            "allowPrivilegeEscalation": true,
+            "capabilities": { "add": ["NET_ADMIN"] },
+            "runAsUser": 0,
+        })
+    );
+    assert_eq!(
+        spec["containers"][0]["resources"],
+        json!({ "limits": { "cpu": "2" } })
+    );
+}
+
+#[test]
+fn a_template_dropping_a_capability_the_supervisor_needs_is_refused() {
+    let mut container = agent(&["python"]);
+    container["securityContext"] = json!({
+        "runAsUser": 1000,
+        "capabilities": { "drop": ["ALL"], "add": ["SETUID", "SETGID"] },
+    });
+    let err = refused(&image_volume(), &spec_with(container));
+    assert_eq!(
+        err.to_string(),
+        "spec.containers[0].securityContext.capabilities.drop drops KILL, which the supervisor needs to start the workload as UID 1000 (--run-as); add KILL to spec.containers[0].securityContext.capabilities.add (the supervisor needs SETUID, SETGID, KILL), or drop runAsUser from the template"
+    );
+    // Naming one by one (with the CAP_ prefix) counts too.
+    let mut container = agent(&["python"]);
+    container["securityContext"] =
+        json!({ "runAsUser": 1000, "capabilities": { "drop": ["CAP_SETUID"] } });
+    assert!(matches!(
+        refused(&image_volume(), &spec_with(container)),
+        SideloadError::CapabilityDropped { capability, .. } if capability == "SETUID"
+    ));
+    // Without another user the supervisor needs none of them.
+    let mut container = agent(&["python"]);
+    container["securityContext"] = json!({ "capabilities": { "drop": ["ALL"] } });
+    applied(&image_volume(), &spec_with(container));
+}
+
+#[test]
+fn the_templates_init_container_may_set_its_user_and_resources() {
+    let mut spec = spec_with(agent(&["python"]));
+    // An OpenShift namespace assigns the UID itself: a securityContext
+    // without runAsUser replaces the driver's, and so do other resources.
+    spec["initContainers"] = json!([{
+        "name": INIT_CONTAINER_NAME,
+        "securityContext": {
+            "runAsNonRoot": true,
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": { "drop": ["ALL"] },
+        },
+        "resources": { "requests": { "cpu": "50m", "memory": "32Mi" } },
+    }]);
+    let spec = applied(&init_container(), &spec);
+    let init = &spec["initContainers"][0];
+    assert_eq!(
+        init["securityContext"],
+        json!({
+            "runAsNonRoot": true,
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": { "drop": ["ALL"] },
+        })
+    );
+    assert_eq!(
+        init["resources"],
+        json!({ "requests": { "cpu": "50m", "memory": "32Mi" } })
+    );
+    assert_eq!(init["command"], json!(INIT_CONTAINER_COMMAND));
+    assert_eq!(applied(&init_container(), &spec), spec);
+}
+
+#[test]
+fn a_template_init_container_running_as_root_while_non_root_is_refused() {
+    let mut spec = spec_with(agent(&["python"]));
+    spec["initContainers"] = json!([{
+        "name": INIT_CONTAINER_NAME,
+        "securityContext": { "runAsUser": 0, "runAsNonRoot": true },
+    }]);
+    let err = refused(&init_container(), &spec);
+    assert_eq!(
+        err.to_string(),
+        "spec.initContainers[0].securityContext.runAsUser: is 0 while runAsNonRoot is true, which Kubernetes refuses to start; set a non-root runAsUser, or leave runAsNonRoot out to run copy-self as root"
+    );
+}
+
+#[test]
+fn a_template_init_container_with_another_command_is_still_a_conflict() {
+    let mut spec = spec_with(agent(&["python"]));
+    spec["initContainers"] = json!([{
+        "name": INIT_CONTAINER_NAME,
+        "command": ["/bin/cp", "a", "b"],
+        "resources": {},
+    }]);
+    assert!(matches!(
+        refused(&init_container(), &spec),
+        SideloadError::InitContainerConflict { .. }
+    ));
+}
+
+#[test]
+fn the_none_profile_adds_no_hardening() {
+    let sideload = with_profile(init_container(), SecurityProfile::None);
+    let mut container = agent(&["python"]);
+    container["securityContext"] = json!({ "runAsUser": 1000 });
+    let spec = applied(&sideload, &spec_with(container));
+    assert!(spec.get("securityContext").is_none(), "{spec:#}");
+    assert_eq!(
+        spec["initContainers"][0]["securityContext"],
+        json!({ "runAsUser": 0 })
+    );
+    assert!(spec["initContainers"][0].get("resources").is_none());
+    assert_eq!(
+        spec["containers"][0]["securityContext"],
+        json!({ "runAsUser": 0 })
+    );
 }

@@ -5,7 +5,8 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 
 use crate::{Reference, ResolvedAuth};
 
-/// Why a registry operation failed.
+/// Why a registry operation failed. Every message is one line naming the
+/// registry, the reference and (where there is one) the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The text is not an image reference.
@@ -26,9 +27,21 @@ pub enum RegistryError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A timeout or retry setting (an environment variable, or a value set
+    /// in code) is unusable.
+    #[error("registry setting {name}='{value}': {reason}")]
+    InvalidSetting {
+        /// The environment variable or setting at fault.
+        name: String,
+        /// The value given.
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
     /// The registry refused the credentials, or wants some and got none.
     #[error(
-        "registry {registry} refused access to {reference} with {credentials}: check the user name and password (--username with --password-stdin, or the auth file)"
+        "registry {registry} refused access to {reference} with {credentials}{during}: check the user name and password (--username with --password-stdin, or the auth file)",
+        during = during(operation)
     )]
     Unauthorized {
         /// The registry host.
@@ -37,9 +50,11 @@ pub enum RegistryError {
         reference: String,
         /// Which credentials were sent, and from where.
         credentials: String,
+        /// What was being done (`pull blob sha256:...`), or empty.
+        operation: String,
     },
     /// The repository, tag or digest does not exist there.
-    #[error("{reference} was not found on registry {registry}: {detail}")]
+    #[error("{reference} was not found on registry {registry}{during}: {detail}", during = during(operation))]
     NotFound {
         /// The registry host.
         registry: String,
@@ -47,9 +62,15 @@ pub enum RegistryError {
         reference: String,
         /// What the registry said.
         detail: String,
+        /// What was being done, or empty.
+        operation: String,
     },
     /// The registry could not be reached at all.
-    #[error("could not reach registry {registry} for {reference}: {reason}{hint}")]
+    #[error(
+        "could not reach registry {registry} for {reference}: {operation_prefix}{reason}{hint}{gave_up}",
+        operation_prefix = prefix(operation),
+        gave_up = gave_up(*attempts)
+    )]
     Unreachable {
         /// The registry host.
         registry: String,
@@ -59,6 +80,122 @@ pub enum RegistryError {
         reason: String,
         /// A suggestion, when there is an obvious one.
         hint: String,
+        /// What was being done, or empty.
+        operation: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The connection broke during a request (reset, closed early) on every
+    /// attempt.
+    #[error(
+        "{operation} of {reference}: the connection to registry {registry} broke: {reason}{gave_up}",
+        gave_up = gave_up(*attempts)
+    )]
+    Interrupted {
+        /// The registry host.
+        registry: String,
+        /// The reference the operation was for.
+        reference: String,
+        /// What was being done.
+        operation: String,
+        /// What the connection reported.
+        reason: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The registry sent (or took) no byte for the read timeout, on every
+    /// attempt.
+    #[error(
+        "{operation} of {reference}: registry {registry} stalled: no byte for {idle} (read timeout; --{flag} / {env}){gave_up}",
+        idle = crate::settings::show(*idle),
+        flag = openshell_contract::registry::FLAG_REGISTRY_READ_TIMEOUT,
+        env = openshell_contract::registry::ENV_REGISTRY_READ_TIMEOUT,
+        gave_up = gave_up(*attempts)
+    )]
+    Stalled {
+        /// The registry host.
+        registry: String,
+        /// The reference the operation was for.
+        reference: String,
+        /// What was being done.
+        operation: String,
+        /// The read timeout that ran out.
+        idle: std::time::Duration,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The operation did not finish within its deadline.
+    #[error(
+        "{operation} of {reference}: registry {registry} did not complete it within {deadline} (operation timeout; --{flag} / {env}){gave_up}",
+        deadline = crate::settings::show(*deadline),
+        flag = openshell_contract::registry::FLAG_REGISTRY_OPERATION_TIMEOUT,
+        env = openshell_contract::registry::ENV_REGISTRY_OPERATION_TIMEOUT,
+        gave_up = after(*attempts)
+    )]
+    TimedOut {
+        /// The registry host.
+        registry: String,
+        /// The reference the operation was for.
+        reference: String,
+        /// What was being done.
+        operation: String,
+        /// The deadline that ran out (the operation timeout, grown for a
+        /// large blob).
+        deadline: std::time::Duration,
+        /// How many attempts had been made.
+        attempts: u32,
+    },
+    /// The registry answered with an HTTP error status.
+    #[error(
+        "{operation} of {reference}: registry {registry} answered HTTP {status}: {detail}{gave_up}",
+        gave_up = gave_up(*attempts)
+    )]
+    Status {
+        /// The registry host.
+        registry: String,
+        /// The reference the operation was for.
+        reference: String,
+        /// What was being done.
+        operation: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The registry's error codes and messages, or the status text.
+        detail: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The content served does not have the digest asked for (or the
+    /// digest the registry itself gave for it): refused, never used.
+    #[error(
+        "{operation} of {reference}: registry {registry} served content whose digest is {actual}, not {expected}: refused"
+    )]
+    DigestMismatch {
+        /// The registry host.
+        registry: String,
+        /// The reference the operation was for.
+        reference: String,
+        /// What was being done.
+        operation: String,
+        /// The digest asked for (or announced).
+        expected: String,
+        /// The digest of what arrived.
+        actual: String,
+    },
+    /// A manifest or blob is larger than the caller's limit.
+    #[error(
+        "{operation} of {reference}: {what} from registry {registry} is larger than the limit of {limit} bytes: refused"
+    )]
+    TooLarge {
+        /// The registry host.
+        registry: String,
+        /// The reference the operation was for.
+        reference: String,
+        /// What was being done.
+        operation: String,
+        /// What is too large, with its size when known.
+        what: String,
+        /// The limit in bytes.
+        limit: u64,
     },
     /// Anything else the registry or the client reported.
     #[error("registry {registry} failed for {reference}: {detail}")]
@@ -70,6 +207,43 @@ pub enum RegistryError {
         /// The client's or registry's own message.
         detail: String,
     },
+}
+
+/// ` (while pull manifest)`, or nothing without an operation.
+fn during(operation: &str) -> String {
+    if operation.is_empty() {
+        String::new()
+    } else {
+        format!(" (while: {operation})")
+    }
+}
+
+/// `pull manifest: `, or nothing without an operation.
+fn prefix(operation: &str) -> String {
+    if operation.is_empty() {
+        String::new()
+    } else {
+        format!("{operation}: ")
+    }
+}
+
+/// `; gave up after 4 attempts` once retries ran out, nothing for a single
+/// attempt.
+fn gave_up(attempts: u32) -> String {
+    if attempts > 1 {
+        format!("; gave up after {attempts} attempts")
+    } else {
+        String::new()
+    }
+}
+
+/// `, after 3 attempts` when more than one was made.
+fn after(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(", after {attempts} attempts")
+    } else {
+        String::new()
+    }
 }
 
 /// Turns an oci-client error into a [`RegistryError`] that names the
@@ -85,11 +259,13 @@ pub fn classify(
         registry: registry.clone(),
         reference: reference_text.clone(),
         credentials: auth.source.clone(),
+        operation: String::new(),
     };
     let not_found = |detail: String| RegistryError::NotFound {
         registry: registry.clone(),
         reference: reference_text.clone(),
         detail,
+        operation: String::new(),
     };
     match error {
         OciDistributionError::UnauthorizedError { .. }
@@ -140,20 +316,14 @@ pub fn classify(
             }
             if request.is_connect() || request.is_timeout() {
                 let reason = error_chain(&request);
-                let hint = if reason.contains("InvalidContentType")
-                    || reason.contains("invalid peer certificate")
-                    || reason.to_lowercase().contains("tls")
-                {
-                    "; if the registry serves plain HTTP (a loopback test registry), pass --plain-http"
-                        .to_string()
-                } else {
-                    String::new()
-                };
+                let hint = tls_hint(&reason).to_string();
                 RegistryError::Unreachable {
                     registry,
                     reference: reference_text,
                     reason,
                     hint,
+                    operation: String::new(),
+                    attempts: 1,
                 }
             } else {
                 RegistryError::Other {
@@ -171,9 +341,26 @@ pub fn classify(
     }
 }
 
+/// Whether a connection error looks like TLS spoken to a plain HTTP server
+/// (or a certificate problem): retrying cannot help.
+pub(crate) fn looks_like_tls(reason: &str) -> bool {
+    reason.contains("InvalidContentType")
+        || reason.contains("invalid peer certificate")
+        || reason.to_lowercase().contains("tls")
+}
+
+/// The advice for a TLS failure, or nothing.
+pub(crate) fn tls_hint(reason: &str) -> &'static str {
+    if looks_like_tls(reason) {
+        "; if the registry serves plain HTTP (a loopback test registry), pass --plain-http"
+    } else {
+        ""
+    }
+}
+
 /// The error and its causes on one line: reqwest's top-level message alone
 /// ("error sending request") hides the reason (refused, DNS, TLS).
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -3,11 +3,20 @@
 //! Both tools must find credentials in the same places, talk to a loopback
 //! registry over plain HTTP when asked, and explain a refusal the same way:
 //! which registry, which reference, which credentials (and where they came
-//! from), and what the registry said. The wire protocol is oci-client's.
+//! from), and what the registry said.
+//!
+//! Nothing here waits without a bound: every request has a connect
+//! timeout, a read (idle) timeout and an operation deadline, and transient
+//! failures are retried a bounded number of times (see [`RegistryClient`]
+//! and [`NetworkSettings`]).
 
 mod auth;
 mod client;
+mod digest;
 mod error;
+mod progress;
+mod retry;
+mod settings;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,14 +25,21 @@ pub use oci_client::secrets::RegistryAuth;
 pub use oci_client::{Client, Reference};
 
 pub use auth::{ResolvedAuth, auth_file_candidates, resolve_auth};
-pub use client::{ACCEPTED_MANIFEST_TYPES, Access, PulledManifest, RegistryClient};
+pub use client::{
+    ACCEPTED_MANIFEST_TYPES, Access, DEFAULT_MANIFEST_LIMIT, PulledManifest, RegistryClient,
+};
 pub use error::{RegistryError, classify};
+pub use settings::{
+    BLOB_FLOOR_RATE, DEFAULT_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_OPERATION_TIMEOUT,
+    DEFAULT_READ_TIMEOUT, MAX_ATTEMPTS, NetworkSettings, SettingError, parse_attempts,
+    parse_duration,
+};
 
-/// How long to wait for a registry to accept a connection: a closed or
-/// filtered port must fail fast, not after minutes.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How to reach a registry and which credentials to use.
+/// How to reach a registry, which credentials to use, and how long to wait.
+///
+/// Build it with `..Default::default()`: fields are added over time. The
+/// network fields left `None` come from the `OPENSHELL_REGISTRY_*`
+/// environment variables, else from the defaults (see [`NetworkSettings`]).
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
     /// Speak plain HTTP (for a loopback registry without TLS).
@@ -33,6 +49,19 @@ pub struct RegistryOptions {
     pub basic: Option<(String, String)>,
     /// An auth file to use instead of the default search.
     pub auth_file: Option<PathBuf>,
+    /// How long to wait for a connection (`--registry-connect-timeout`).
+    pub connect_timeout: Option<Duration>,
+    /// How long a request may go without a byte moving
+    /// (`--registry-read-timeout`).
+    pub read_timeout: Option<Duration>,
+    /// The deadline of one operation, retries included
+    /// (`--registry-operation-timeout`); a blob transfer gets more in
+    /// proportion to its size.
+    pub operation_timeout: Option<Duration>,
+    /// Attempts per operation, the first included (`--registry-attempts`).
+    pub attempts: Option<u32>,
+    /// No progress lines for blob transfers, even on a terminal.
+    pub quiet: bool,
 }
 
 /// Parses an image reference the way docker and podman do (a bare name gets
@@ -73,8 +102,18 @@ pub fn install_crypto_provider() {
     }
 }
 
-/// An oci-client [`Client`] for these options.
+/// An oci-client [`Client`] for these options, with their connect and
+/// read timeouts (a malformed `OPENSHELL_REGISTRY_*` variable falls back to
+/// the defaults here; [`RegistryClient::new`] reports it instead). It has
+/// no operation deadline and no retries: prefer [`RegistryClient`].
 pub fn client(options: &RegistryOptions) -> Client {
+    oci_client_for(
+        options,
+        &NetworkSettings::resolve(options).unwrap_or_default(),
+    )
+}
+
+pub(crate) fn oci_client_for(options: &RegistryOptions, settings: &NetworkSettings) -> Client {
     let protocol = if options.plain_http {
         oci_client::client::ClientProtocol::Http
     } else {
@@ -83,7 +122,8 @@ pub fn client(options: &RegistryOptions) -> Client {
     install_crypto_provider();
     Client::new(oci_client::client::ClientConfig {
         protocol,
-        connect_timeout: Some(CONNECT_TIMEOUT),
+        connect_timeout: Some(settings.connect_timeout),
+        read_timeout: Some(settings.read_timeout),
         // Multi-platform images are handled by the callers, platform by
         // platform; never let the client pick one silently.
         platform_resolver: None,
@@ -98,12 +138,9 @@ pub async fn resolve_digest(
     reference: &Reference,
     options: &RegistryOptions,
 ) -> Result<String, RegistryError> {
-    let auth = resolve_auth(reference, options)?;
-    let client = client(options);
-    client
-        .fetch_manifest_digest(reference, &auth.auth)
+    RegistryClient::new(reference, options)?
+        .resolve_digest(reference)
         .await
-        .map_err(|error| classify(error, reference, &auth))
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use oci_client::client::{Config, ImageLayer};
-use openshell_registry::{RegistryError, RegistryOptions, parse_reference, resolve_digest};
+use openshell_registry::{
+    Access, RegistryClient, RegistryError, RegistryOptions, parse_reference, resolve_digest,
+};
 use openshell_testsupport::{Registry, require};
 use sha2::{Digest, Sha256};
 
@@ -155,6 +157,7 @@ async fn explicit_credentials_override_the_auth_file() {
         plain_http: true,
         basic: Some((registry.username().into(), registry.password().into())),
         auth_file: Some(registry.write_auth_file("wrong.json", "nope")),
+        ..Default::default()
     };
     let digest = resolve_digest(&parse_reference(&tagged).unwrap(), &options).await;
     assert!(digest.is_ok(), "{digest:?}");
@@ -201,14 +204,77 @@ async fn closed_port_is_unreachable() {
         plain_http: true,
         auth_file: Some("/dev/null/none".into()),
         basic: Some(("u".into(), "p".into())),
+        attempts: Some(2),
+        ..Default::default()
     };
     let err = resolve_digest(&parse_reference(&reference).unwrap(), &options)
         .await
         .unwrap_err();
-    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    assert!(
+        matches!(err, RegistryError::Unreachable { attempts: 2, .. }),
+        "{err:?}"
+    );
     let message = err.to_string();
-    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
-    assert!(message.contains("could not reach"), "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "could not reach registry 127.0.0.1:{port} for {reference}: resolve digest: "
+        )),
+        "{message}"
+    );
+    assert!(message.contains("gave up after 2 attempts"), "{message}");
+}
+
+#[tokio::test]
+async fn eight_concurrent_blob_pushes_all_succeed() {
+    let test = "eight_concurrent_blob_pushes_all_succeed";
+    let Some(registry) = Registry::start(test) else {
+        return;
+    };
+    let reference =
+        parse_reference(&format!("{}/openshell/supervisor:v1", registry.host())).unwrap();
+    let options = RegistryOptions {
+        quiet: true,
+        ..options_for(&registry)
+    };
+    let client = RegistryClient::new(&reference, &options).unwrap();
+    client.authenticate(Access::Push).await.unwrap();
+    // Different blobs of 1 to 2 MiB, all in flight at once on one client.
+    let blobs: Vec<Vec<u8>> = (0..8u8)
+        .map(|index| {
+            let len = 1024 * 1024 + usize::from(index) * 131_072;
+            (0..len)
+                .map(|at| (at as u8).wrapping_mul(31).wrapping_add(index))
+                .collect()
+        })
+        .collect();
+    let digests: Vec<String> = blobs
+        .iter()
+        .map(|blob| format!("sha256:{}", hex::encode(Sha256::digest(blob))))
+        .collect();
+    let started = std::time::Instant::now();
+    let results = futures_util::future::join_all(
+        blobs
+            .iter()
+            .zip(&digests)
+            .map(|(blob, digest)| client.push_blob(digest, bytes::Bytes::from(blob.clone()))),
+    )
+    .await;
+    eprintln!("{test}: 8 pushes took {:?}", started.elapsed());
+    for (result, digest) in results.iter().zip(&digests) {
+        assert!(result.is_ok(), "{digest}: {result:?}\n{}", registry.log());
+    }
+    for (blob, digest) in blobs.iter().zip(&digests) {
+        assert!(client.blob_exists(digest).await.unwrap(), "{digest}");
+        let mut pulled = Vec::new();
+        client
+            .pull_blob(digest, 4 * 1024 * 1024, &mut |bytes: &[u8]| {
+                pulled.extend_from_slice(bytes);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert!(pulled == *blob, "{digest} came back different");
+    }
 }
 
 #[tokio::test]

@@ -10,11 +10,16 @@
 //!   FROM-scratch init container that has no `sh` or `cp`, atomically;
 //! - [`version`]: say which build this is, and whether it is static.
 //!
-//! [`run_as`] parses the `--run-as UID[:GID]` value and [`termination_log`]
-//! writes the reason a workload could not start where Kubernetes shows it.
+//! [`signals`] blocks, takes and resets signals through the kernel's own
+//! calls; [`exec`] finds and starts COMMAND and explains a refusal;
+//! [`run_as`] resolves `--run-as USER[:GROUP]` against the image's
+//! /etc/passwd and /etc/group; [`termination_log`] writes the reason a
+//! workload could not start where Kubernetes shows it.
 
 pub mod copy_self;
+pub mod exec;
 pub mod run_as;
+pub mod signals;
 pub mod supervise;
 pub mod termination_log;
 pub mod version;

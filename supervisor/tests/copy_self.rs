@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use common::{Tmpfs, bin, entries, one_line, open_tempdir, sandbox, texts};
+use common::{OutputWithDeadline, Tmpfs, bin, entries, one_line, open_tempdir, sandbox, texts};
 use nix::sys::resource::{Resource, setrlimit};
 use openshell_contract::BINARY_NAME;
 use openshell_contract::version::VersionReport;
@@ -31,7 +31,10 @@ fn source_sha256() -> String {
 }
 
 fn copy_self(dest: &Path) -> Output {
-    sandbox(&["copy-self"]).arg(dest).output().unwrap()
+    sandbox(&["copy-self"])
+        .arg(dest)
+        .output_with_deadline()
+        .unwrap()
 }
 
 /// Asserts a successful run that printed the one report line for `expected`
@@ -182,20 +185,18 @@ fn sixteen_concurrent_runs_onto_one_dest_all_succeed_and_dest_is_always_complete
         })
     };
 
-    let children: Vec<_> = (0..16)
+    let runs: Vec<_> = (0..16)
         .map(|_| {
-            sandbox(&["copy-self"])
-                .arg(&dest)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            let dest = dest.clone();
+            std::thread::spawn(move || {
+                sandbox(&["copy-self"])
+                    .arg(&dest)
+                    .output_with_deadline()
+                    .unwrap()
+            })
         })
         .collect();
-    let outputs: Vec<Output> = children
-        .into_iter()
-        .map(|child| child.wait_with_output().unwrap())
-        .collect();
+    let outputs: Vec<Output> = runs.into_iter().map(|run| run.join().unwrap()).collect();
     done.store(true, Ordering::SeqCst);
     let reads = watcher.join().unwrap();
     assert!(reads > 0);
@@ -348,7 +349,7 @@ fn a_file_size_limit_midway_leaves_dest_as_it_was_and_no_temporary_file() {
             Ok(())
         });
     }
-    let output = command.output().unwrap();
+    let output = command.output_with_deadline().unwrap();
     assert_failed(&output, &[&dest.display().to_string(), "File too large"]);
     assert_eq!(fs::read_to_string(&dest).unwrap(), "old\n");
     assert_eq!(entries(dir.path()), [BINARY_NAME]);
@@ -373,7 +374,7 @@ fn permission_denied_leaves_dest_as_it_was() {
         .arg(&dest)
         .uid(65534)
         .gid(65534)
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert_failed(
         &output,
@@ -399,7 +400,7 @@ fn the_copy_runs_and_reports_the_sha256_of_version_json() {
     let version = |binary: &Path| -> VersionReport {
         let output = Command::new(binary)
             .args(["version", "--json"])
-            .output()
+            .output_with_deadline()
             .unwrap();
         assert!(output.status.success(), "{}", texts(&output).1);
         serde_json::from_slice(&output.stdout).unwrap()
@@ -409,4 +410,211 @@ fn the_copy_runs_and_reports_the_sha256_of_version_json() {
     assert_eq!(original.sha256, reported);
     assert_eq!(copy.sha256, reported);
     assert_eq!(reported, source_sha256());
+}
+
+// --- Races, leftovers and symlinks, as PID 1 and not -------------------------
+
+use common::Mode;
+use openshell_sandbox::copy_self::{Resolution, TEMP_PREFIX, install_with};
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// `copy-self DEST` by `binary`, in `mode`, with a deadline.
+fn copy_self_in(mode: Mode, binary: &Path, dest: &Path) -> Output {
+    let dest = dest.to_str().unwrap();
+    common::output_within(mode.command(binary, &["copy-self", dest], None), DEADLINE)
+}
+
+fn no_etxtbsy_or_enoent_while_dest_is_executed_during_100_alternating_copies(mode: Mode) {
+    // Two different binaries take turns installing themselves at DEST while
+    // another thread executes DEST over and over, as an agent container
+    // starting beside a restarted init container would.
+    let binaries = [
+        bin().to_path_buf(),
+        openshell_testsupport::static_supervisor_binary().to_path_buf(),
+    ];
+    assert_ne!(
+        fs::read(&binaries[0]).unwrap(),
+        fs::read(&binaries[1]).unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join(BINARY_NAME);
+
+    let done = Arc::new(AtomicBool::new(false));
+    let executor = {
+        let done = Arc::clone(&done);
+        let dest = dest.clone();
+        std::thread::spawn(move || {
+            let (mut runs, mut busy, mut missing) = (0u32, 0u32, 0u32);
+            let mut installed = false;
+            while !done.load(Ordering::SeqCst) {
+                match Command::new(&dest)
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                {
+                    Ok(mut child) => {
+                        installed = true;
+                        let status = common::wait_with_timeout(&mut child, DEADLINE);
+                        assert!(status.success(), "{} --version: {status}", dest.display());
+                        runs += 1;
+                    }
+                    Err(err) if err.raw_os_error() == Some(nix::libc::ETXTBSY) => busy += 1,
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                        if installed {
+                            missing += 1;
+                        }
+                    }
+                    Err(err) => panic!("executing {}: {err}", dest.display()),
+                }
+            }
+            (runs, busy, missing)
+        })
+    };
+    for run in 0..100 {
+        let output = copy_self_in(mode, &binaries[run % 2], &dest);
+        assert!(output.status.success(), "run {run}: {}", texts(&output).1);
+        assert!(
+            texts(&output).0.starts_with("copied "),
+            "run {run}: {}",
+            texts(&output).0
+        );
+    }
+    done.store(true, Ordering::SeqCst);
+    let (runs, busy, missing) = executor.join().unwrap();
+    assert!(runs > 0, "DEST was never executed");
+    assert_eq!(
+        (busy, missing),
+        (0, 0),
+        "ETXTBSY, ENOENT after the first success ({runs} runs)"
+    );
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(&binaries[1]).unwrap());
+    assert_eq!(entries(dir.path()), [BINARY_NAME]);
+}
+
+fn runs_killed_at_random_points_leave_one_file_after_a_clean_run(mode: Mode) {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join(BINARY_NAME);
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut leftovers = 0;
+    for _ in 0..40 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // The debug binary copies in a few milliseconds to tens of them.
+        let delay = Duration::from_micros(seed % 30_000);
+        let mut command = mode.command(bin(), &["copy-self", dest.to_str().unwrap()], None);
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = common::Running(command.spawn().unwrap());
+        std::thread::sleep(delay);
+        // SIGKILL to the copy itself (under unshare, its PID 1).
+        let target = mode.supervisor_pid_if_running(child.pid());
+        let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
+        let _ = common::wait_with_timeout(&mut child.0, DEADLINE);
+        leftovers += entries(dir.path())
+            .iter()
+            .filter(|name| name.starts_with(TEMP_PREFIX))
+            .count();
+    }
+    // The kills did hit mid-copy at least once, or this proved nothing.
+    assert!(leftovers > 0, "no run was killed while copying");
+    let output = copy_self_in(mode, bin(), &dest);
+    assert!(output.status.success(), "{}", texts(&output).1);
+    assert_eq!(entries(dir.path()), [BINARY_NAME]);
+    assert_installed(&dest);
+}
+
+fn stale_temporaries_are_swept_so_a_small_volume_does_not_fill_up(mode: Mode) {
+    if !require_root("stale_temporaries_are_swept_so_a_small_volume_does_not_fill_up") {
+        return;
+    }
+    let size = source_bytes().len();
+    let dir = tempfile::tempdir().unwrap();
+    // Room for two binaries; five leftovers of 40% each fill it.
+    let mount = Tmpfs::mount(
+        &dir.path().join("small"),
+        &format!("{}k", size * 2 / 1024 + 64),
+    );
+    for run in 0..5 {
+        let stale = mount
+            .path()
+            .join(format!("{TEMP_PREFIX}{}.{run:016x}", 90_000 + run));
+        if fs::write(&stale, vec![0u8; size * 2 / 5]).is_err() {
+            break;
+        }
+    }
+    let dest = mount.path().join(BINARY_NAME);
+    let output = copy_self_in(mode, bin(), &dest);
+    assert!(output.status.success(), "{}", texts(&output).1);
+    assert_eq!(entries(mount.path()), [BINARY_NAME]);
+    assert_installed(&dest);
+}
+
+fn a_symlink_anywhere_on_the_path_is_refused(mode: Mode) {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    fs::create_dir(&real).unwrap();
+    let link = dir.path().join("link");
+    symlink(&real, &link).unwrap();
+    let nested = dir.path().join("a");
+    fs::create_dir(&nested).unwrap();
+    symlink(&real, nested.join("b")).unwrap();
+    for dest in [
+        link.join(BINARY_NAME),
+        PathBuf::from(format!("{}/", link.display())),
+        nested.join("b").join("c").join(BINARY_NAME),
+    ] {
+        let output = copy_self_in(mode, bin(), &dest);
+        assert_failed(&output, &["symbolic link"]);
+        assert!(entries(&real).is_empty(), "{} was followed", dest.display());
+    }
+    let output = copy_self_in(mode, bin(), &link.join(BINARY_NAME));
+    assert_failed(
+        &output,
+        &[&link.display().to_string(), "its parent", "symbolic link"],
+    );
+}
+
+both_modes!(
+    no_etxtbsy_or_enoent_while_dest_is_executed_during_100_alternating_copies,
+    runs_killed_at_random_points_leave_one_file_after_a_clean_run,
+    stale_temporaries_are_swept_so_a_small_volume_does_not_fill_up,
+    a_symlink_anywhere_on_the_path_is_refused,
+);
+
+#[test]
+fn without_openat2_the_component_walk_refuses_symlinks_too() {
+    // The fallback for kernels before 5.6, chosen explicitly.
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    fs::create_dir(&real).unwrap();
+    let link = dir.path().join("link");
+    symlink(&real, &link).unwrap();
+    for dest in [link.join(BINARY_NAME), link.join("x/y").join(BINARY_NAME)] {
+        let err = install_with(bin(), &dest, Resolution::Walk).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("its parent") && text.contains("symbolic link"),
+            "{text}"
+        );
+        assert!(text.contains(&link.display().to_string()), "{text}");
+    }
+    assert!(entries(&real).is_empty());
+    // And it installs, creating what is missing.
+    let dest = dir.path().join("new/sub").join(BINARY_NAME);
+    let report = install_with(bin(), &dest, Resolution::Walk).unwrap();
+    assert_eq!(report.destination, dest);
+    assert_installed(&dest);
+}
+
+#[test]
+fn a_regular_file_in_place_of_a_parent_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    fs::write(&file, "not a directory").unwrap();
+    let output = copy_self(&file.join("sub").join(BINARY_NAME));
+    assert_failed(&output, &[&file.display().to_string(), "not a directory"]);
+    assert_eq!(fs::read_to_string(&file).unwrap(), "not a directory");
 }

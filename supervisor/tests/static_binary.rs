@@ -4,11 +4,14 @@
 // Helpers here panic on failure, as the tests that call them do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+use common::OutputWithDeadline;
 use openshell_contract::elf::{self, ElfKind};
 use openshell_contract::version::{Libc, VersionReport};
 use openshell_contract::{
@@ -55,7 +58,7 @@ fn the_release_binary_reports_itself_static_on_musl() {
     let binary = static_supervisor_binary();
     let output = Command::new(binary)
         .args(["version", "--json"])
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert!(
         output.status.success(),
@@ -76,7 +79,7 @@ fn the_release_binary_reports_itself_static_on_musl() {
 fn the_release_binary_prints_its_version() {
     let output = Command::new(static_supervisor_binary())
         .arg("--version")
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert!(output.status.success());
     assert_eq!(
@@ -114,7 +117,7 @@ fn copy_self_installs_from_a_root_holding_nothing_but_the_binary() {
             Ok(())
         });
     }
-    let output = command.output().unwrap();
+    let output = command.output_with_deadline().unwrap();
     assert!(
         output.status.success(),
         "{}",

@@ -7,16 +7,15 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Lines};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{
-    Running, bin, children_of, one_line, open_tempdir, sandbox, texts, wait_until,
-    wait_with_timeout, waiting_for_signals,
+    OutputWithDeadline, Running, bin, children_of, one_line, open_tempdir, sandbox, texts,
+    wait_until, wait_with_timeout, waiting_for_signals,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -29,7 +28,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 fn supervise_with_log(args: &[&str], log: &Path) -> Output {
     sandbox(args)
         .env(TERMINATION_LOG_ENV, log)
-        .output()
+        .output_with_deadline()
         .unwrap()
 }
 
@@ -45,17 +44,15 @@ fn termination_log() -> (tempfile::TempDir, std::path::PathBuf) {
 
 /// Starts the supervisor with piped stdout, for tests that talk to the
 /// workload while it runs.
-fn start(args: &[&str]) -> (Running, Lines<BufReader<ChildStdout>>) {
+fn start(args: &[&str]) -> (Running, common::Lines) {
     let mut child = sandbox(args).stdout(Stdio::piped()).spawn().unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = common::Lines::spawn(child.stdout.take().unwrap());
     (Running(child), lines)
 }
 
-fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
-    lines
-        .next()
-        .expect("the workload closed stdout early")
-        .unwrap()
+/// The workload's next line of output, within [`TIMEOUT`].
+fn next_line(lines: &common::Lines) -> String {
+    lines.next("the workload's next line", TIMEOUT)
 }
 
 /// Asserts that a start failure exited with `code`, said why in one line on
@@ -88,7 +85,7 @@ fn exit_code_0_when_the_workload_succeeds() {
 #[test]
 fn the_workload_exit_code_and_output_pass_through() {
     let output = sandbox(&["--", "sh", "-c", "echo out; echo err >&2; exit 3"])
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(texts(&output), ("out\n".to_owned(), "err\n".to_owned()));
@@ -97,7 +94,7 @@ fn the_workload_exit_code_and_output_pass_through() {
 #[test]
 fn exit_code_128_plus_n_when_the_workload_dies_of_signal_n() {
     let output = sandbox(&["--", "sh", "-c", "kill -TERM $$"])
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert_eq!(output.status.code(), Some(128 + 15));
     assert_eq!(output.status.signal(), None, "the supervisor itself exits");
@@ -107,7 +104,9 @@ fn exit_code_128_plus_n_when_the_workload_dies_of_signal_n() {
 fn exit_code_128_plus_n_for_a_real_time_signal_too() {
     let rtmin = nix::libc::SIGRTMIN();
     let script = format!("kill -{} $$", rtmin + 2);
-    let output = sandbox(&["--", "sh", "-c", &script]).output().unwrap();
+    let output = sandbox(&["--", "sh", "-c", &script])
+        .output_with_deadline()
+        .unwrap();
     assert_eq!(output.status.code(), Some(128 + rtmin + 2));
 }
 
@@ -182,7 +181,7 @@ fn the_termination_log_flag_overrides_the_default() {
         "openshell-no-such-command",
     ])
     .env_remove(TERMINATION_LOG_ENV)
-    .output()
+    .output_with_deadline()
     .unwrap();
     assert_start_failure(&output, 127, &log, &["command not found"]);
 }
@@ -207,7 +206,7 @@ fn a_refused_privilege_drop_exits_1_with_the_reason() {
         .env(TERMINATION_LOG_ENV, &log)
         .uid(65534)
         .gid(65534)
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert_start_failure(
         &output,
@@ -229,7 +228,7 @@ fn the_workdir_takes_effect_and_relative_commands_resolve_in_it() {
     let workdir = dir.path().to_str().unwrap();
     let output = sandbox(&["--workdir", workdir, "--", "./where.sh"])
         .current_dir("/")
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert!(output.status.success(), "{}", texts(&output).1);
     assert_eq!(texts(&output).0, format!("{workdir}\n"));
@@ -253,7 +252,7 @@ fn run_as_sets_uid_gid_and_drops_supplementary_groups_for_the_workload_only() {
         "-c",
         report,
     ])
-    .output()
+    .output_with_deadline()
     .unwrap();
     let (stdout, stderr) = texts(&output);
     assert!(output.status.success(), "{stderr}");
@@ -273,7 +272,7 @@ fn run_as_without_a_gid_uses_the_uid() {
     }
     let output = sandbox(&["--run-as", "4321", "--", "sh", "-c", "id -u; id -g"])
         .current_dir("/")
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert!(output.status.success(), "{}", texts(&output).1);
     assert_eq!(texts(&output).0, "4321\n4321\n");
@@ -281,16 +280,19 @@ fn run_as_without_a_gid_uses_the_uid() {
 
 #[test]
 fn a_malformed_run_as_is_a_usage_error_naming_the_value() {
-    let output = sandbox(&["--run-as", "nobody", "--", "true"])
-        .output()
+    let output = sandbox(&["--run-as", "no body", "--", "true"])
+        .output_with_deadline()
         .unwrap();
     let stderr = texts(&output).1;
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr.contains("invalid value 'nobody' for '--run-as <UID[:GID]>'"),
+        stderr.contains("invalid value 'no body' for '--run-as <USER[:GROUP]>'"),
         "{stderr}"
     );
-    assert!(stderr.contains("not a number"), "{stderr}");
+    assert!(
+        stderr.contains("neither a number nor a valid name"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -298,7 +300,7 @@ fn the_workload_starts_with_no_blocked_signals() {
     // The supervisor blocks the signals it forwards; the workload must not
     // inherit that mask, or it would never see SIGTERM.
     let output = sandbox(&["--", "sh", "-c", "grep '^SigBlk:' /proc/self/status"])
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert!(output.status.success());
     assert_eq!(texts(&output).0, "SigBlk:\t0000000000000000\n");
@@ -307,10 +309,10 @@ fn the_workload_starts_with_no_blocked_signals() {
 #[test]
 fn sigterm_sent_to_the_supervisor_reaches_the_workload() {
     let script = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done";
-    let (mut child, mut lines) = start(&["--", "sh", "-c", script]);
-    assert_eq!(next_line(&mut lines), "ready");
+    let (mut child, lines) = start(&["--", "sh", "-c", script]);
+    assert_eq!(next_line(&lines), "ready");
     kill(child.pid(), Signal::SIGTERM).unwrap();
-    assert_eq!(next_line(&mut lines), "got TERM");
+    assert_eq!(next_line(&lines), "got TERM");
     let status = wait_with_timeout(&mut child.0, TIMEOUT);
     assert_eq!(
         status.code(),
@@ -327,8 +329,8 @@ fn every_forwarded_signal_reaches_the_workload() {
         script.push_str(&format!("trap 'echo got {name}' {name}; "));
     }
     script.push_str("trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done");
-    let (mut child, mut lines) = start(&["--", "sh", "-c", &script]);
-    assert_eq!(next_line(&mut lines), "ready");
+    let (mut child, lines) = start(&["--", "sh", "-c", &script]);
+    assert_eq!(next_line(&lines), "ready");
     let signals = [
         Signal::SIGINT,
         Signal::SIGHUP,
@@ -341,7 +343,7 @@ fn every_forwarded_signal_reaches_the_workload() {
     for signal in signals {
         kill(child.pid(), signal).unwrap();
         let name = signal.as_str().trim_start_matches("SIG");
-        assert_eq!(next_line(&mut lines), format!("got {name}"));
+        assert_eq!(next_line(&lines), format!("got {name}"));
     }
     assert_eq!(wait_with_timeout(&mut child.0, TIMEOUT).code(), Some(0));
 }
@@ -357,9 +359,9 @@ fn orphans_are_adopted_and_reaped_leaving_no_zombies() {
     // leave for a session (and process group) of their own, as daemons do.
     let script = "for i in 1 2 3 4; do (sleep 2 &); (setsid sleep 2 &); done; \
                   echo spawned; sleep 5";
-    let (mut child, mut lines) = start(&["--", "sh", "-c", script]);
+    let (mut child, lines) = start(&["--", "sh", "-c", script]);
     let supervisor = child.pid();
-    assert_eq!(next_line(&mut lines), "spawned");
+    assert_eq!(next_line(&lines), "spawned");
 
     // The supervisor is their subreaper: they become its children (as soon
     // as each subshell has exited and each setsid has become sleep).
@@ -443,7 +445,7 @@ fn as_pid_1_the_workload_runs_and_its_exit_code_comes_back() {
         return;
     }
     let output = as_pid_1(&["--", "sh", "-c", "echo pid=$$ ppid=$PPID; exit 5"])
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert_eq!(texts(&output).0, "pid=2 ppid=1\n");
     assert_eq!(output.status.code(), Some(5));
@@ -485,12 +487,17 @@ fn as_pid_1_idle_mode_exits_0_on_sigterm_from_outside_the_namespace() {
 
 #[test]
 fn help_explains_every_option_and_subcommand() {
-    let output = sandbox(&["--help"]).output().unwrap();
+    let output = sandbox(&["--help"]).output_with_deadline().unwrap();
     assert!(output.status.success());
     let help = texts(&output).0;
     for needle in [
         "--workdir <DIR>",
-        "--run-as <UID[:GID]>",
+        "--run-as <USER[:GROUP]>",
+        "--no-new-privs",
+        "--signal-target <TARGET>",
+        "--kill-grace <SECONDS>",
+        "OPENSHELL_SIGNAL_TARGET",
+        "OPENSHELL_KILL_GRACE",
         "--termination-log <FILE>",
         TERMINATION_LOG_ENV,
         "[COMMAND]...",
@@ -510,7 +517,7 @@ fn help_explains_every_option_and_subcommand() {
 
 #[test]
 fn workdir_without_a_command_is_a_usage_error() {
-    let output = sandbox(&["--workdir", "/"]).output().unwrap();
+    let output = sandbox(&["--workdir", "/"]).output_with_deadline().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = texts(&output).1;
     assert!(
@@ -536,7 +543,7 @@ fn parse_groups(stdout: &str) -> (String, String, String) {
 #[test]
 fn the_workload_runs_in_a_process_group_of_its_own() {
     let output = sandbox(&["--", "sh", "-c", REPORT_GROUPS])
-        .output()
+        .output_with_deadline()
         .unwrap();
     assert!(output.status.success(), "{}", texts(&output).1);
     let (pid, group, _) = parse_groups(&texts(&output).0);
@@ -561,7 +568,7 @@ fn on_a_terminal_the_workload_is_the_foreground_process_group() {
     let output = Command::new("script")
         .args(["--quiet", "--return", "--command", &command, "/dev/null"])
         .stdin(Stdio::null())
-        .output()
+        .output_with_deadline()
         .unwrap();
     let (stdout, stderr) = texts(&output);
     assert_eq!(
@@ -576,8 +583,8 @@ fn on_a_terminal_the_workload_is_the_foreground_process_group() {
 
 #[test]
 fn the_workload_does_not_outlive_a_killed_supervisor() {
-    let (child, mut lines) = start(&["--", "sh", "-c", "echo $$; exec sleep 60"]);
-    let workload = Pid::from_raw(next_line(&mut lines).parse().unwrap());
+    let (child, lines) = start(&["--", "sh", "-c", "echo $$; exec sleep 60"]);
+    let workload = Pid::from_raw(next_line(&lines).parse().unwrap());
     let supervisor = child.pid();
     kill(supervisor, Signal::SIGKILL).unwrap();
     drop(child);

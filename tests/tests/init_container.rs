@@ -1,7 +1,9 @@
 //! The init-container method on a real container runtime: `podman kube play`
-//! runs exactly the YAML the driver renders. The init container's copy-self
-//! fills the emptyDir from the FROM-scratch supervisor image (no shell, no
-//! cp), and the agent runs the supervisor from the read-only mount.
+//! runs exactly the YAML the driver renders, hardened as it is by default.
+//! The init container's copy-self fills the emptyDir from the FROM-scratch
+//! supervisor image (no shell, no cp) as UID 65532, and the agent runs the
+//! supervisor from the read-only mount with no capabilities but those it
+//! needs to start the workload as another user.
 //!
 //! The one translation, for the rerun test only: podman gives every played
 //! pod a fresh emptyDir, so to run a pod twice on the *same* volume the
@@ -164,4 +166,141 @@ fn template_user_runs_the_workload_while_the_supervisor_starts_as_root() {
         logs.contains("uid=1000 gid=1000 pwd=/sandbox supervisor-uid=0"),
         "{logs}"
     );
+}
+
+/// The workload of the hardening scenarios: who installed the binary, and
+/// the process state of the workload and of PID 1 (the supervisor).
+const PROBE: &str = "echo installed-by=$(stat -c %u:%g /opt/openshell/bin/openshell-sandbox); \
+     echo uid=$(id -u); \
+     while read key value rest; do echo workload-$key$value; done < /proc/self/status; \
+     while read key value rest; do echo supervisor-$key$value; done < /proc/1/status";
+
+/// The value of `KEY:` in the probe's output for `who` (workload or
+/// supervisor).
+fn status<'a>(logs: &'a str, who: &str, key: &str) -> &'a str {
+    let prefix = format!("{who}-{key}:");
+    logs.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in:\n{logs}"))
+        .trim()
+}
+
+#[test]
+fn hardened_pod_copies_as_65532_and_runs_the_workload_without_capabilities() {
+    let test = "hardened_pod_copies_as_65532_and_runs_the_workload_without_capabilities";
+    let Some(containers) = storage_with_images(test) else {
+        return;
+    };
+    let mut render = common::driver();
+    render
+        .arg("render")
+        .args([
+            "--sandbox-image",
+            AGENT_IMAGE,
+            "--supervisor-image",
+            SUPERVISOR,
+        ])
+        .args(["--supervisor-sideload-method", "init-container"])
+        .args(["--name", "e2e-hardened", "--format", "yaml", "--"])
+        .args(["sh", "-c", PROBE]);
+    let yaml = common::run_ok(render);
+    let pod: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["securityContext"]["runAsUser"].as_i64(),
+        Some(65532),
+        "{yaml}"
+    );
+
+    let (code, logs) = play(&containers, "e2e-hardened", &yaml);
+    assert_eq!(code, "0", "{logs}\n{yaml}");
+    // copy-self ran as 65532 and could write the emptyDir (podman hands a
+    // new emptyDir to the first container's user; Kubernetes creates it
+    // with mode 0777): no fsGroup needed.
+    assert!(logs.contains("installed-by=65532:65532"), "{logs}");
+    assert!(logs.contains("uid=0"), "{logs}");
+    // No capabilities at all, no privilege gain, the runtime's seccomp
+    // filter (mode 2), for the supervisor and the workload alike.
+    for who in ["workload", "supervisor"] {
+        assert_eq!(
+            status(&logs, who, "CapEff"),
+            "0000000000000000",
+            "{who}: {logs}"
+        );
+        assert_eq!(
+            status(&logs, who, "CapBnd"),
+            "0000000000000000",
+            "{who}: {logs}"
+        );
+        assert_eq!(status(&logs, who, "NoNewPrivs"), "1", "{who}: {logs}");
+        assert_eq!(status(&logs, who, "Seccomp"), "2", "{who}: {logs}");
+    }
+}
+
+#[test]
+fn hardened_pod_keeps_what_the_supervisor_needs_for_another_user_and_forwards_sigterm() {
+    let test = "hardened_pod_keeps_what_the_supervisor_needs_for_another_user_and_forwards_sigterm";
+    let Some(containers) = storage_with_images(test) else {
+        return;
+    };
+    let template = containers.dir().join("template.yaml");
+    std::fs::write(
+        &template,
+        format!(
+            "metadata:\n  name: e2e-run-as\nspec:\n  restartPolicy: Never\n  securityContext:\n    runAsUser: 1000\n  containers:\n  - name: agent\n    image: {AGENT_IMAGE}\n    imagePullPolicy: Never\n"
+        ),
+    )
+    .unwrap();
+    // The workload reports, then waits for SIGTERM: only a supervisor that
+    // kept KILL can forward it to a process of another user.
+    let script = format!(
+        "{PROBE}; trap 'echo got-term; exit 9' TERM; echo ready; i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; exit 7"
+    );
+    let mut render = common::driver();
+    render
+        .arg("render")
+        .arg("--template")
+        .arg(&template)
+        .args(["--supervisor-image", SUPERVISOR])
+        .args(["--supervisor-sideload-method", "init-container"])
+        .args(["--format", "yaml", "--", "sh", "-c", &script]);
+    let yaml = common::run_ok(render);
+    let file = containers.dir().join("e2e-run-as.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    containers.podman_ok(["kube".as_ref(), "play".as_ref(), file.as_os_str()]);
+
+    let agent = "e2e-run-as-agent";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let logs = loop {
+        let logs = containers.podman_ok(["logs", agent]);
+        if logs.contains("ready") {
+            break logs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workload did not start within 60 s:\n{logs}\n{yaml}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // The init container took the pod's user.
+    assert!(logs.contains("installed-by=1000:1000"), "{logs}");
+    assert!(logs.contains("uid=1000"), "{logs}");
+    // SETUID (7), SETGID (6) and KILL (5) for the supervisor, nothing for
+    // the workload it started as 1000.
+    assert_eq!(
+        status(&logs, "supervisor", "CapEff"),
+        "00000000000000e0",
+        "{logs}"
+    );
+    assert_eq!(
+        status(&logs, "workload", "CapEff"),
+        "0000000000000000",
+        "{logs}"
+    );
+    assert_eq!(status(&logs, "workload", "NoNewPrivs"), "1", "{logs}");
+
+    containers.podman_ok(["stop", "--time", "20", agent]);
+    let code = containers.podman_ok(["wait", agent]);
+    let logs = containers.podman_ok(["logs", agent]);
+    assert!(logs.contains("got-term"), "{logs}");
+    assert_eq!(code.trim(), "9", "{logs}");
 }

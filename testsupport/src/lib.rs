@@ -7,12 +7,15 @@
 //! started when it is dropped, also when the test panics.
 
 pub mod agent;
+pub mod fault_registry;
 pub mod podman;
+pub mod python_tools;
 pub mod registry;
 pub mod rss;
 pub mod supervisor;
 pub mod tools;
 
+pub use fault_registry::{Action, Fault, FaultRegistry, Seen};
 pub use podman::Containers;
 pub use registry::Registry;
 pub use supervisor::{static_supervisor_binary, workspace_binary};

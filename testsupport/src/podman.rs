@@ -192,10 +192,16 @@ impl Drop for Containers {
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Runs `command` (stdin closed), returning its output whatever the status.
-/// Panics, after killing it, when it runs longer than [`COMMAND_TIMEOUT`].
+/// Panics, after killing it and everything it started, when it runs longer
+/// than [`COMMAND_TIMEOUT`].
 pub fn run(mut command: Command) -> Output {
+    use std::os::unix::process::CommandExt;
     let description = format!("{command:?}");
     let mut child = command
+        // Its own process group, so a timeout kills the helpers it started
+        // too (podman's storage-applyLayer blocked on a fifo outlived its
+        // parent otherwise).
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -226,6 +232,13 @@ pub fn run(mut command: Command) -> Output {
     let status = match child.wait_timeout(COMMAND_TIMEOUT) {
         Ok(Some(status)) => status,
         Ok(None) => {
+            if let Ok(group) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: kill(2) with a negative pid signals the process
+                // group this function created; no memory is involved.
+                unsafe {
+                    libc::kill(-group, libc::SIGKILL);
+                }
+            }
             let _ = child.kill();
             let _ = child.wait();
             let stderr = stderr.join().unwrap_or_default();

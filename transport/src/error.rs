@@ -88,9 +88,16 @@ pub enum TransportError {
         /// Why.
         reason: String,
     },
-    /// The registry refused or failed.
+    /// The registry refused or failed (boxed: the registry's errors carry
+    /// enough context to make every result large otherwise).
     #[error(transparent)]
-    Registry(#[from] openshell_registry::RegistryError),
+    Registry(Box<openshell_registry::RegistryError>),
+}
+
+impl From<openshell_registry::RegistryError> for TransportError {
+    fn from(error: openshell_registry::RegistryError) -> Self {
+        Self::Registry(Box::new(error))
+    }
 }
 
 impl TransportError {

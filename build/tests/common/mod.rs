@@ -17,6 +17,8 @@ use oci_spec::image::{
 };
 use openshell_contract::annotations::oci::REF_NAME;
 
+pub mod raw_layout;
+
 /// The `build-image` executable under test.
 pub fn build_image() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_build-image"));

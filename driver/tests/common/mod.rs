@@ -11,6 +11,7 @@ use openshell_contract::sideload::{
     ENV_SUPERVISOR_SIDELOAD_METHOD,
 };
 pub mod oci_layout;
+pub mod pod_security;
 
 use serde_json::Value;
 

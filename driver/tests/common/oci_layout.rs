@@ -107,3 +107,59 @@ pub fn write_image(dir: &Path, tag: &str, content: &str) -> String {
         .unwrap();
     digest
 }
+
+/// Adds an image index tagged `tag` to the layout in `dir`, listing the
+/// manifests `entries` (`(os, architecture, manifest digest)`, written
+/// before with [`write_image`]); returns the index digest.
+pub fn write_index(dir: &Path, tag: &str, entries: &[(&str, &str, &str)]) -> String {
+    let index_path = dir.join("index.json");
+    let top = ImageIndex::from_file(&index_path).unwrap();
+    let manifests: Vec<Descriptor> = entries
+        .iter()
+        .map(|(os, architecture, digest)| {
+            let found = top
+                .manifests()
+                .iter()
+                .find(|descriptor| descriptor.digest().to_string() == *digest)
+                .unwrap();
+            let mut entry = DescriptorBuilder::default()
+                .media_type(MediaType::ImageManifest)
+                .digest(found.digest().clone())
+                .size(found.size())
+                .build()
+                .unwrap();
+            entry.set_platform(Some(
+                oci_spec::image::PlatformBuilder::default()
+                    .os(*os)
+                    .architecture(*architecture)
+                    .build()
+                    .unwrap(),
+            ));
+            entry
+        })
+        .collect();
+    let nested = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(manifests)
+        .build()
+        .unwrap();
+    let mut descriptor = blob(
+        dir,
+        MediaType::ImageIndex,
+        nested.to_string().unwrap().as_bytes(),
+    );
+    descriptor.set_annotations(Some([(REF_NAME.to_string(), tag.to_string())].into()));
+    let digest = descriptor.digest().to_string();
+    let mut all = top.manifests().clone();
+    all.push(descriptor);
+    ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(all)
+        .build()
+        .unwrap()
+        .to_file(&index_path)
+        .unwrap();
+    digest
+}
