@@ -238,13 +238,24 @@ fn under_qemu_exit_codes_pass_through() {
 }
 
 #[test]
-fn under_qemu_sigterm_to_the_supervisor_reaches_the_workload() {
-    if !have_qemu("under_qemu_sigterm_to_the_supervisor_reaches_the_workload") {
+fn under_qemu_signals_to_the_supervisor_reach_the_workload() {
+    if !have_qemu("under_qemu_signals_to_the_supervisor_reach_the_workload") {
         return;
     }
     let binary = arm64_binary();
-    let script = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done";
-    let mut command = under_qemu(binary, &["--", "sh", "-c", script]);
+    let forwarded = [
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ];
+    let mut script = String::new();
+    for signal in forwarded {
+        let name = signal.as_str().trim_start_matches("SIG");
+        script.push_str(&format!("trap 'echo got {name}' {name}; "));
+    }
+    script.push_str("trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
+    let mut command = under_qemu(binary, &["--", "sh", "-c", &script]);
     let child = command
         .stdout(Stdio::piped())
         .spawn()
@@ -270,8 +281,11 @@ fn under_qemu_sigterm_to_the_supervisor_reaches_the_workload() {
     // qemu-user runs the guest in its own process: this pid is the
     // supervisor's.
     let pid = Pid::from_raw(i32::try_from(running.0.id()).unwrap());
-    kill(pid, Signal::SIGTERM).unwrap();
-    assert_eq!(next(), "got TERM");
+    for signal in forwarded.into_iter().chain([Signal::SIGTERM]) {
+        kill(pid, signal).unwrap();
+        let name = signal.as_str().trim_start_matches("SIG");
+        assert_eq!(next(), format!("got {name}"));
+    }
     let status = wait(&mut running);
     assert_eq!(
         status.code(),
