@@ -107,12 +107,7 @@ impl ImageMetadata {
         binary_sha256: &str,
         provenance: &PlatformProvenance,
     ) -> HashMap<String, String> {
-        let mut map = self.annotations(binary_sha256);
-        if let Some(rustc) = &provenance.rustc_version {
-            map.insert(annotations::RUSTC_VERSION.to_string(), rustc.clone());
-        }
-        map.extend(self.annotations.clone());
-        map
+        self.platform_map(binary_sha256, provenance, &self.annotations)
     }
 
     /// The labels of one platform's config: provenance, the binary's digest
@@ -122,11 +117,21 @@ impl ImageMetadata {
         binary_sha256: &str,
         provenance: &PlatformProvenance,
     ) -> HashMap<String, String> {
+        self.platform_map(binary_sha256, provenance, &self.labels)
+    }
+
+    /// Provenance, the binary's digest and rustc, then `given` (which wins).
+    fn platform_map(
+        &self,
+        binary_sha256: &str,
+        provenance: &PlatformProvenance,
+        given: &BTreeMap<String, String>,
+    ) -> HashMap<String, String> {
         let mut map = self.annotations(binary_sha256);
         if let Some(rustc) = &provenance.rustc_version {
             map.insert(annotations::RUSTC_VERSION.to_string(), rustc.clone());
         }
-        map.extend(self.labels.clone());
+        map.extend(given.clone());
         map
     }
 

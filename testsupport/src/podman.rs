@@ -197,38 +197,11 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 pub fn run(mut command: Command) -> Output {
     use std::os::unix::process::CommandExt;
     let description = format!("{command:?}");
-    let mut child = command
-        // Its own process group, so a timeout kills the helpers it started
-        // too (podman's storage-applyLayer blocked on a fifo outlived its
-        // parent otherwise).
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("could not start {description}: {err}"));
-    // Drain both pipes while waiting, or a chatty tool blocks on a full pipe.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    // Its own process group, so a timeout kills the helpers it started too
+    // (podman's storage-applyLayer blocked on a fifo outlived its parent
+    // otherwise).
+    command.process_group(0);
+    let (mut child, stdout, stderr) = spawn_drained(command, &description);
     let status = match child.wait_timeout(COMMAND_TIMEOUT) {
         Ok(Some(status)) => status,
         Ok(None) => {
@@ -254,6 +227,45 @@ pub fn run(mut command: Command) -> Output {
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     }
+}
+
+/// Output of a child still being read: joined, it gives the bytes.
+pub type Drained = std::thread::JoinHandle<Vec<u8>>;
+
+/// Starts `command` with stdin closed and both outputs read on threads while
+/// the caller waits, so a chatty child never blocks on a full pipe.
+pub fn spawn_drained(
+    mut command: Command,
+    description: &str,
+) -> (std::process::Child, Drained, Drained) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("could not start {description}: {err}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    (child, stdout, stderr)
 }
 
 /// Status, stdout and stderr of a finished command, for assertion messages.
