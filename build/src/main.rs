@@ -15,6 +15,7 @@ use build_image::filesystem::limits::{
 use build_image::image::ImageMetadata;
 use build_image::layer::LayerSettings;
 use build_image::pipeline::{self, BinaryInput, BuildOptions};
+use build_image::platform::PlatformSpec;
 use build_image::progress::{Progress, human_size};
 use build_image::provenance::{self, KeyValue};
 use build_image::sbom::SbomChoice;
@@ -27,6 +28,7 @@ use openshell_contract::registry::{
     ENV_REGISTRY_READ_TIMEOUT, FLAG_REGISTRY_ATTEMPTS, FLAG_REGISTRY_CONNECT_TIMEOUT,
     FLAG_REGISTRY_OPERATION_TIMEOUT, FLAG_REGISTRY_READ_TIMEOUT,
 };
+use openshell_contract::version::Libc;
 use openshell_contract::{
     DEFAULT_IMAGE_TAGS, DEFAULT_OCI_LAYOUT_DIR, MOUNT_PATH, SUPERVISOR_REPOSITORY,
 };
@@ -186,6 +188,16 @@ struct BuildArgs {
     /// platform.
     #[arg(long = "binary", value_name = "[PLATFORM=]PATH")]
     binaries: Vec<BinaryInput>,
+    /// Build the supervisor for these platforms only (repeatable or
+    /// comma-separated): linux/amd64, linux/arm64. Default: both, in one
+    /// image index.
+    #[arg(
+        long = "platform",
+        value_name = "PLATFORM",
+        value_delimiter = ',',
+        conflicts_with = "binaries"
+    )]
+    platforms: Vec<PlatformSpec>,
     /// Write the image to REF: oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]
     /// or docker://HOST/REPO[:TAG]. Repeatable; written in the order given.
     /// When no OCI layout is among the destinations, the default layout is
@@ -441,6 +453,7 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             ..VerifyOptions::default()
         },
         workspace,
+        platforms: args.platforms.clone(),
         sbom: match (&args.sbom, args.no_sbom) {
             (Some(file), _) => SbomChoice::File(file.clone()),
             (None, true) => SbomChoice::Skip,
@@ -472,6 +485,14 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             platform.layer_size,
             platform.binary_sha256
         )?;
+        if let (Some(target), Some(libc)) = (&platform.target, platform.libc) {
+            let libc = match libc {
+                Libc::Musl => "musl",
+                Libc::Gnu => "glibc with +crt-static, not musl",
+                Libc::Other => "unknown",
+            };
+            writeln!(out, "{:<10} built for {target} (libc: {libc})", "")?;
+        }
     }
     for platform in &outcome.report.platforms {
         if let Some(sbom) = &platform.sbom {

@@ -78,6 +78,9 @@ pub struct BuildOptions {
     /// The workspace, to build the supervisor in, and whose Cargo.lock the
     /// SBOM lists.
     pub workspace: Option<PathBuf>,
+    /// Platforms to build the supervisor for when no binary is given;
+    /// empty means the defaults (linux/amd64 and linux/arm64).
+    pub platforms: Vec<PlatformSpec>,
     /// Which SBOM each platform manifest gets.
     pub sbom: SbomChoice,
 }
@@ -438,6 +441,7 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
         openshell_transport::oci_layout::check_output(dir)?;
     }
 
+    let mut built_supervisors = Vec::new();
     let mut workspace = options.workspace.clone();
     let inputs = if options.binaries.is_empty() {
         let built_in = match &workspace {
@@ -447,12 +451,21 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
                 crate::supervisor_build::workspace_root(&here)?
             }
         };
-        let path = crate::supervisor_build::build_supervisor(&built_in, progress)?;
+        let platforms = if options.platforms.is_empty() {
+            PlatformSpec::defaults()
+        } else {
+            options.platforms.clone()
+        };
+        built_supervisors =
+            crate::supervisor_build::build_supervisors(&built_in, &platforms, progress)?;
         workspace = Some(built_in);
-        vec![BinaryInput {
-            platform: None,
-            path,
-        }]
+        built_supervisors
+            .iter()
+            .map(|built| BinaryInput {
+                platform: Some(built.platform.clone()),
+                path: built.path.clone(),
+            })
+            .collect()
     } else {
         options.binaries.clone()
     };
@@ -527,7 +540,22 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
         digest: built.top.digest(),
         media_type: built.top.descriptor.media_type().to_string(),
         size: built.top.descriptor.size(),
-        platforms: built.platforms.iter().map(platform_image).collect(),
+        platforms: built
+            .platforms
+            .iter()
+            .map(|platform| {
+                let mut image = platform_image(platform);
+                // What build-image built records its target and libc.
+                if let Some(supervisor) = built_supervisors
+                    .iter()
+                    .find(|supervisor| supervisor.platform == platform.platform)
+                {
+                    image.target = Some(supervisor.target.clone());
+                    image.libc = Some(supervisor.libc);
+                }
+                image
+            })
+            .collect(),
         layout: None,
         docker_archive: None,
         pushed: Vec::new(),
@@ -665,6 +693,8 @@ fn platform_image(platform: &image::PlatformBuild) -> PlatformImage {
         layer_size: platform.layer.blob.descriptor.size(),
         binary_sha256: platform.binary.sha256.clone(),
         binary_size: platform.binary.size,
+        target: None,
+        libc: None,
     }
 }
 

@@ -123,6 +123,7 @@ impl RegistryClient {
         let scheme = if options.plain_http { "http" } else { "https" };
         let base = Url::parse(&format!("{scheme}://{}", reference.resolve_registry()))
             .map_err(|error| other(format!("the registry is not a host: {error}")))?;
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .user_agent(concat!("openshell-registry/", env!("CARGO_PKG_VERSION")))
