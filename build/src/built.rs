@@ -42,6 +42,22 @@ impl ImageSource for BuiltSource<'_> {
         Ok((Some(top), bytes))
     }
 
+    fn referrers(
+        &mut self,
+        subject: &Descriptor,
+        _limits: &ReadLimits,
+    ) -> Result<Option<Vec<Descriptor>>, TransportError> {
+        let subject = subject.digest().to_string();
+        Ok(Some(
+            self.image
+                .referrers
+                .iter()
+                .filter(|referrer| referrer.subject == subject)
+                .map(|referrer| referrer.manifest.descriptor.clone())
+                .collect(),
+        ))
+    }
+
     fn open_blob(
         &mut self,
         descriptor: &Descriptor,
@@ -130,12 +146,25 @@ impl BuiltImage {
                 .collect(),
             None => Vec::new(),
         };
+        let mut referrer_blobs: Vec<openshell_transport::Blob> = Vec::new();
+        for blob in self.referrers.iter().flat_map(|referrer| &referrer.blobs) {
+            if !referrer_blobs
+                .iter()
+                .any(|known| known.digest() == blob.digest())
+            {
+                referrer_blobs.push(blob.clone());
+            }
+        }
         ImageToWrite {
             blobs,
             manifests,
             top: self.top.clone(),
-            referrers: Vec::new(),
-            referrer_blobs: Vec::new(),
+            referrers: self
+                .referrers
+                .iter()
+                .map(|referrer| referrer.manifest.clone())
+                .collect(),
+            referrer_blobs,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Assembling the image: config, manifest and (for several platforms) index,
 //! all through oci-spec's types.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use oci_spec::image::{
@@ -31,6 +31,23 @@ pub struct ImageMetadata {
     pub source: String,
     /// `org.opencontainers.image.title`.
     pub title: String,
+    /// sha256 (hex) of the workspace's `Cargo.lock`, when the build knows
+    /// the workspace ([`annotations::CARGO_LOCK_SHA256`]).
+    pub cargo_lock_sha256: Option<String>,
+    /// `--annotation KEY=VALUE`: on every manifest and the index; a key
+    /// build-image also sets (source, version...) takes this value, in the
+    /// config labels too.
+    pub annotations: BTreeMap<String, String>,
+    /// `--label KEY=VALUE`: in every config's labels only.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What one platform's binary says about its own build.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlatformProvenance {
+    /// The rustc that compiled it, from its `.comment` section
+    /// ([`annotations::RUSTC_VERSION`]).
+    pub rustc_version: Option<String>,
 }
 
 impl ImageMetadata {
@@ -42,24 +59,96 @@ impl ImageMetadata {
             revision: None,
             source: env!("CARGO_PKG_REPOSITORY").to_string(),
             title: BINARY_NAME.to_string(),
+            cargo_lock_sha256: None,
+            annotations: BTreeMap::new(),
+            labels: BTreeMap::new(),
         }
     }
 
-    /// The annotations of a manifest (and labels of a config) for a binary.
-    pub fn annotations(&self, binary_sha256: &str) -> HashMap<String, String> {
+    /// The provenance every manifest, the index and every config carry:
+    /// version, source, title, created, revision and the Cargo.lock
+    /// digest, with `--annotation` values for those keys winning.
+    fn provenance(&self) -> HashMap<String, String> {
         let mut map = HashMap::from([
             (oci::VERSION.to_string(), self.version.clone()),
             (oci::SOURCE.to_string(), self.source.clone()),
             (oci::TITLE.to_string(), self.title.clone()),
             (oci::CREATED.to_string(), self.epoch.rfc3339()),
-            (
-                annotations::BINARY_SHA256.to_string(),
-                binary_sha256.to_string(),
-            ),
         ]);
         if let Some(revision) = &self.revision {
             map.insert(oci::REVISION.to_string(), revision.clone());
         }
+        if let Some(lock) = &self.cargo_lock_sha256 {
+            map.insert(annotations::CARGO_LOCK_SHA256.to_string(), lock.clone());
+        }
+        for (key, value) in &self.annotations {
+            if let Some(slot) = map.get_mut(key) {
+                slot.clone_from(value);
+            }
+        }
+        map
+    }
+
+    /// The annotations of a manifest (and labels of a config) for a binary,
+    /// before `--annotation` and `--label` are added.
+    pub fn annotations(&self, binary_sha256: &str) -> HashMap<String, String> {
+        let mut map = self.provenance();
+        map.insert(
+            annotations::BINARY_SHA256.to_string(),
+            binary_sha256.to_string(),
+        );
+        map
+    }
+
+    /// The annotations of one platform's manifest: provenance, the binary's
+    /// digest and rustc, and every `--annotation`.
+    pub fn manifest_annotations(
+        &self,
+        binary_sha256: &str,
+        provenance: &PlatformProvenance,
+    ) -> HashMap<String, String> {
+        self.platform_map(binary_sha256, provenance, &self.annotations)
+    }
+
+    /// The labels of one platform's config: provenance, the binary's digest
+    /// and rustc, and every `--label`.
+    pub fn config_labels(
+        &self,
+        binary_sha256: &str,
+        provenance: &PlatformProvenance,
+    ) -> HashMap<String, String> {
+        self.platform_map(binary_sha256, provenance, &self.labels)
+    }
+
+    /// Provenance, the binary's digest and rustc, then `given` (which wins).
+    fn platform_map(
+        &self,
+        binary_sha256: &str,
+        provenance: &PlatformProvenance,
+        given: &BTreeMap<String, String>,
+    ) -> HashMap<String, String> {
+        let mut map = self.annotations(binary_sha256);
+        if let Some(rustc) = &provenance.rustc_version {
+            map.insert(annotations::RUSTC_VERSION.to_string(), rustc.clone());
+        }
+        map.extend(given.clone());
+        map
+    }
+
+    /// The annotations of the index over several platforms: provenance,
+    /// the rustc when every platform's binary names the same one, and every
+    /// `--annotation` (ko#1235: annotations belong on the index too).
+    pub fn index_annotations(&self, platforms: &[PlatformBuild]) -> HashMap<String, String> {
+        let mut map = self.provenance();
+        let mut rustc = platforms
+            .iter()
+            .map(|platform| platform.provenance.rustc_version.as_ref());
+        if let Some(Some(first)) = rustc.next() {
+            if rustc.all(|other| other == Some(first)) {
+                map.insert(annotations::RUSTC_VERSION.to_string(), first.clone());
+            }
+        }
+        map.extend(self.annotations.clone());
         map
     }
 }
@@ -91,6 +180,8 @@ pub struct PlatformBuild {
     pub config: Blob,
     /// Its manifest blob (the descriptor carries the platform).
     pub manifest: Blob,
+    /// What the binary says about its build.
+    pub provenance: PlatformProvenance,
 }
 
 /// A complete image: one manifest, or an index over several.
@@ -102,10 +193,25 @@ pub struct BuiltImage {
     pub index: Option<Blob>,
     /// The top-level manifest: the index, or the single manifest.
     pub top: Blob,
+    /// Artifacts that refer to the platform manifests (the SBOMs), each an
+    /// OCI 1.1 referrer.
+    pub referrers: Vec<Referrer>,
+}
+
+/// An artifact manifest whose `subject` is one of the image's manifests.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    /// Digest of the manifest it refers to.
+    pub subject: String,
+    /// The artifact manifest; its descriptor carries the `artifactType`.
+    pub manifest: Blob,
+    /// Its config (the empty descriptor's `{}`) and layers.
+    pub blobs: Vec<Blob>,
 }
 
 impl BuiltImage {
-    /// Every blob, dependencies first: layers, configs, manifests, index.
+    /// Every blob, dependencies first: layers, configs, manifests, index,
+    /// then the referrers' blobs and manifests.
     pub fn blobs(&self) -> Vec<&Blob> {
         let mut blobs: Vec<&Blob> = Vec::new();
         for platform in &self.platforms {
@@ -114,6 +220,10 @@ impl BuiltImage {
             blobs.push(&platform.manifest);
         }
         blobs.extend(self.index.iter());
+        for referrer in &self.referrers {
+            blobs.extend(referrer.blobs.iter());
+            blobs.push(&referrer.manifest);
+        }
         blobs
     }
 }
@@ -148,7 +258,7 @@ fn spec(what: &'static str) -> impl Fn(oci_spec::OciSpecError) -> ImageError {
 
 pub use openshell_transport::document::canonical_json;
 
-fn json_blob<T: Serialize>(
+pub(crate) fn json_blob<T: Serialize>(
     what: &'static str,
     media_type: MediaType,
     document: &T,
@@ -196,11 +306,29 @@ pub fn assemble_platform(
     layer: LayerBlob,
     metadata: &ImageMetadata,
 ) -> Result<PlatformBuild, ImageError> {
+    assemble_platform_with(
+        platform,
+        binary,
+        layer,
+        metadata,
+        PlatformProvenance::default(),
+    )
+}
+
+/// Assembles one platform's config and manifest around its layer, with
+/// what its binary says about its build.
+pub fn assemble_platform_with(
+    platform: PlatformSpec,
+    binary: BinaryFacts,
+    layer: LayerBlob,
+    metadata: &ImageMetadata,
+    provenance: PlatformProvenance,
+) -> Result<PlatformBuild, ImageError> {
     let created = metadata.epoch.rfc3339();
-    let annotations = metadata.annotations(&binary.sha256);
+    let annotations = metadata.manifest_annotations(&binary.sha256, &provenance);
     let runtime_config = ConfigBuilder::default()
         .entrypoint(IMAGE_ENTRYPOINT.map(String::from).to_vec())
-        .labels(annotations.clone())
+        .labels(metadata.config_labels(&binary.sha256, &provenance))
         .build()
         .map_err(spec("config"))?;
     let history = HistoryBuilder::default()
@@ -244,6 +372,7 @@ pub fn assemble_platform(
         layer,
         config,
         manifest,
+        provenance,
     })
 }
 
@@ -261,14 +390,14 @@ pub fn assemble(
             platforms,
             index: None,
             top,
+            referrers: Vec::new(),
         });
     }
     let manifests: Vec<Descriptor> = platforms
         .iter()
         .map(|platform| platform.manifest.descriptor.clone())
         .collect();
-    let mut index_annotations = metadata.annotations("");
-    index_annotations.remove(annotations::BINARY_SHA256);
+    let index_annotations = metadata.index_annotations(&platforms);
     let index = ImageIndexBuilder::default()
         .schema_version(SCHEMA_VERSION)
         .media_type(MediaType::ImageIndex)
@@ -281,6 +410,7 @@ pub fn assemble(
         platforms,
         top: index.clone(),
         index: Some(index),
+        referrers: Vec::new(),
     })
 }
 

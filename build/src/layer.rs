@@ -14,7 +14,7 @@ use crate::gzip;
 /// layer bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerSettings {
-    /// gzip level, 0-9.
+    /// libdeflate's compression level (build-image offers 1-9).
     pub level: u32,
     /// Threads to compress with (does not change the bytes).
     pub threads: usize,
@@ -30,10 +30,12 @@ impl Default for LayerSettings {
 }
 
 impl LayerSettings {
-    /// A string naming everything that shapes the layer bytes.
+    /// A string naming everything that shapes the layer bytes (the
+    /// libdeflate version among them: bump it with the libdeflater
+    /// dependency).
     pub fn cache_key(&self) -> String {
         format!(
-            "tar-ustar-v1+gzip-level{}-chunk{}",
+            "tar-ustar-v1+gzip-members-libdeflate1.26-level{}-chunk{}",
             self.level,
             gzip::CHUNK_SIZE
         )
@@ -244,7 +246,7 @@ mod tests {
         assert_eq!(one.digest, sha256_digest(&one.compressed));
         assert!(one.digest.starts_with("sha256:") && one.digest.len() == 7 + 64);
         let mut unpacked = Vec::new();
-        flate2::read::GzDecoder::new(&one.compressed[..])
+        flate2::read::MultiGzDecoder::new(&one.compressed[..])
             .read_to_end(&mut unpacked)
             .unwrap();
         assert_eq!(unpacked, *one.tar);

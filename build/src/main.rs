@@ -15,7 +15,10 @@ use build_image::filesystem::limits::{
 use build_image::image::ImageMetadata;
 use build_image::layer::LayerSettings;
 use build_image::pipeline::{self, BinaryInput, BuildOptions};
+use build_image::platform::PlatformSpec;
 use build_image::progress::{Progress, human_size};
+use build_image::provenance::{self, KeyValue};
+use build_image::sbom::SbomChoice;
 use build_image::supervisor_build::{git_revision, workspace_root};
 use build_image::verify::{self, NothingKnown, VerifyOptions};
 use clap::{Args, Parser, Subcommand};
@@ -25,6 +28,7 @@ use openshell_contract::registry::{
     ENV_REGISTRY_READ_TIMEOUT, FLAG_REGISTRY_ATTEMPTS, FLAG_REGISTRY_CONNECT_TIMEOUT,
     FLAG_REGISTRY_OPERATION_TIMEOUT, FLAG_REGISTRY_READ_TIMEOUT,
 };
+use openshell_contract::version::Libc;
 use openshell_contract::{
     DEFAULT_IMAGE_TAGS, DEFAULT_OCI_LAYOUT_DIR, MOUNT_PATH, SUPERVISOR_REPOSITORY,
 };
@@ -184,6 +188,16 @@ struct BuildArgs {
     /// platform.
     #[arg(long = "binary", value_name = "[PLATFORM=]PATH")]
     binaries: Vec<BinaryInput>,
+    /// Build the supervisor for these platforms only (repeatable or
+    /// comma-separated): linux/amd64, linux/arm64. Default: both, in one
+    /// image index.
+    #[arg(
+        long = "platform",
+        value_name = "PLATFORM",
+        value_delimiter = ',',
+        conflicts_with = "binaries"
+    )]
+    platforms: Vec<PlatformSpec>,
     /// Write the image to REF: oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]
     /// or docker://HOST/REPO[:TAG]. Repeatable; written in the order given.
     /// When no OCI layout is among the destinations, the default layout is
@@ -224,6 +238,28 @@ struct BuildArgs {
     /// Value of org.opencontainers.image.version.
     #[arg(long = "image-version", value_name = "VERSION", default_value = env!("CARGO_PKG_VERSION"))]
     image_version: String,
+    /// Add a label to every platform's config (what `podman inspect` and
+    /// `docker inspect` show as Labels). Repeatable. KEY is reverse-DNS
+    /// style (com.example.team); org.opencontainers.image.* keys must be
+    /// ones the OCI spec defines.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<KeyValue>,
+    /// Add an annotation to every platform manifest and to the index.
+    /// Repeatable. Keys as for --label; an org.opencontainers.image.* key
+    /// build-image also sets (source, version, revision, created...) takes
+    /// this value, in the labels too.
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    annotations: Vec<KeyValue>,
+    /// Attach this SBOM (SPDX 2.x or CycloneDX JSON) to every platform
+    /// manifest instead of the one generated from the workspace's
+    /// Cargo.lock.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_sbom")]
+    sbom: Option<PathBuf>,
+    /// Attach no SBOM. By default each platform manifest gets an SPDX 2.3
+    /// SBOM of the supervisor's crates (from the workspace's Cargo.lock,
+    /// also with --binary) as an OCI 1.1 referrer.
+    #[arg(long)]
+    no_sbom: bool,
     /// gzip level of the layer, 1 (fastest) to 9 (smallest).
     #[arg(long, value_name = "N", default_value_t = build_image::gzip::DEFAULT_LEVEL, value_parser = clap::value_parser!(u32).range(1..=9))]
     compression_level: u32,
@@ -255,6 +291,10 @@ struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Fail when a platform manifest has no valid SBOM referrer (by default
+    /// a missing SBOM is reported and skipped; a broken one always fails).
+    #[arg(long)]
+    require_sbom: bool,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -309,6 +349,7 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             run: args.run,
             limits: options.limits,
             tree_limits: args.limits.tree_limits(),
+            require_sbom: args.require_sbom,
         },
     )
     .with_context(|| format!("could not read {}", args.source))?;
@@ -376,7 +417,16 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         };
         destinations.insert(0, ImageReference::OciLayout { dir, tag: None });
     }
+    // The SBOM lists the workspace's Cargo.lock, so it is looked for with
+    // --binary too.
+    let workspace = match workspace {
+        None if !args.no_sbom && args.sbom.is_none() => workspace_root(&here).ok(),
+        found => found,
+    };
     let mut metadata = ImageMetadata::new(epoch);
+    metadata.labels = provenance::to_map(&args.labels, "--label").map_err(anyhow::Error::msg)?;
+    metadata.annotations =
+        provenance::to_map(&args.annotations, "--annotation").map_err(anyhow::Error::msg)?;
     metadata.version = args.image_version.clone();
     metadata.revision = args.revision.clone().or_else(|| {
         if args.binaries.is_empty() {
@@ -403,6 +453,12 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             ..VerifyOptions::default()
         },
         workspace,
+        platforms: args.platforms.clone(),
+        sbom: match (&args.sbom, args.no_sbom) {
+            (Some(file), _) => SbomChoice::File(file.clone()),
+            (None, true) => SbomChoice::Skip,
+            (None, false) => SbomChoice::Generate,
+        },
     };
     let outcome = pipeline::run(&options, &progress)?;
     let json = serde_json::to_string_pretty(&outcome.result)?;
@@ -429,6 +485,27 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             platform.layer_size,
             platform.binary_sha256
         )?;
+        if let (Some(target), Some(libc)) = (&platform.target, platform.libc) {
+            let libc = match libc {
+                Libc::Musl => "musl",
+                Libc::Gnu => "glibc with +crt-static, not musl",
+                Libc::Other => "unknown",
+            };
+            writeln!(out, "{:<10} built for {target} (libc: {libc})", "")?;
+        }
+    }
+    for platform in &outcome.report.platforms {
+        if let Some(sbom) = &platform.sbom {
+            writeln!(
+                out,
+                "sbom       {}: {} ({} bytes) {}, referrer {}",
+                platform.platform.as_deref().unwrap_or("image"),
+                sbom.summary,
+                sbom.sbom_size,
+                sbom.sbom_digest,
+                sbom.referrer_digest
+            )?;
+        }
     }
     if let Some(path) = outcome
         .report

@@ -15,10 +15,14 @@ use crate::binary::{self, BinaryError, BinaryFacts, LEADING_ROOM, StatKey, Super
 use crate::built::{BuiltLayers, BuiltSource};
 use crate::cache::{BinaryRecord, BuildCache, LayerKey, LayerRecord};
 use crate::filesystem::Filesystem;
-use crate::image::{self, Blob, BlobData, ImageError, ImageMetadata, LayerBlob, layer_descriptor};
+use crate::image::{
+    self, Blob, BlobData, BuiltImage, ImageError, ImageMetadata, LayerBlob, PlatformProvenance,
+    layer_descriptor,
+};
 use crate::layer::{self, LayerError, LayerSettings};
 use crate::platform::PlatformSpec;
 use crate::progress::{Progress, human_size};
+use crate::sbom::{Sbom, SbomChoice, SbomError, SbomGenerator, SbomRequest};
 use crate::supervisor_build::SupervisorBuildError;
 use crate::verify::{self, VerifyOptions, VerifyReport};
 
@@ -71,8 +75,14 @@ pub struct BuildOptions {
     pub layer: LayerSettings,
     /// Verification settings.
     pub verify: VerifyOptions,
-    /// The workspace, to build the supervisor in.
+    /// The workspace, to build the supervisor in, and whose Cargo.lock the
+    /// SBOM lists.
     pub workspace: Option<PathBuf>,
+    /// Platforms to build the supervisor for when no binary is given;
+    /// empty means the defaults (linux/amd64 and linux/arm64).
+    pub platforms: Vec<PlatformSpec>,
+    /// Which SBOM each platform manifest gets.
+    pub sbom: SbomChoice,
 }
 
 /// Why a build failed.
@@ -90,6 +100,9 @@ pub enum BuildError {
     /// The image could not be assembled.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// The SBOM could not be made or read.
+    #[error(transparent)]
+    Sbom(#[from] SbomError),
     /// Reading or writing an image failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
@@ -402,6 +415,11 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
         check_tag(tag).map_err(BuildError::Usage)?;
     }
     check_inputs(&options.binaries)?;
+    // A bad --sbom file is refused before any work, like a bad tag.
+    let sbom_file = match &options.sbom {
+        SbomChoice::File(path) => Some(crate::sbom::read_file(path)?),
+        _ => None,
+    };
     let destination_options = DestinationOptions {
         default_tags: options.tags.clone(),
         archive_name: options.archive_name.clone(),
@@ -423,22 +441,35 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
         openshell_transport::oci_layout::check_output(dir)?;
     }
 
+    let mut built_supervisors = Vec::new();
+    let mut workspace = options.workspace.clone();
     let inputs = if options.binaries.is_empty() {
-        let workspace = match &options.workspace {
+        let built_in = match &workspace {
             Some(workspace) => workspace.clone(),
             None => {
                 let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
                 crate::supervisor_build::workspace_root(&here)?
             }
         };
-        let path = crate::supervisor_build::build_supervisor(&workspace, progress)?;
-        vec![BinaryInput {
-            platform: None,
-            path,
-        }]
+        let platforms = if options.platforms.is_empty() {
+            PlatformSpec::defaults()
+        } else {
+            options.platforms.clone()
+        };
+        built_supervisors =
+            crate::supervisor_build::build_supervisors(&built_in, &platforms, progress)?;
+        workspace = Some(built_in);
+        built_supervisors
+            .iter()
+            .map(|built| BinaryInput {
+                platform: Some(built.platform.clone()),
+                path: built.path.clone(),
+            })
+            .collect()
     } else {
         options.binaries.clone()
     };
+    let (metadata, mut sbom_generator) = provenance(options, workspace.as_deref(), progress)?;
 
     // From here on the layouts are this run's: what an earlier run left
     // (the cache, reusable blobs) cannot change under it, and a concurrent
@@ -462,18 +493,33 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
             stat: prepared.stat,
             facts: facts.clone(),
         });
-        platforms.push(image::assemble_platform(
+        let provenance = PlatformProvenance {
+            rustc_version: crate::provenance::rustc_version_of(&prepared.path),
+        };
+        platforms.push(image::assemble_platform_with(
             prepared.platform,
             facts,
             layer,
-            &options.metadata,
+            &metadata,
+            provenance,
         )?);
     }
-    let built = image::assemble(platforms, &options.metadata)?;
+    let mut built = image::assemble(platforms, &metadata)?;
+    attach_sboms(
+        &mut built,
+        sbom_file.as_ref(),
+        sbom_generator.as_mut(),
+        !options.binaries.is_empty(),
+        &metadata,
+        progress,
+    )?;
 
     let step = progress.step("verifying the image");
     let mut source = BuiltSource::new(&built);
-    let report = verify::verify(&mut source, &BuiltLayers::of(&built), &options.verify)?;
+    let mut verify_options = options.verify.clone();
+    // An SBOM attached here must be found, valid and pointing at its manifest.
+    verify_options.require_sbom |= !built.referrers.is_empty();
+    let report = verify::verify(&mut source, &BuiltLayers::of(&built), &verify_options)?;
     if !report.ok {
         return Err(BuildError::Verification {
             report: report.to_string(),
@@ -494,7 +540,22 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
         digest: built.top.digest(),
         media_type: built.top.descriptor.media_type().to_string(),
         size: built.top.descriptor.size(),
-        platforms: built.platforms.iter().map(platform_image).collect(),
+        platforms: built
+            .platforms
+            .iter()
+            .map(|platform| {
+                let mut image = platform_image(platform);
+                // What build-image built records its target and libc.
+                if let Some(supervisor) = built_supervisors
+                    .iter()
+                    .find(|supervisor| supervisor.platform == platform.platform)
+                {
+                    image.target = Some(supervisor.target.clone());
+                    image.libc = Some(supervisor.libc);
+                }
+                image
+            })
+            .collect(),
         layout: None,
         docker_archive: None,
         pushed: Vec::new(),
@@ -552,6 +613,78 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
     })
 }
 
+/// The image's metadata with the build's provenance (the Cargo.lock
+/// digest), and the SBOM generator when the SBOM is made from the
+/// workspace. Without a workspace (a `--binary` run outside the
+/// repository) there is no SBOM unless `--sbom` gives one, and the run
+/// says so.
+fn provenance(
+    options: &BuildOptions,
+    workspace: Option<&Path>,
+    progress: &Progress,
+) -> Result<(ImageMetadata, Option<SbomGenerator>), BuildError> {
+    let mut metadata = options.metadata.clone();
+    let generator = match (&options.sbom, workspace) {
+        (SbomChoice::Generate, Some(workspace)) => {
+            let generator = SbomGenerator::new(workspace)?;
+            metadata.cargo_lock_sha256 = Some(generator.cargo_lock_sha256().to_string());
+            Some(generator)
+        }
+        (SbomChoice::Generate, None) => {
+            progress.note(
+                "no SBOM attached: not inside the OpenShell workspace, whose Cargo.lock it lists (run inside the repository, or give one with --sbom FILE; --no-sbom says none is wanted)",
+            );
+            None
+        }
+        _ => None,
+    };
+    // A supervisor built here comes from this Cargo.lock whatever the SBOM.
+    if metadata.cargo_lock_sha256.is_none() && options.binaries.is_empty() {
+        if let Some(workspace) = workspace {
+            metadata.cargo_lock_sha256 = crate::provenance::cargo_lock_sha256(workspace).ok();
+        }
+    }
+    Ok((metadata, generator))
+}
+
+/// Attaches an SBOM to each platform manifest as an OCI 1.1 referrer: the
+/// `--sbom` file, or one generated from the workspace.
+fn attach_sboms(
+    built: &mut BuiltImage,
+    file: Option<&Sbom>,
+    mut generator: Option<&mut SbomGenerator>,
+    prebuilt: bool,
+    metadata: &ImageMetadata,
+    progress: &Progress,
+) -> Result<(), BuildError> {
+    let mut referrers = Vec::new();
+    for platform in &built.platforms {
+        let sbom = match (file, generator.as_deref_mut()) {
+            (Some(file), _) => file.clone(),
+            (None, Some(generator)) => {
+                let step = progress.step(format!("{}: SBOM", platform.platform));
+                let sbom = generator.generate(&SbomRequest {
+                    platform: &platform.platform,
+                    binary_sha256: &platform.binary.sha256,
+                    rustc_version: platform.provenance.rustc_version.as_deref(),
+                    prebuilt,
+                    metadata,
+                })?;
+                step.done(format!(
+                    "{} ({})",
+                    sbom.summary,
+                    human_size(sbom.bytes.len() as u64)
+                ));
+                sbom
+            }
+            (None, None) => return Ok(()),
+        };
+        referrers.push(crate::sbom::referrer(&platform.manifest, &sbom, metadata)?);
+    }
+    built.referrers.extend(referrers);
+    Ok(())
+}
+
 fn platform_image(platform: &image::PlatformBuild) -> PlatformImage {
     PlatformImage {
         platform: platform.platform.to_string(),
@@ -560,6 +693,8 @@ fn platform_image(platform: &image::PlatformBuild) -> PlatformImage {
         layer_size: platform.layer.blob.descriptor.size(),
         binary_sha256: platform.binary.sha256.clone(),
         binary_size: platform.binary.size,
+        target: None,
+        libc: None,
     }
 }
 

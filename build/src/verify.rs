@@ -19,14 +19,19 @@ use std::sync::{Arc, OnceLock};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
 use openshell_contract::annotations::BINARY_SHA256;
 use openshell_contract::elf::ElfInfo;
+use openshell_contract::sbom::SBOM_ARTIFACT_TYPES;
 use openshell_contract::version::VersionReport;
 use openshell_contract::{
     BINARY_NAME, IMAGE_BINARY_PATH, IMAGE_ENTRYPOINT, LAYER_BINARY_PATH, MOUNT_PATH,
     path_under_mount,
 };
+use openshell_transport::digest::check_bytes;
 use openshell_transport::digest::{Digester, DigestingReader};
+use openshell_transport::document;
 use openshell_transport::document::{DOCKER_CONFIG, DOCKER_MANIFEST, is_index_media_type};
-use openshell_transport::source::{self, IndexFacts, LoadedManifest, ManifestEntry};
+use openshell_transport::source::{
+    self, IndexFacts, LoadedManifest, ManifestEntry, referrer_facts,
+};
 use openshell_transport::{ImageSource, ReadLimits, TransportError};
 use serde::Serialize;
 
@@ -65,6 +70,9 @@ pub mod checks {
     pub const ANNOTATION_SHA256: &str = "annotation-sha256";
     /// `version --json` of the extracted binary reports the same digest.
     pub const RUN_VERSION: &str = "run-version";
+    /// The SBOMs that refer to the manifest (OCI 1.1 referrers): their
+    /// manifests, subjects and documents.
+    pub const SBOM: &str = "sbom";
 }
 
 /// How a check ended.
@@ -103,8 +111,25 @@ pub struct PlatformReport {
     pub binary_in_sandbox: Option<String>,
     /// sha256 of the binary, when found.
     pub binary_sha256: Option<String>,
+    /// The SBOM attached to this manifest, when one was found valid.
+    pub sbom: Option<SbomReport>,
     /// Results, in the order of [`PLATFORM_CHECKS`].
     pub checks: Vec<CheckResult>,
+}
+
+/// An SBOM found attached to a platform manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SbomReport {
+    /// Digest of the referrer (artifact) manifest.
+    pub referrer_digest: String,
+    /// Its `artifactType` (`application/spdx+json`...).
+    pub artifact_type: String,
+    /// Digest of the SBOM document.
+    pub sbom_digest: String,
+    /// Size of the SBOM document in bytes.
+    pub sbom_size: u64,
+    /// What the document is (`SPDX-2.3, 57 packages`).
+    pub summary: String,
 }
 
 /// The checks of one index.
@@ -243,6 +268,9 @@ pub struct VerifyOptions {
     /// Bounds on the layers applied (binary size, uncompressed size,
     /// entries).
     pub tree_limits: Limits,
+    /// Fail (rather than skip) the sbom check of a manifest without a valid
+    /// SBOM referrer.
+    pub require_sbom: bool,
 }
 
 impl Default for VerifyOptions {
@@ -252,6 +280,7 @@ impl Default for VerifyOptions {
             run: false,
             limits: ReadLimits::default(),
             tree_limits: Limits::default(),
+            require_sbom: false,
         }
     }
 }
@@ -430,6 +459,34 @@ struct Facts {
     index_path: String,
     /// The platform its index entry gives.
     index_platform: Option<oci_spec::image::Platform>,
+    /// The SBOMs that refer to the manifest.
+    sbom: SbomFacts,
+}
+
+/// The SBOMs attached to a platform manifest, as found.
+#[derive(Debug)]
+enum SbomFacts {
+    /// Not looked for: the manifest could not be read.
+    NotRead,
+    /// The transport cannot hold referrers.
+    Unsupported(String),
+    /// Listing the referrers failed.
+    ListFailed(String),
+    /// The SBOM referrers found (maybe none), and how many referrers of
+    /// other kinds there are.
+    Listed {
+        sboms: Vec<SbomFound>,
+        others: usize,
+    },
+}
+
+/// One SBOM referrer, read and checked.
+#[derive(Debug)]
+struct SbomFound {
+    /// What is wrong with it.
+    failures: Vec<String>,
+    /// When nothing is: what it holds.
+    report: Option<SbomReport>,
 }
 
 impl Facts {
@@ -508,7 +565,9 @@ fn gather(
             .expected
             .as_ref()
             .and_then(|descriptor| descriptor.platform().clone()),
+        sbom: SbomFacts::NotRead,
     };
+    facts.sbom = gather_sbom(source, &facts, &options.limits);
     let Some(layers) = facts.parsed().map(|parsed| parsed.layers().clone()) else {
         return facts;
     };
@@ -563,6 +622,175 @@ fn gather(
     }
     facts.tree = complete.map(|()| tree);
     facts
+}
+
+/// Lists the referrers of the platform manifest and reads those that are
+/// SBOMs.
+fn gather_sbom(source: &mut dyn ImageSource, facts: &Facts, limits: &ReadLimits) -> SbomFacts {
+    let Ok(manifest) = &facts.manifest else {
+        return SbomFacts::NotRead;
+    };
+    let Ok(digest) = manifest.digest.parse::<oci_spec::image::Digest>() else {
+        return SbomFacts::NotRead;
+    };
+    let media_type = manifest
+        .expected
+        .as_ref()
+        .map_or(MediaType::ImageManifest, |expected| {
+            expected.media_type().clone()
+        });
+    let subject = Descriptor::new(media_type, manifest.raw.len() as u64, digest);
+    let listed = match source.referrers(&subject, limits) {
+        Ok(Some(listed)) => listed,
+        Ok(None) => {
+            return SbomFacts::Unsupported(format!(
+                "{} cannot hold OCI referrers, so no SBOM can be attached here (push to a registry or write an OCI layout to keep it)",
+                source.describe()
+            ));
+        }
+        Err(err) => return SbomFacts::ListFailed(err.to_string()),
+    };
+    let mut sboms = Vec::new();
+    let mut others = 0;
+    for referrer in &listed {
+        let declared = referrer.artifact_type().as_ref().map(ToString::to_string);
+        let is_sbom = |artifact_type: &str| SBOM_ARTIFACT_TYPES.contains(&artifact_type);
+        match declared.as_deref() {
+            Some(artifact_type) if is_sbom(artifact_type) => {
+                sboms.push(read_sbom(source, referrer, &subject, limits));
+            }
+            Some(_) => others += 1,
+            // No type in the listing: the manifest says.
+            None => {
+                let found = source
+                    .manifest(referrer, limits)
+                    .ok()
+                    .and_then(|bytes| referrer_facts(&bytes))
+                    .and_then(|facts| facts.artifact_type);
+                if found.as_deref().is_some_and(is_sbom) {
+                    sboms.push(read_sbom(source, referrer, &subject, limits));
+                } else {
+                    others += 1;
+                }
+            }
+        }
+    }
+    SbomFacts::Listed { sboms, others }
+}
+
+/// Reads and checks one SBOM referrer of `subject`: its manifest (digest,
+/// artifact type, subject, layer), and the document (digest, JSON, kind).
+fn read_sbom(
+    source: &mut dyn ImageSource,
+    referrer: &Descriptor,
+    subject: &Descriptor,
+    limits: &ReadLimits,
+) -> SbomFound {
+    let digest = referrer.digest().to_string();
+    let mut found = SbomFound {
+        failures: Vec::new(),
+        report: None,
+    };
+    let bytes = match source.manifest(referrer, limits) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            found.failures.push(format!(
+                "the SBOM referrer {digest} could not be read: {err}"
+            ));
+            return found;
+        }
+    };
+    if let Err(err) = check_bytes("the SBOM referrer manifest", referrer, &bytes) {
+        found.failures.push(err.to_string());
+        return found;
+    }
+    let what = format!("{} SBOM referrer {digest}", source.describe());
+    let manifest = match document::parse::<ImageManifest>(&what, &bytes) {
+        Ok(manifest) => manifest,
+        Err(err) => {
+            found
+                .failures
+                .push(format!("the SBOM referrer is not an image manifest: {err}"));
+            return found;
+        }
+    };
+    let artifact_type = manifest
+        .artifact_type()
+        .as_ref()
+        .unwrap_or_else(|| manifest.config().media_type())
+        .to_string();
+    if let Some(declared) = referrer.artifact_type() {
+        if declared.to_string() != artifact_type {
+            found.failures.push(format!(
+                "the referrer {digest} is listed as {declared} but its manifest says {artifact_type}"
+            ));
+        }
+    }
+    match manifest.subject() {
+        None => found.failures.push(format!(
+            "the referrer {digest} has no subject, so it refers to nothing"
+        )),
+        Some(named) => {
+            if named.digest() != subject.digest() {
+                found.failures.push(format!(
+                    "the referrer {digest} names the subject {}, not this manifest {}",
+                    named.digest(),
+                    subject.digest()
+                ));
+            } else if named.size() != subject.size() {
+                found.failures.push(format!(
+                    "the referrer {digest} gives its subject's size as {} bytes; the manifest is {}",
+                    named.size(),
+                    subject.size()
+                ));
+            }
+        }
+    }
+    let Some(layer) = manifest
+        .layers()
+        .iter()
+        .find(|layer| layer.media_type().to_string() == artifact_type)
+    else {
+        found.failures.push(format!(
+            "the referrer {digest} has no layer of media type {artifact_type} (the SBOM document)"
+        ));
+        return found;
+    };
+    let document_bytes = match source::read_document(source, "the SBOM document", layer, limits) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            found.failures.push(format!(
+                "the SBOM document {} could not be read: {err}",
+                layer.digest()
+            ));
+            return found;
+        }
+    };
+    if let Err(err) = check_bytes("the SBOM document", layer, &document_bytes) {
+        found.failures.push(err.to_string());
+        return found;
+    }
+    match crate::sbom::identify(&document_bytes) {
+        Ok((kind, summary)) if kind == artifact_type => {
+            if found.failures.is_empty() {
+                found.report = Some(SbomReport {
+                    referrer_digest: digest,
+                    artifact_type,
+                    sbom_digest: layer.digest().to_string(),
+                    sbom_size: document_bytes.len() as u64,
+                    summary,
+                });
+            }
+        }
+        Ok((kind, _)) => found.failures.push(format!(
+            "the SBOM document {} is {kind}, but the referrer says {artifact_type}",
+            layer.digest()
+        )),
+        Err(err) => found
+            .failures
+            .push(format!("the SBOM document {}: {err}", layer.digest())),
+    }
+    found
 }
 
 /// Streams one layer: hashes the blob as it arrives, decompresses it,
@@ -758,6 +986,11 @@ const PLATFORM_CHECKS: &[CheckSpec] = &[
         requires: &[checks::STATIC_ELF],
         run: check_run_version,
     },
+    CheckSpec {
+        name: checks::SBOM,
+        requires: &[checks::MANIFEST],
+        run: check_sbom,
+    },
 ];
 
 /// The names of the per-platform checks, in report order.
@@ -819,13 +1052,57 @@ fn run_checks(facts: &Facts, options: &VerifyOptions) -> PlatformReport {
                 .config()
                 .map(|config| format!("{}/{}", config.os(), config.architecture()))
         });
+    let sbom = match &facts.sbom {
+        SbomFacts::Listed { sboms, .. } if passed(checks::SBOM) => {
+            sboms.iter().find_map(|found| found.report.clone())
+        }
+        _ => None,
+    };
     PlatformReport {
         platform,
         manifest_digest: facts.manifest_digest.clone(),
         index_path: facts.index_path.clone(),
         binary_in_sandbox,
         binary_sha256,
+        sbom,
         checks: results,
+    }
+}
+
+fn check_sbom(facts: &Facts, options: &VerifyOptions) -> Verdict {
+    let absent = |reason: String| {
+        if options.require_sbom {
+            Verdict::Fail(vec![format!("{reason} (an SBOM is required here)")])
+        } else {
+            Verdict::Skip(reason)
+        }
+    };
+    match &facts.sbom {
+        SbomFacts::NotRead => Verdict::Skip("the manifest could not be read".into()),
+        SbomFacts::Unsupported(reason) => absent(reason.clone()),
+        SbomFacts::ListFailed(err) => absent(format!("could not list the referrers: {err}")),
+        SbomFacts::Listed { sboms, others } if sboms.is_empty() => absent(format!(
+            "no SBOM refers to this manifest (expected an OCI 1.1 referrer with artifactType {}; {others} referrer(s) of other kinds)",
+            SBOM_ARTIFACT_TYPES.join(" or ")
+        )),
+        SbomFacts::Listed { sboms, .. } => {
+            let mut failures = Vec::new();
+            let mut notes = Vec::new();
+            for found in sboms {
+                failures.extend(found.failures.iter().cloned());
+                if let Some(report) = &found.report {
+                    notes.push(format!(
+                        "{} ({}, {} bytes) {} in referrer {}, whose subject is this manifest",
+                        report.summary,
+                        report.artifact_type,
+                        report.sbom_size,
+                        report.sbom_digest,
+                        report.referrer_digest
+                    ));
+                }
+            }
+            Verdict::from_failures(failures, notes)
+        }
     }
 }
 

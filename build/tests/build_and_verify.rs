@@ -285,10 +285,20 @@ fn other_tags_are_kept_and_the_same_tag_moves() {
     assert_ne!(first.digest, second.digest);
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let tags: Vec<(String, String)> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
+    // The SBOM referrers are untagged entries: the tags are the others.
+    let (tagged, referrers): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .partition(|entry| {
+                entry["annotations"]["org.opencontainers.image.ref.name"].is_string()
+            });
+    // One SBOM for each image a tag still names (the first latest's went
+    // with it).
+    assert_eq!(referrers.len(), 2, "{index:#}");
+    let tags: Vec<(String, String)> = tagged
+        .into_iter()
         .map(|entry| {
             (
                 entry["annotations"]["org.opencontainers.image.ref.name"]

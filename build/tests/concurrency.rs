@@ -186,8 +186,9 @@ fn a_second_push_of_an_unchanged_image_uploads_no_blob() {
     let second = push();
     assert!(second.status.success(), "{}", output_text(&second));
     let stderr = String::from_utf8_lossy(&second.stderr);
+    // The layer and config, and the SBOM and its empty config.
     assert!(
-        stderr.contains("0 B sent, 2 blob(s) already there"),
+        stderr.contains("0 B sent, 4 blob(s) already there"),
         "{stderr}"
     );
 }

@@ -136,8 +136,87 @@ fn a_push_retries_a_transient_server_error_and_succeeds() {
     let dir = tempdir();
     let output = push(&faults, dir.path(), "transient");
     assert!(output.status.success(), "{}", output_text(&output));
-    assert_eq!(faults.seen_matching("PUT", "/manifests/").len(), 2);
+    // The image's manifest went up twice (the 503, then the retry); the
+    // SBOM's referrer and its tag-schema index once each.
+    assert_eq!(faults.seen_matching("PUT", "/manifests/transient").len(), 2);
+    assert_eq!(faults.seen_matching("PUT", "/manifests/").len(), 4);
     let result: BuildResult = serde_json::from_slice(&output.stdout).unwrap();
     let verified = verify(&faults, &result.pushed[0]);
     assert!(verified.status.success(), "{}", output_text(&verified));
+}
+
+#[test]
+fn a_registry_manifest_claiming_a_one_tib_layer_is_refused_in_bounded_memory() {
+    let test = "a_registry_manifest_claiming_a_one_tib_layer_is_refused_in_bounded_memory";
+    let Some(faults) = FaultRegistry::start(test) else {
+        return;
+    };
+    let dir = tempdir();
+    let pushed = push(&faults, dir.path(), "honest");
+    assert!(pushed.status.success(), "{}", output_text(&pushed));
+    let result: BuildResult = serde_json::from_slice(&pushed.stdout).unwrap();
+
+    // The same manifest, its layer now said to be 1 TiB: docker-registry
+    // stores it without looking at the blob.
+    let options = openshell_registry::RegistryOptions {
+        plain_http: true,
+        basic: Some(faults.credentials()),
+        ..Default::default()
+    };
+    let repository = openshell_registry::parse_reference(&format!(
+        "{}/openshell/supervisor:huge",
+        faults.host()
+    ))
+    .unwrap();
+    let client = openshell_registry::RegistryClient::new(&repository, &options).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let honest = runtime
+        .block_on(client.pull_manifest(
+            &client.at_digest(&result.platforms[0].manifest_digest),
+            1 << 22,
+        ))
+        .unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&honest.bytes).unwrap();
+    manifest["layers"][0]["size"] = serde_json::json!(1u64 << 40);
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    runtime
+        .block_on(client.push_manifest(
+            &repository,
+            bytes,
+            "application/vnd.oci.image.manifest.v1+json",
+        ))
+        .unwrap();
+
+    let auth = faults.auth_file();
+    let mut command = build_image();
+    command.args([
+        "verify",
+        "--json",
+        "--quiet",
+        &format!("docker://{}/openshell/supervisor:huge", faults.host()),
+        "--plain-http",
+        "--authfile",
+        auth.to_str().unwrap(),
+    ]);
+    let run = openshell_testsupport::rss::run_measured(command, Duration::from_secs(120));
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let text = common::details(&report, "blob-digests");
+    assert!(
+        text.contains("bytes, but its descriptor says 1099511627776"),
+        "{text}"
+    );
+    assert!(
+        run.peak_rss <= 64 * 1024 * 1024,
+        "peak RSS {}",
+        run.peak_rss
+    );
 }

@@ -50,6 +50,14 @@ pub struct PlatformImage {
     pub binary_sha256: String,
     /// Size in bytes of the supervisor binary.
     pub binary_size: u64,
+    /// Rust target the binary was built for, when build-image built it
+    /// (none for a `--binary` given to it).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// C library the binary was built against, when build-image built it:
+    /// `musl`, or `gnu` after the loud fallback to glibc with `+crt-static`.
+    #[serde(default)]
+    pub libc: Option<crate::version::Libc>,
 }
 
 /// An OCI image layout on disk.

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod elf;
 pub mod paths;
 pub mod registry;
+pub mod sbom;
 pub mod sideload;
 pub mod supervise;
 pub mod version;

@@ -65,6 +65,17 @@ pub const TERMINATION_LOG_ENV: &str = "OPENSHELL_TERMINATION_LOG";
 /// statically.
 pub const DEFAULT_STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 
+/// The Rust target of the arm64 supervisor (cross-compiled, linked by
+/// rust-lld; see `.cargo/config.toml`).
+pub const ARM64_STATIC_TARGET: &str = "aarch64-unknown-linux-musl";
+
+/// The platforms `cargo run -p build-image` builds the supervisor for when
+/// no `--platform` is given, in the order of the image index.
+pub const DEFAULT_PLATFORMS: [&str; 2] = ["linux/amd64", "linux/arm64"];
+
+/// `build-image`'s flag that selects the platforms to build.
+pub const PLATFORM_FLAG: &str = "--platform";
+
 /// Default OCI image layout written by `cargo run -p build-image`, relative to
 /// the workspace root.
 pub const DEFAULT_OCI_LAYOUT_DIR: &str = "target/oci/supervisor";

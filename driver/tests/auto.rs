@@ -421,6 +421,8 @@ fn build_result(dir: &Path, platforms: &[&str]) -> String {
                 layer_size: 1,
                 binary_sha256: "ab".repeat(32),
                 binary_size: 1,
+                target: None,
+                libc: None,
             })
             .collect(),
         layout: None,

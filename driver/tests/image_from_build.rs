@@ -33,6 +33,8 @@ fn build_result(pushed: &[String], layout: Option<&str>) -> BuildResult {
             layer_size: 1024,
             binary_sha256: "ab".repeat(32),
             binary_size: 2048,
+            target: None,
+            libc: None,
         }],
         layout: layout.map(|path| LayoutOutput {
             path: path.to_string(),

@@ -123,6 +123,7 @@ impl RegistryClient {
         let scheme = if options.plain_http { "http" } else { "https" };
         let base = Url::parse(&format!("{scheme}://{}", reference.resolve_registry()))
             .map_err(|error| other(format!("the registry is not a host: {error}")))?;
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .user_agent(concat!("openshell-registry/", env!("CARGO_PKG_VERSION")))
@@ -195,6 +196,29 @@ impl RegistryClient {
                 .await
             {
                 Ok(manifest) => return Ok(manifest),
+                Err(failure) => self.after(&attempts, failure).await?,
+            }
+        }
+    }
+
+    /// The referrers index of the manifest `subject_digest` through the
+    /// distribution spec's referrers API (`GET /v2/NAME/referrers/DIGEST`),
+    /// read up to `limit` bytes; `None` when the registry answers 404 (it
+    /// has no such API, as distribution 2.8, and the caller falls back to
+    /// the tag schema).
+    pub async fn referrers(
+        &self,
+        subject_digest: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        let subject = self.at_digest(subject_digest);
+        let attempts = self.attempts("list referrers".to_string(), &subject, None);
+        loop {
+            match attempts
+                .run(self.referrers_attempt(&attempts, subject_digest, limit))
+                .await
+            {
+                Ok(listing) => return Ok(listing),
                 Err(failure) => self.after(&attempts, failure).await?,
             }
         }
@@ -414,6 +438,54 @@ impl RegistryClient {
             digest,
             media_type,
         })
+    }
+
+    async fn referrers_attempt(
+        &self,
+        attempts: &Attempts,
+        subject_digest: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        let authorization = self.authorization(attempts, Access::Pull).await?;
+        let url = self.join(&format!(
+            "/v2/{}/referrers/{subject_digest}",
+            self.reference.repository()
+        ))?;
+        let request = self
+            .http
+            .get(url.clone())
+            .header(ACCEPT, OCI_IMAGE_INDEX_MEDIA_TYPE);
+        let mut response = self.send(attempts, request, &url, &authorization).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if response.status() != StatusCode::OK {
+            return Err(self.status_failure(attempts, response).await);
+        }
+        let too_large = || {
+            Failure::fatal(RegistryError::TooLarge {
+                registry: attempts.registry.clone(),
+                reference: attempts.reference.clone(),
+                operation: attempts.operation.clone(),
+                what: format!("the referrers listing (over {limit} bytes)"),
+                limit,
+            })
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(Failure::from_reqwest)? {
+            attempts.touch();
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body))
     }
 
     /// The digest of a manifest's bytes, checked against the digest the

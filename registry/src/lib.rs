@@ -90,6 +90,18 @@ pub fn parse_reference(text: &str) -> Result<Reference, RegistryError> {
     Ok(reference)
 }
 
+/// Makes ring rustls's process-wide crypto provider, once: the workspace
+/// builds reqwest without one of its own (`rustls-tls-no-provider`, which
+/// keeps aws-lc-rs and its long C build out), and reqwest panics when it
+/// builds a client while none is installed. A provider installed earlier
+/// by the program stays.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only when another thread installed one first: fine too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// An oci-client [`Client`] for these options, with their connect and
 /// read timeouts (a malformed `OPENSHELL_REGISTRY_*` variable falls back to
 /// the defaults here; [`RegistryClient::new`] reports it instead). It has
@@ -107,6 +119,7 @@ pub(crate) fn oci_client_for(options: &RegistryOptions, settings: &NetworkSettin
     } else {
         oci_client::client::ClientProtocol::Https
     };
+    install_crypto_provider();
     Client::new(oci_client::client::ClientConfig {
         protocol,
         connect_timeout: Some(settings.connect_timeout),

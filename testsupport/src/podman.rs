@@ -192,16 +192,58 @@ impl Drop for Containers {
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Runs `command` (stdin closed), returning its output whatever the status.
-/// Panics, after killing it, when it runs longer than [`COMMAND_TIMEOUT`].
+/// Panics, after killing it and everything it started, when it runs longer
+/// than [`COMMAND_TIMEOUT`].
 pub fn run(mut command: Command) -> Output {
+    use std::os::unix::process::CommandExt;
     let description = format!("{command:?}");
+    // Its own process group, so a timeout kills the helpers it started too
+    // (podman's storage-applyLayer blocked on a fifo outlived its parent
+    // otherwise).
+    command.process_group(0);
+    let (mut child, stdout, stderr) = spawn_drained(command, &description);
+    let status = match child.wait_timeout(COMMAND_TIMEOUT) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            if let Ok(group) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: kill(2) with a negative pid signals the process
+                // group this function created; no memory is involved.
+                unsafe {
+                    libc::kill(-group, libc::SIGKILL);
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = stderr.join().unwrap_or_default();
+            panic!(
+                "{description} did not finish within {COMMAND_TIMEOUT:?}; killed it\nstderr:\n{}",
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        Err(err) => panic!("could not wait for {description}: {err}"),
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// Output of a child still being read: joined, it gives the bytes.
+pub type Drained = std::thread::JoinHandle<Vec<u8>>;
+
+/// Starts `command` with stdin closed and both outputs read on threads while
+/// the caller waits, so a chatty child never blocks on a full pipe.
+pub fn spawn_drained(
+    mut command: Command,
+    description: &str,
+) -> (std::process::Child, Drained, Drained) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|err| panic!("could not start {description}: {err}"));
-    // Drain both pipes while waiting, or a chatty tool blocks on a full pipe.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -223,24 +265,7 @@ pub fn run(mut command: Command) -> Output {
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    let status = match child.wait_timeout(COMMAND_TIMEOUT) {
-        Ok(Some(status)) => status,
-        Ok(None) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = stderr.join().unwrap_or_default();
-            panic!(
-                "{description} did not finish within {COMMAND_TIMEOUT:?}; killed it\nstderr:\n{}",
-                String::from_utf8_lossy(&stderr)
-            );
-        }
-        Err(err) => panic!("could not wait for {description}: {err}"),
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    }
+    (child, stdout, stderr)
 }
 
 /// Status, stdout and stderr of a finished command, for assertion messages.

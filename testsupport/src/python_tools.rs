@@ -1,6 +1,6 @@
-//! Python checkers the tests run (kubernetes-validate, checkov), installed
-//! by `scripts/setup-test-env` into a virtual environment of their own so
-//! they never touch the system's Python.
+//! Python checkers the tests run (kubernetes-validate, checkov, and
+//! spdx-tools' pyspdxtools), installed by `scripts/setup-test-env` into a
+//! virtual environment of their own so they never touch the system's Python.
 
 use std::path::PathBuf;
 

@@ -1,8 +1,7 @@
 //! Running a command and reading its peak memory use (resident set size),
 //! for tests that bound what hostile input may cost.
 
-use std::io::Read;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// What a measured run gave.
@@ -32,36 +31,10 @@ pub struct MeasuredRun {
 /// Panics, after killing it, when the command runs past `deadline`.
 // The child is reaped by wait4 below, which clippy cannot see.
 #[allow(clippy::zombie_processes)]
-pub fn run_measured(mut command: Command, deadline: Duration) -> MeasuredRun {
+pub fn run_measured(command: Command, deadline: Duration) -> MeasuredRun {
     let description = format!("{command:?}");
     let start = Instant::now();
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("could not start {description}: {err}"));
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    let (mut child, stdout, stderr) = crate::podman::spawn_drained(command, &description);
     let pid = libc::pid_t::try_from(child.id())
         .unwrap_or_else(|err| panic!("pid of {description} does not fit pid_t: {err}"));
     loop {

@@ -1,20 +1,75 @@
 //! `docker://REF`: an image in a registry, read and written through
-//! [`openshell_registry::RegistryClient`] (oci-client underneath, with the
-//! project's credentials, timeouts, retries and error messages).
+//! [`openshell_registry::RegistryClient`], with the project's credentials,
+//! deadlines, retries and error messages.
 
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
-use oci_spec::image::{Descriptor, MediaType};
-use openshell_registry::{Access, Reference, RegistryClient, RegistryOptions};
+use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType, SCHEMA_VERSION};
+use openshell_registry::{Access, Reference, RegistryClient, RegistryError, RegistryOptions};
+use serde::Deserialize;
 
 use crate::TransportError;
 use crate::destination::{Destination, Published};
+use crate::document::canonical_json;
 use crate::image::{Blob, ImageToWrite};
 use crate::limits::ReadLimits;
 use crate::progress::{Progress, human_size};
-use crate::source::ImageSource;
+use crate::source::{ImageSource, referrer_facts};
+
+/// The tag under which the OCI 1.1 referrers tag schema keeps the index of
+/// the referrers of `digest` (`sha256:HEX` becomes `sha256-HEX`), for
+/// registries without the referrers API.
+pub fn referrers_tag(digest: &str) -> String {
+    digest.replacen(':', "-", 1)
+}
+
+/// The `manifests` of an index, all that a referrers listing needs.
+#[derive(Debug, Deserialize)]
+struct Listing {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+/// Lists the referrers of the manifest `subject_digest` in the client's
+/// repository: through the distribution spec's referrers API
+/// (`GET /v2/NAME/referrers/DIGEST`) where the registry has it, else,
+/// when the registry answers 404 there as distribution 2.8 does, through
+/// the tag-schema fallback (the index tagged `sha256-HEX`), empty when that
+/// tag is missing. Both reads are bounded by the document limit and go
+/// through the client's deadlines and retries.
+pub async fn list_referrers(
+    client: &RegistryClient,
+    subject_digest: &str,
+    limits: &ReadLimits,
+) -> Result<Vec<Descriptor>, TransportError> {
+    let subject = client.at_digest(subject_digest);
+    let bytes = match client
+        .referrers(subject_digest, limits.max_document_size)
+        .await?
+    {
+        Some(bytes) => bytes,
+        None => {
+            let fallback = Reference::with_tag(
+                subject.registry().to_string(),
+                subject.repository().to_string(),
+                referrers_tag(subject_digest),
+            );
+            match client
+                .pull_manifest(&fallback, limits.max_document_size)
+                .await
+            {
+                Ok(pulled) => pulled.bytes,
+                Err(RegistryError::NotFound { .. }) => return Ok(Vec::new()),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    };
+    let listing: Listing =
+        crate::document::parse(&format!("the referrers of {}", subject.whole()), &bytes)?;
+    Ok(listing.manifests)
+}
 
 fn runtime() -> Result<tokio::runtime::Runtime, TransportError> {
     // Two workers: a blob download parks one while the reader catches up,
@@ -114,6 +169,19 @@ impl ImageSource for RegistrySource {
                 .pull_manifest(&reference, limits.max_document_size),
         )?;
         Ok(pulled.bytes)
+    }
+
+    fn referrers(
+        &mut self,
+        subject: &Descriptor,
+        limits: &ReadLimits,
+    ) -> Result<Option<Vec<Descriptor>>, TransportError> {
+        let listed = self.runtime.block_on(list_referrers(
+            &self.client,
+            subject.digest().as_ref(),
+            limits,
+        ))?;
+        Ok(Some(listed))
     }
 
     fn open_blob(
@@ -274,6 +342,7 @@ impl RegistryDestination {
         for referrer in &image.referrers {
             push_manifest(client.at_digest(&referrer.digest()), referrer).await?;
         }
+        self.list_referrers(client, image, progress).await?;
         published.pinned = Some(format!(
             "{}/{}@{}",
             self.reference.registry(),
@@ -287,6 +356,96 @@ impl RegistryDestination {
             published.blobs_present
         ));
         Ok(published)
+    }
+}
+
+impl RegistryDestination {
+    /// Makes the referrers just pushed findable from their subjects: a
+    /// registry with the referrers API lists them by itself; for one
+    /// without it (distribution 2.8 answers 404 there and ignores
+    /// `subject`), they are added to the OCI 1.1 tag-schema index, the
+    /// index tagged `sha256-HEX` after the subject's digest, keeping what
+    /// others listed there.
+    async fn list_referrers(
+        &self,
+        client: &RegistryClient,
+        image: &ImageToWrite,
+        progress: &Progress,
+    ) -> Result<(), TransportError> {
+        // Referrers by subject, in the order pushed.
+        let mut by_subject: Vec<(String, Vec<&Blob>)> = Vec::new();
+        for referrer in &image.referrers {
+            let bytes = referrer.read_verified()?;
+            let Some(subject) = referrer_facts(&bytes).and_then(|facts| facts.subject) else {
+                continue;
+            };
+            match by_subject.iter_mut().find(|(known, _)| *known == subject) {
+                Some((_, referrers)) => referrers.push(referrer),
+                None => by_subject.push((subject, vec![referrer])),
+            }
+        }
+        for (subject, referrers) in by_subject {
+            let listed = list_referrers(client, &subject, &ReadLimits::default()).await?;
+            let missing: Vec<Descriptor> = referrers
+                .iter()
+                .filter(|referrer| {
+                    !listed
+                        .iter()
+                        .any(|entry| entry.digest() == referrer.descriptor.digest())
+                })
+                .map(|referrer| referrer.descriptor.clone())
+                .collect();
+            if missing.is_empty() {
+                progress.note(format!(
+                    "registry {} lists the {} referrer(s) of {subject} (through its referrers API, or the tag-schema index of an earlier push)",
+                    self.reference.registry(),
+                    referrers.len()
+                ));
+                continue;
+            }
+            let tag = referrers_tag(&subject);
+            let fallback = self.at_tag(&tag);
+            let mut entries = match client
+                .pull_manifest(&fallback, ReadLimits::default().max_document_size)
+                .await
+            {
+                Ok(pulled) => {
+                    serde_json::from_slice::<Listing>(&pulled.bytes)
+                        .map_err(|err| {
+                            TransportError::Missing(format!(
+                                "{}: the referrers index tagged {tag} is not an OCI index ({err}); remove the tag or fix it by hand",
+                                self.describe()
+                            ))
+                        })?
+                        .manifests
+                }
+                Err(RegistryError::NotFound { .. }) => Vec::new(),
+                Err(err) => return Err(err.into()),
+            };
+            entries.retain(|entry| !missing.iter().any(|ours| ours.digest() == entry.digest()));
+            entries.extend(missing);
+            let index = ImageIndexBuilder::default()
+                .schema_version(SCHEMA_VERSION)
+                .media_type(MediaType::ImageIndex)
+                .manifests(entries)
+                .build()
+                .map_err(|err| {
+                    TransportError::Missing(format!(
+                        "could not assemble the referrers index: {err}"
+                    ))
+                })?;
+            let bytes = canonical_json(&index).map_err(|err| {
+                TransportError::Missing(format!("could not write the referrers index: {err}"))
+            })?;
+            client
+                .push_manifest(&fallback, bytes, MediaType::ImageIndex.as_ref())
+                .await?;
+            progress.note(format!(
+                "registry {} has no referrers API: listed the referrer(s) of {subject} under the tag {tag} (OCI 1.1 tag schema)",
+                self.reference.registry()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -311,5 +470,22 @@ impl Destination for RegistryDestination {
         let published = runtime()?.block_on(self.push(&client, image, progress))?;
         step.done(published.pinned.clone().unwrap_or_default());
         Ok(published)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_schema_tag_replaces_the_first_colon() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            referrers_tag(&digest),
+            format!("sha256-{}", "ab".repeat(32))
+        );
+        // A valid tag: at most 128 characters of [A-Za-z0-9_.-].
+        let tag = referrers_tag(&digest);
+        assert!(crate::reference::check_tag(&tag).is_ok(), "{tag}");
     }
 }

@@ -25,7 +25,7 @@ use crate::document::{self, canonical_json};
 use crate::image::{Blob, ImageToWrite};
 use crate::limits::{ReadLimits, read_bounded};
 use crate::progress::{Progress, human_size};
-use crate::source::ImageSource;
+use crate::source::{ImageSource, referrer_facts};
 use crate::{TransportError, atomic, digest};
 
 /// Name of the layout marker file.
@@ -44,6 +44,13 @@ pub fn blob_path(layout: &Path, digest: &str) -> Option<PathBuf> {
                 .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit())
     };
     (safe(algorithm) && safe(hex)).then(|| layout.join("blobs").join(algorithm).join(hex))
+}
+
+/// Whether an `index.json` entry names an image manifest (referrers are
+/// image manifests since OCI 1.1; an empty media type is read to find out).
+fn is_manifest(entry: &Descriptor) -> bool {
+    let media_type = entry.media_type().to_string();
+    media_type.is_empty() || media_type == MediaType::ImageManifest.to_string()
 }
 
 /// The tag an `index.json` entry carries.
@@ -164,6 +171,44 @@ impl ImageSource for OciLayoutSource {
         let entry = resolve(&self.dir, self.tag.as_deref(), limits)?;
         let bytes = self.manifest(&entry, limits)?;
         Ok((Some(entry), bytes))
+    }
+
+    /// The layout's `index.json` entries (other than the subject) whose
+    /// manifest names `subject`: OCI 1.1 stores referrers in a layout as
+    /// untagged `index.json` entries.
+    fn referrers(
+        &mut self,
+        subject: &Descriptor,
+        limits: &ReadLimits,
+    ) -> Result<Option<Vec<Descriptor>>, TransportError> {
+        let index = read_index(&self.dir, limits)?;
+        let mut found = Vec::new();
+        for entry in index.manifests() {
+            if entry.digest() == subject.digest() || !is_manifest(entry) {
+                continue;
+            }
+            match self.manifest(entry, limits) {
+                Ok(bytes) => {
+                    let Some(facts) = referrer_facts(&bytes) else {
+                        continue;
+                    };
+                    if facts.subject.as_deref() != Some(subject.digest().as_ref()) {
+                        continue;
+                    }
+                    let mut descriptor = entry.clone();
+                    if descriptor.artifact_type().is_none() {
+                        descriptor
+                            .set_artifact_type(facts.artifact_type.as_deref().map(MediaType::from));
+                    }
+                    found.push(descriptor);
+                }
+                // An artifact whose manifest cannot be read is listed, so
+                // the reader reports it broken rather than absent.
+                Err(_) if entry.artifact_type().is_some() => found.push(entry.clone()),
+                Err(_) => {}
+            }
+        }
+        Ok(Some(found))
     }
 
     fn open_blob(
@@ -403,11 +448,14 @@ impl OciLayoutDestination {
     }
 
     /// The layout's `index.json` with the image under each tag and the
-    /// referrers listed, other tags kept.
+    /// referrers listed, other tags kept. Referrers an earlier run listed
+    /// for a manifest that no tag reaches any more (the tag moved to a new
+    /// image) are dropped from the list, so it does not grow with every
+    /// build; their blobs stay, like those of the untagged image.
     fn updated_index(&self, image: &ImageToWrite) -> Result<ImageIndex, TransportError> {
         let index_path = self.dir.join(INDEX_FILE);
         let mut manifests: Vec<Descriptor> = if index_path.is_file() {
-            read_index(&self.dir, &ReadLimits::default())?
+            let kept: Vec<Descriptor> = read_index(&self.dir, &ReadLimits::default())?
                 .manifests()
                 .iter()
                 .filter(|entry| tag_of(entry).is_none_or(|tag| !self.tags.iter().any(|t| t == tag)))
@@ -418,7 +466,8 @@ impl OciLayoutDestination {
                         .any(|referrer| referrer.descriptor.digest() == entry.digest())
                 })
                 .cloned()
-                .collect()
+                .collect();
+            self.without_orphan_referrers(kept, image)
         } else {
             Vec::new()
         };
@@ -435,6 +484,50 @@ impl OciLayoutDestination {
             .manifests(manifests)
             .build()
             .map_err(|err| TransportError::Missing(format!("could not assemble index.json: {err}")))
+    }
+
+    /// `entries` less the untagged artifacts (entries with an
+    /// `artifactType`) whose subject is neither in `image` nor reached from
+    /// a tagged entry (directly, or through a tagged index).
+    fn without_orphan_referrers(
+        &self,
+        entries: Vec<Descriptor>,
+        image: &ImageToWrite,
+    ) -> Vec<Descriptor> {
+        let limits = ReadLimits::default();
+        let mut source = OciLayoutSource::new(self.dir.clone(), None);
+        let mut reached: Vec<String> = image
+            .manifests
+            .iter()
+            .chain(std::iter::once(&image.top))
+            .map(Blob::digest)
+            .collect();
+        for entry in entries.iter().filter(|entry| tag_of(entry).is_some()) {
+            reached.push(entry.digest().to_string());
+            if document::is_index_media_type(entry.media_type().as_ref()) {
+                if let Ok(bytes) = source.manifest(entry, &limits) {
+                    if let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) {
+                        reached.extend(index.manifests().iter().map(|m| m.digest().to_string()));
+                    }
+                }
+            }
+        }
+        entries
+            .into_iter()
+            .filter(|entry| {
+                if tag_of(entry).is_some() || entry.artifact_type().is_none() {
+                    return true;
+                }
+                // Unreadable: kept, so nothing is dropped on a guess.
+                let Ok(bytes) = source.manifest(entry, &limits) else {
+                    return true;
+                };
+                match referrer_facts(&bytes).and_then(|facts| facts.subject) {
+                    Some(subject) => reached.contains(&subject),
+                    None => true,
+                }
+            })
+            .collect()
     }
 
     /// Writes `image` while holding `lock` (which must be this folder's).

@@ -51,6 +51,55 @@ pub trait ImageSource: Send {
     fn has_media_types(&self) -> bool {
         true
     }
+
+    /// The manifests whose `subject` is `subject` (OCI 1.1 referrers: an
+    /// SBOM, a signature), as descriptors carrying their `artifactType`
+    /// where the transport knows it. `Ok(None)` when the transport cannot
+    /// hold referrers at all (docker-archive).
+    fn referrers(
+        &mut self,
+        _subject: &Descriptor,
+        _limits: &ReadLimits,
+    ) -> Result<Option<Vec<Descriptor>>, TransportError> {
+        Ok(None)
+    }
+}
+
+/// What a referrer manifest says about itself: the manifest it refers to
+/// and its artifact type (`artifactType`, else its config's media type, as
+/// the distribution spec has registries do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferrerFacts {
+    /// Digest of its `subject`, when it has one.
+    pub subject: Option<String>,
+    /// Its artifact type.
+    pub artifact_type: Option<String>,
+}
+
+/// Reads the `subject` and artifact type of a manifest's bytes; `None` when
+/// they are not a JSON object.
+pub fn referrer_facts(bytes: &[u8]) -> Option<ReferrerFacts> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let object = value.as_object()?;
+    let text = |value: Option<&serde_json::Value>| {
+        value
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    };
+    Some(ReferrerFacts {
+        subject: text(
+            object
+                .get("subject")
+                .and_then(|subject| subject.get("digest")),
+        ),
+        artifact_type: text(object.get("artifactType")).or_else(|| {
+            text(
+                object
+                    .get("config")
+                    .and_then(|config| config.get("mediaType")),
+            )
+        }),
+    })
 }
 
 /// Reads a small blob (a manifest, a config) within the document limit,
@@ -354,4 +403,32 @@ pub fn load_manifest(
         parsed,
         config,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referrer_facts_read_subject_and_artifact_type() {
+        let facts = referrer_facts(
+            br#"{"artifactType":"application/spdx+json","config":{"mediaType":"application/vnd.oci.empty.v1+json"},"subject":{"digest":"sha256:aa"}}"#,
+        )
+        .unwrap();
+        assert_eq!(facts.subject.as_deref(), Some("sha256:aa"));
+        assert_eq!(
+            facts.artifact_type.as_deref(),
+            Some("application/spdx+json")
+        );
+        // Without artifactType, the config's media type stands for it.
+        let facts =
+            referrer_facts(br#"{"config":{"mediaType":"application/vnd.example+json"}}"#).unwrap();
+        assert_eq!(facts.subject, None);
+        assert_eq!(
+            facts.artifact_type.as_deref(),
+            Some("application/vnd.example+json")
+        );
+        assert_eq!(referrer_facts(b"[1]"), None);
+        assert_eq!(referrer_facts(b"not json"), None);
+    }
 }
