@@ -171,6 +171,9 @@ struct Shape {
     docker: bool,
     /// An index between index.json and the image's index.
     nested: bool,
+    /// An SPDX SBOM attached to the platform manifest as an OCI 1.1
+    /// referrer, as build-image attaches one.
+    sbom: bool,
 }
 
 /// An `image` input: index.json, then the blobs it names, each exactly
@@ -223,6 +226,36 @@ fn image_input(layers: &[Vec<u8>], shape: Shape) -> Vec<u8> {
     }))
     .unwrap();
     let mut entry = descriptor(manifest_type, &manifest);
+    if shape.sbom {
+        let sbom = serde_json::to_vec(&json!({
+            "spdxVersion": "SPDX-2.3",
+            "SPDXID": "SPDXRef-DOCUMENT",
+            "name": "openshell-sandbox",
+            "dataLicense": "CC0-1.0",
+            "documentNamespace": "https://openshell.invalid/spdx/fuzz-seed",
+            "creationInfo": {"created": "1970-01-01T00:00:00Z", "creators": ["Tool: build-image"]},
+            "packages": [{"SPDXID": "SPDXRef-Package-openshell-sandbox", "name": "openshell-sandbox",
+                          "downloadLocation": "NOASSERTION", "versionInfo": "0.1.0"}],
+        }))
+        .unwrap();
+        let mut layer = descriptor("application/spdx+json", &sbom);
+        layer["annotations"] =
+            json!({"org.opencontainers.image.title": "openshell-sandbox.spdx.json"});
+        let mut config = descriptor("application/vnd.oci.empty.v1+json", b"{}");
+        config["data"] = json!("e30=");
+        let referrer = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/spdx+json",
+            "config": config,
+            "layers": [layer],
+            "subject": entry.clone(),
+        }))
+        .unwrap();
+        blobs.push(sbom);
+        blobs.push(b"{}".to_vec());
+        blobs.push(referrer);
+    }
     entry["platform"] = json!({"architecture": "amd64", "os": "linux"});
     let mut top = json!({"schemaVersion": 2, "mediaType": index_type, "manifests": [entry]});
     blobs.push(config);
@@ -328,6 +361,12 @@ fn tars_of_other_writers() -> Vec<(String, Vec<u8>)> {
                 "--group=0",
                 "--numeric-owner",
             ])
+            // The same bytes every time: PAX headers without the process
+            // id in their names, and fixed access and change times.
+            .args(
+                (format == "pax")
+                    .then_some("--pax-option=exthdr.name=%d/PaxHeaders/%f,atime:=0,ctime:=0"),
+            )
             .args(["--mtime=@0", "--sort=name", "-C"])
             .arg(&root)
             .arg("-cf")
@@ -406,6 +445,13 @@ fn write_seeds() {
                 ..Shape::default()
             },
         ),
+        (
+            "good-sbom",
+            Shape {
+                sbom: true,
+                ..Shape::default()
+            },
+        ),
     ];
     for (name, shape) in variants {
         write("image", name, &image_input(good, shape));
@@ -477,6 +523,7 @@ fn seeds_reach_every_check() {
         ("seed-good-uncompressed", true),
         ("seed-good-docker", true),
         ("seed-good-nested", true),
+        ("seed-good-sbom", true),
         ("seed-claims-a-tebibyte", false),
         ("seed-symlinked-parent", false),
         ("seed-whiteout-through-symlink", false),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use build_image::filesystem::limits::Limits;
 use build_image::filesystem::{Extractor, Filesystem, FilesystemError, NodeKind};
 use build_image::verify::{self, NothingKnown, VerifyOptions};
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use openshell_transport::document;
 use openshell_transport::{ImageSource, ReadLimits, TransportError};
 use serde::Serialize;
@@ -177,6 +177,33 @@ impl ImageSource for MemoryImage {
             ))),
         }
     }
+
+    /// Every blob whose `subject` names `subject`, as a layout lists its
+    /// referrers (an SBOM attached to a platform manifest).
+    fn referrers(
+        &mut self,
+        subject: &Descriptor,
+        _limits: &ReadLimits,
+    ) -> Result<Option<Vec<Descriptor>>, TransportError> {
+        let wanted = subject.digest().to_string();
+        let mut found = Vec::new();
+        for (digest, bytes) in &self.blobs {
+            let Some(facts) = openshell_transport::source::referrer_facts(bytes) else {
+                continue;
+            };
+            if facts.subject.as_deref() != Some(wanted.as_str()) {
+                continue;
+            }
+            let Ok(digest) = digest.parse::<oci_spec::image::Digest>() else {
+                continue;
+            };
+            let mut descriptor =
+                Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest);
+            descriptor.set_artifact_type(facts.artifact_type.as_deref().map(MediaType::from));
+            found.push(descriptor);
+        }
+        Ok(Some(found))
+    }
 }
 
 /// Limits small enough that the fuzzer reaches them with small inputs.
@@ -191,7 +218,7 @@ pub fn small_read_limits() -> ReadLimits {
 /// The `image` target: `data` as an image (see [`MemoryImage`]), verified
 /// the way `build-image verify` verifies any image: every index walked,
 /// every manifest and config read, every layer streamed, decompressed and
-/// applied, every check run.
+/// applied, SBOM referrers listed and read, every check run.
 ///
 /// Verify may refuse the image, but must not panic, and its report must be
 /// consistent (an image that passes has no failed check and a platform) and
