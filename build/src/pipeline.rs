@@ -239,10 +239,10 @@ fn reusable(
     };
     let blob = Blob {
         descriptor: layer_descriptor(&record.digest, record.size)?,
-        data: BlobData::File(path.clone()),
+        data: BlobData::VerifiedFile(path.clone()),
     };
-    match blob.read_verified() {
-        Ok(_) => {}
+    match blob.check() {
+        Ok(()) => {}
         Err(TransportError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Ok(None);
         }

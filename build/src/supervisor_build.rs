@@ -19,8 +19,7 @@ use openshell_contract::{BINARY_NAME, PLATFORM_FLAG};
 use crate::platform::{PlatformSpec, UnsupportedPlatform};
 use crate::progress::Progress;
 
-/// Package name of the supervisor.
-const SUPERVISOR_PACKAGE: &str = "openshell-sandbox";
+use openshell_contract::sbom::SUPERVISOR_PACKAGE;
 
 /// Why the supervisor could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +277,69 @@ fn cargo_command(cargo: &str, workspace: &Path, choices: &[TargetChoice]) -> (Co
     (command, line)
 }
 
+/// How long `rustup target add` may take (a download of a few tens of MiB).
+const RUSTUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Asks rustup for the musl targets of `platforms` that the toolchain lacks,
+/// so that the first `cargo run -p build-image` on a fresh machine builds
+/// the documented static binaries even where rustup does not install what
+/// rust-toolchain.toml names by itself (RUSTUP_AUTO_INSTALL=0). What rustup
+/// cannot add (offline, no rustup) is left to [`choose_targets`], which
+/// falls back loudly or stops with the command.
+fn install_missing_targets(
+    platforms: &[PlatformSpec],
+    installed: &dyn InstalledTargets,
+    progress: &Progress,
+) {
+    let missing: Vec<&'static str> = platforms
+        .iter()
+        .filter_map(|platform| platform.supervisor_target().ok())
+        .map(|target| target.musl)
+        .filter(|musl| !installed.has(musl))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let line = format!("rustup target add {}", missing.join(" "));
+    // Said even with --quiet: the toolchain is changed.
+    eprintln!(
+        "build-image: the Rust target(s) {} are missing; running {line}",
+        missing.join(", ")
+    );
+    let child = Command::new("rustup")
+        .args(["target", "add"])
+        .args(&missing)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        progress.note("rustup is not on PATH; the targets stay missing");
+        return;
+    };
+    let deadline = std::time::Instant::now() + RUSTUP_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return,
+            Ok(Some(status)) => {
+                eprintln!("build-image: {line} failed ({status})");
+                return;
+            }
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                eprintln!(
+                    "build-image: {line} did not finish within {} s; stopped it",
+                    RUSTUP_TIMEOUT.as_secs()
+                );
+                return;
+            }
+        }
+    }
+}
+
 /// Builds the release supervisor, static, for each of `platforms` (in one
 /// cargo run) and returns the binaries in the same order.
 pub fn build_supervisors(
@@ -285,6 +347,7 @@ pub fn build_supervisors(
     platforms: &[PlatformSpec],
     progress: &Progress,
 ) -> Result<Vec<BuiltSupervisor>, SupervisorBuildError> {
+    install_missing_targets(platforms, &Sysroot::of_rustc(), progress);
     let choices = choose_targets(platforms, &Sysroot::of_rustc(), host_architecture())?;
     for choice in &choices {
         if let Some(warning) = &choice.fallback {

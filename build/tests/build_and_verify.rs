@@ -68,7 +68,7 @@ fn build_then_verify() {
     let layer = layout
         .join("blobs/sha256")
         .join(platform.layer_digest.trim_start_matches("sha256:"));
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
         std::fs::File::open(layer).unwrap(),
     ));
     let entries: Vec<(String, u32, u64, u64, u64)> = archive

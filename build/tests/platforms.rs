@@ -199,6 +199,10 @@ struct ToolchainWithoutMusl {
     _dir: tempfile::TempDir,
     rustc: PathBuf,
     sysroot: PathBuf,
+    /// The real toolchain's sysroot, which has every target.
+    real: PathBuf,
+    /// A folder for a stand-in `rustup`, first on PATH.
+    bin: PathBuf,
 }
 
 impl ToolchainWithoutMusl {
@@ -236,22 +240,84 @@ impl ToolchainWithoutMusl {
         )
         .unwrap();
         std::fs::set_permissions(&rustc, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Self {
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let toolchain = Self {
             _dir: dir,
             rustc,
             sysroot,
-        }
+            real,
+            bin,
+        };
+        // By default rustup cannot help (offline, say).
+        toolchain.rustup("echo \"error: could not download\" >&2; exit 1");
+        toolchain
+    }
+
+    /// Makes the stand-in `rustup` run `script` (with its arguments in
+    /// "$@"), logging every call to rustup.log beside it.
+    fn rustup(&self, script: &str) {
+        let path = self.bin.join("rustup");
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"$@\" >>'{}'\n{script}\n",
+                self.bin.join("rustup.log").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// What the stand-in rustup was asked, one call a line.
+    fn rustup_calls(&self) -> String {
+        std::fs::read_to_string(self.bin.join("rustup.log")).unwrap_or_default()
     }
 
     /// build-image in the workspace, with cargo running this rustc.
     fn build_image(&self, args: &[&str]) -> Command {
         let mut command = build_image();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![self.bin.clone()];
+        paths.extend(std::env::split_paths(&path));
         command
             .current_dir(workspace_root())
             .env("RUSTC", &self.rustc)
+            .env("PATH", std::env::join_paths(paths).unwrap())
             .args(args);
         command
     }
+}
+
+#[test]
+fn a_missing_target_is_asked_of_rustup_before_anything_else() {
+    let toolchain = ToolchainWithoutMusl::new();
+    // A rustup that installs by linking the real toolchain's target in.
+    toolchain.rustup(&format!(
+        "shift 2\nfor target in \"$@\"; do ln -s '{real}/lib/rustlib/'\"$target\" '{sysroot}/lib/rustlib/'\"$target\"; done",
+        real = toolchain.real.display(),
+        sysroot = toolchain.sysroot.display()
+    ));
+    let dir = tempdir();
+    let layout = dir.path().join("layout");
+    let output = toolchain
+        .build_image(&["--platform", "linux/arm64", "--json", "--output"])
+        .arg(&layout)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stdout = ok(output);
+    assert_eq!(
+        toolchain.rustup_calls().trim(),
+        format!("target add {ARM64_STATIC_TARGET}")
+    );
+    assert!(
+        stderr.contains(&format!("running rustup target add {ARM64_STATIC_TARGET}")),
+        "{stderr}"
+    );
+    let result: openshell_contract::build_result::BuildResult =
+        serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result.platforms[0].libc, Some(Libc::Musl), "{stdout}");
 }
 
 #[test]

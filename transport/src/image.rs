@@ -19,6 +19,12 @@ pub enum BlobData {
     /// an earlier run). It is read and checked against the digest every
     /// time it is used, so a tampered file is never published.
     File(PathBuf),
+    /// A file of an OCI layout that this run has just read and checked
+    /// against the digest while holding that layout's lock: writing the
+    /// image back into the same layout keeps it without reading it again.
+    /// Anywhere else (a push, another layout) it is read and checked like
+    /// [`BlobData::File`].
+    VerifiedFile(PathBuf),
 }
 
 /// A blob and the descriptor that names it.
@@ -43,16 +49,52 @@ impl Blob {
     pub fn read_verified(&self) -> Result<Arc<Vec<u8>>, TransportError> {
         let bytes = match &self.data {
             BlobData::Memory(bytes) => return Ok(Arc::clone(bytes)),
-            BlobData::File(path) => {
+            BlobData::File(path) | BlobData::VerifiedFile(path) => {
                 Arc::new(std::fs::read(path).map_err(TransportError::io("read", path))?)
             }
         };
         let what = match &self.data {
-            BlobData::File(path) => format!("blob file {}", path.display()),
+            BlobData::File(path) | BlobData::VerifiedFile(path) => {
+                format!("blob file {}", path.display())
+            }
             BlobData::Memory(_) => "blob".to_string(),
         };
         check_bytes(&what, &self.descriptor, &bytes)?;
         Ok(bytes)
+    }
+
+    /// Checks the bytes against the descriptor's digest and size without
+    /// holding them: a file is streamed through the hash.
+    pub fn check(&self) -> Result<(), TransportError> {
+        let path = match &self.data {
+            BlobData::Memory(_) => return Ok(()),
+            BlobData::File(path) | BlobData::VerifiedFile(path) => path,
+        };
+        let what = format!("blob file {}", path.display());
+        let file = std::fs::File::open(path).map_err(TransportError::io("read", path))?;
+        let digester = crate::digest::Digester::for_digest(&what, self.descriptor.digest())?;
+        let (actual, size) = crate::digest::DigestingReader::new(
+            std::io::BufReader::with_capacity(256 * 1024, file),
+            digester,
+        )
+        .finish()
+        .map_err(TransportError::io("read", path))?;
+        let expected = self.descriptor.digest().to_string();
+        if actual != expected {
+            return Err(TransportError::DigestMismatch {
+                what,
+                expected,
+                actual,
+            });
+        }
+        if size != self.descriptor.size() {
+            return Err(TransportError::DigestMismatch {
+                what,
+                expected: format!("{} bytes", self.descriptor.size()),
+                actual: format!("{size} bytes"),
+            });
+        }
+        Ok(())
     }
 
     /// The digest, as text.

@@ -22,7 +22,7 @@ use openshell_contract::annotations::oci::REF_NAME;
 
 use crate::destination::{Destination, Published};
 use crate::document::{self, canonical_json};
-use crate::image::{Blob, ImageToWrite};
+use crate::image::{Blob, BlobData, ImageToWrite};
 use crate::limits::{ReadLimits, read_bounded};
 use crate::progress::{Progress, human_size};
 use crate::source::{ImageSource, referrer_facts};
@@ -245,9 +245,20 @@ pub fn check_output(dir: &Path) -> Result<(), TransportError> {
             if dir.join(OCI_LAYOUT_FILE).is_file() {
                 return Ok(());
             }
-            let mut entries = std::fs::read_dir(dir)
+            let entries = std::fs::read_dir(dir)
                 .map_err(TransportError::io("list the output folder", dir))?;
-            if entries.next().is_some() {
+            // A temporary file of a run writing its first image here (or
+            // killed while doing so) does not make the folder someone else's.
+            let mut others = entries.flatten().filter(|entry| {
+                !entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(atomic::TEMP_PREFIX)
+            });
+            // A writer creates the marker before anything else, so files
+            // listed while one was at work (after the check above) mean the
+            // marker is there now.
+            if others.next().is_some() && !dir.join(OCI_LAYOUT_FILE).is_file() {
                 Err(refuse(
                     "it has files but no oci-layout file, so it is not an OCI image layout",
                 ))
@@ -409,6 +420,10 @@ impl OciLayoutDestination {
         let path = blob_path(&self.dir, &digest).ok_or_else(|| {
             TransportError::Missing(format!("cannot store blob {digest:?}: not algorithm:hex"))
         })?;
+        if matches!(&blob.data, BlobData::VerifiedFile(checked) if *checked == path) {
+            written.kept += 1;
+            return Ok(());
+        }
         if std::fs::read(&path)
             .is_ok_and(|existing| digest::check_bytes("", &blob.descriptor, &existing).is_ok())
         {
@@ -628,4 +643,30 @@ pub fn with_annotations(
     builder.build().map_err(|err| {
         TransportError::Missing(format!("could not build an index.json entry: {err}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_folder_is_judged_by_its_marker_not_by_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path().join("layout");
+        check_output(&layout).unwrap();
+        std::fs::create_dir(&layout).unwrap();
+        check_output(&layout).unwrap();
+        // What a writer (or a killed one) leaves while writing the marker.
+        std::fs::write(layout.join(format!("{}abc", atomic::TEMP_PREFIX)), b"{").unwrap();
+        check_output(&layout).unwrap();
+        std::fs::write(layout.join("photo.jpg"), b"x").unwrap();
+        let err = check_output(&layout).unwrap_err().to_string();
+        assert!(err.contains("no oci-layout file"), "{err}");
+        std::fs::write(layout.join(OCI_LAYOUT_FILE), b"{}").unwrap();
+        check_output(&layout).unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = check_output(&file).unwrap_err().to_string();
+        assert!(err.contains("it is not a folder"), "{err}");
+    }
 }
