@@ -66,6 +66,44 @@ fn layers_corpus_and_regressions_pass() {
     replay("layers", targets::layers);
 }
 
+/// The (name, version) pairs of a Cargo.lock.
+fn locked_packages(lock: &Path) -> std::collections::BTreeSet<(String, String)> {
+    let text = std::fs::read_to_string(lock).unwrap();
+    let mut packages = std::collections::BTreeSet::new();
+    let mut name = None;
+    for line in text.lines() {
+        if let Some(value) = line.strip_prefix("name = ") {
+            name = Some(value.trim_matches('"').to_string());
+        } else if let Some(value) = line.strip_prefix("version = ")
+            && let Some(name) = name.take()
+        {
+            packages.insert((name, value.trim_matches('"').to_string()));
+        }
+    }
+    packages
+}
+
+/// The fuzz targets build with the versions the workspace builds with:
+/// every package of fuzz/Cargo.lock but libFuzzer's own is in Cargo.lock
+/// at the same version (scripts/fuzz starts again from Cargo.lock when a
+/// dependency is missing, and says so).
+#[test]
+fn the_fuzz_lock_follows_the_workspace_lock() {
+    let workspace = locked_packages(&fuzz_dir().join("../Cargo.lock"));
+    let fuzz = locked_packages(&fuzz_dir().join("Cargo.lock"));
+    let fuzz_only = ["openshell-fuzz", "libfuzzer-sys", "arbitrary", "jobserver"];
+    let behind: Vec<String> = fuzz
+        .iter()
+        .filter(|(name, _)| !fuzz_only.contains(&name.as_str()))
+        .filter(|package| !workspace.contains(*package))
+        .map(|(name, version)| format!("{name} {version}"))
+        .collect();
+    assert!(
+        behind.is_empty(),
+        "fuzz/Cargo.lock has versions Cargo.lock does not: {behind:?}; update it with: cp Cargo.lock fuzz/Cargo.lock && (cd fuzz && cargo tree >/dev/null)"
+    );
+}
+
 // ---- seeds ---------------------------------------------------------------
 
 /// A static x86-64 ELF executable of 129 bytes that exits 0: an ELF header,
