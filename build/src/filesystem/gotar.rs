@@ -24,7 +24,7 @@
 //! Sparse files (old GNU `'S'` and PAX `GNU.sparse.*`) are refused: none of
 //! the extractors writes them as anything a supervisor image needs.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 
 const BLOCK: usize = 512;
@@ -232,8 +232,12 @@ fn parse_decimal(value: &str) -> Option<i64> {
 }
 
 /// Go's `parsePAX`: records `"%d %s=%s\n"`.
-fn parse_pax(data: &[u8]) -> Result<HashMap<String, Vec<u8>>, String> {
-    let mut records = HashMap::new();
+///
+/// Kept sorted by key: Go merges the records in its map's random order, so
+/// which of two bad records it names varies from run to run; here the
+/// verdict is the same and the message too.
+fn parse_pax(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let mut records = BTreeMap::new();
     let mut rest = data;
     while !rest.is_empty() {
         let space = rest
@@ -411,7 +415,7 @@ impl<R: Input> Reader<R> {
     }
 
     fn next_inner(&mut self) -> Result<Option<Header>, TarError> {
-        let mut pax: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut pax: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut long_name: Vec<u8> = Vec::new();
         let mut long_link: Vec<u8> = Vec::new();
         loop {
