@@ -17,7 +17,7 @@ use crate::cache::{BinaryRecord, BuildCache, LayerKey, LayerRecord};
 use crate::filesystem::Filesystem;
 use crate::image::{
     self, Blob, BlobData, BuiltImage, ImageError, ImageMetadata, LayerBlob, PlatformProvenance,
-    layer_descriptor,
+    Referrer, layer_descriptor,
 };
 use crate::layer::{self, LayerError, LayerSettings};
 use crate::platform::PlatformSpec;
@@ -544,7 +544,7 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
             .platforms
             .iter()
             .map(|platform| {
-                let mut image = platform_image(platform);
+                let mut image = platform_image(platform, &built.referrers);
                 // What build-image built records its target and libc.
                 if let Some(supervisor) = built_supervisors
                     .iter()
@@ -685,16 +685,22 @@ fn attach_sboms(
     Ok(())
 }
 
-fn platform_image(platform: &image::PlatformBuild) -> PlatformImage {
+fn platform_image(platform: &image::PlatformBuild, referrers: &[Referrer]) -> PlatformImage {
+    let manifest_digest = platform.manifest.descriptor.digest().to_string();
+    let sbom_manifest_digest = referrers
+        .iter()
+        .find(|referrer| referrer.subject == manifest_digest)
+        .map(|referrer| referrer.manifest.descriptor.digest().to_string());
     PlatformImage {
         platform: platform.platform.to_string(),
-        manifest_digest: platform.manifest.descriptor.digest().to_string(),
+        manifest_digest,
         layer_digest: platform.layer.blob.descriptor.digest().to_string(),
         layer_size: platform.layer.blob.descriptor.size(),
         binary_sha256: platform.binary.sha256.clone(),
         binary_size: platform.binary.size,
         target: None,
         libc: None,
+        sbom_manifest_digest,
     }
 }
 

@@ -252,6 +252,24 @@ fn each_platform_of_an_index_gets_its_own_sbom() {
     );
     let found = sboms(&layout);
     assert_eq!(found.len(), 2, "{found:#?}");
+    // The build result names each platform's referrer manifest.
+    let mut listed: Vec<String> = referrer_entries(&layout)
+        .iter()
+        .map(|entry| entry["digest"].as_str().unwrap().to_string())
+        .collect();
+    let mut reported: Vec<String> = result
+        .platforms
+        .iter()
+        .map(|platform| {
+            platform
+                .sbom_manifest_digest
+                .clone()
+                .unwrap_or_else(|| panic!("no sbom_manifest_digest for {}", platform.platform))
+        })
+        .collect();
+    listed.sort();
+    reported.sort();
+    assert_eq!(reported, listed);
     for platform in &result.platforms {
         let sbom = found
             .iter()
@@ -294,8 +312,9 @@ fn no_sbom_attaches_none_and_require_sbom_then_fails() {
     let dir = tempdir();
     let binary = supervisor_copy(dir.path());
     let layout = dir.path().join("layout");
-    build_layout(&binary, &layout, &["--no-sbom"]);
+    let result = build_layout(&binary, &layout, &["--no-sbom"]);
     assert!(referrer_entries(&layout).is_empty(), "{:#}", index(&layout));
+    assert_eq!(result.platforms[0].sbom_manifest_digest, None);
     let source = format!("oci:{}:latest", layout.display());
     let (passed, report) = verify_json(&source, &[]);
     assert!(passed, "{report:#}");

@@ -58,6 +58,11 @@ pub struct PlatformImage {
     /// `musl`, or `gnu` after the loud fallback to glibc with `+crt-static`.
     #[serde(default)]
     pub libc: Option<crate::version::Libc>,
+    /// Digest of the SBOM attached to this platform's manifest: the OCI 1.1
+    /// referrer manifest whose `subject` is `manifest_digest`, as
+    /// `oras discover` or the registry's referrers API list it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom_manifest_digest: Option<String>,
 }
 
 /// An OCI image layout on disk.

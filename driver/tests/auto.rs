@@ -423,6 +423,7 @@ fn build_result(dir: &Path, platforms: &[&str]) -> String {
                 binary_size: 1,
                 target: None,
                 libc: None,
+                sbom_manifest_digest: None,
             })
             .collect(),
         layout: None,

@@ -35,6 +35,7 @@ fn build_result(pushed: &[String], layout: Option<&str>) -> BuildResult {
             binary_size: 2048,
             target: None,
             libc: None,
+            sbom_manifest_digest: None,
         }],
         layout: layout.map(|path| LayoutOutput {
             path: path.to_string(),
