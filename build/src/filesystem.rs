@@ -860,40 +860,8 @@ impl Filesystem {
     /// root, `..` lexical and never above the root, missing components
     /// taken literally, more than 255 links an error.
     fn resolve<S: AsRef<str>>(&self, parts: &[S]) -> Result<Vec<String>, Errno> {
-        let mut pending: VecDeque<String> =
-            parts.iter().map(|part| part.as_ref().to_string()).collect();
-        let mut stack: Vec<String> = Vec::new();
-        let mut follows = 0;
-        while let Some(part) = pending.pop_front() {
-            match part.as_str() {
-                "" | "." => continue,
-                ".." => {
-                    stack.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            let key = child(&join(&stack), &part);
-            if let Some(Node {
-                kind: NodeKind::Symlink(target),
-                ..
-            }) = self.nodes.get(&key)
-            {
-                follows += 1;
-                if follows > MAX_LINK_FOLLOWS {
-                    return Err(Errno::Loop);
-                }
-                if target.starts_with('/') {
-                    stack.clear();
-                }
-                for piece in target.split('/').rev() {
-                    pending.push_front(piece.to_string());
-                }
-                continue;
-            }
-            stack.push(part);
-        }
-        Ok(stack)
+        let pending = parts.iter().map(|part| part.as_ref().to_string()).collect();
+        self.follow(pending, MAX_LINK_FOLLOWS, false)
     }
 
     /// Resolves `parts` as the kernel does inside a chroot
@@ -915,17 +883,32 @@ impl Filesystem {
         if follow_last {
             pending.push_back(last.as_ref().to_string());
         }
+        let mut stack = self.follow(pending, MAX_KERNEL_FOLLOWS, true)?;
+        if !follow_last {
+            self.check_dir(&stack)?;
+            stack.push(last.as_ref().to_string());
+        }
+        Ok(stack)
+    }
+
+    /// Walks `pending` components from the root, following symlinks (at
+    /// most `max_follows`; an absolute target restarts at the root) and
+    /// never rising above the root. With `require_dirs`, as the kernel
+    /// does, what has been walked must be a folder before each further
+    /// component; without, a missing or non-folder parent is taken
+    /// literally, as securejoin does.
+    fn follow(
+        &self,
+        mut pending: VecDeque<String>,
+        max_follows: usize,
+        require_dirs: bool,
+    ) -> Result<Vec<String>, Errno> {
         let mut stack: Vec<String> = Vec::new();
         let mut follows = 0;
-        let check_dir = |stack: &[String]| -> Result<(), Errno> {
-            match self.node(&join(stack)) {
-                Some(node) if node.kind.is_dir() => Ok(()),
-                Some(_) => Err(Errno::NotDir),
-                None => Err(Errno::NoEnt),
-            }
-        };
         while let Some(part) = pending.pop_front() {
-            check_dir(&stack)?;
+            if require_dirs {
+                self.check_dir(&stack)?;
+            }
             match part.as_str() {
                 "" | "." => continue,
                 ".." => {
@@ -941,7 +924,7 @@ impl Filesystem {
             }) = self.nodes.get(&key)
             {
                 follows += 1;
-                if follows > MAX_KERNEL_FOLLOWS {
+                if follows > max_follows {
                     return Err(Errno::Loop);
                 }
                 if target.starts_with('/') {
@@ -954,11 +937,16 @@ impl Filesystem {
             }
             stack.push(part);
         }
-        if !follow_last {
-            check_dir(&stack)?;
-            stack.push(last.as_ref().to_string());
-        }
         Ok(stack)
+    }
+
+    /// `ENOTDIR` or `ENOENT` unless `stack` names a folder.
+    fn check_dir(&self, stack: &[String]) -> Result<(), Errno> {
+        match self.node(&join(stack)) {
+            Some(node) if node.kind.is_dir() => Ok(()),
+            Some(_) => Err(Errno::NotDir),
+            None => Err(Errno::NoEnt),
+        }
     }
 
     /// `lstat` of `parts` through the kernel: the key of what is there, or
