@@ -25,6 +25,8 @@ runs="${1:-10}"
 given_input="${2:-}"
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+# shellcheck source=build/benches/input.sh
+. "$here/input.sh"
 work="$(mktemp -d /tmp/build-image-bench.XXXXXX)"
 storage=(--root "$work/storage/root" --runroot "$work/storage/runroot" --storage-driver vfs)
 export CONTAINERS_CONF="$root/testsupport/containers.conf"
@@ -54,16 +56,7 @@ if [[ -n $given_input ]]; then
     echo "input: $(stat -c %s "$input") bytes: $given_input" >&2
 else
     # Real program bytes after the supervisor's ELF.
-    sysroot="$(cd "$root" && rustc --print sysroot)"
-    extra=()
-    for candidate in /bin/busybox /usr/bin/docker-registry /usr/bin/skopeo /usr/bin/umoci /usr/bin/buildah \
-        "$sysroot"/lib/rustlib/*/bin/rust-lld "$sysroot"/bin/cargo; do
-        [[ -f "$candidate" ]] && extra+=("$candidate")
-    done
-    # head closes the pipe early, so cat dies of SIGPIPE: not an error here.
-    cat "$supervisor" "${extra[@]}" | head -c $((32 * 1024 * 1024)) >"$input" || true
-    [[ $(stat -c %s "$input") -eq $((32 * 1024 * 1024)) ]] || { echo "could not make a 32 MiB input" >&2; exit 1; }
-    echo "input: $(stat -c %s "$input") bytes: $supervisor + ${extra[*]}" >&2
+    (cd "$root" && make_input "$supervisor" "$input")
 fi
 chmod 0755 "$input"
 

@@ -18,6 +18,8 @@ runs="${1:-20}"
 shift || true
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+# shellcheck source=build/benches/input.sh
+. "$here/input.sh"
 work="$(mktemp -d /tmp/build-image-verify-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
@@ -31,15 +33,7 @@ fi
 supervisor="$root/target/x86_64-unknown-linux-musl/release/openshell-sandbox"
 
 input="$work/openshell-sandbox"
-sysroot="$(rustc --print sysroot)"
-extra=()
-for candidate in /bin/busybox /usr/bin/docker-registry /usr/bin/skopeo /usr/bin/umoci /usr/bin/buildah \
-    "$sysroot"/lib/rustlib/*/bin/rust-lld "$sysroot"/bin/cargo; do
-    [[ -f "$candidate" ]] && extra+=("$candidate")
-done
-# head closes the pipe early, so cat dies of SIGPIPE: not an error here.
-cat "$supervisor" "${extra[@]}" | head -c $((32 * 1024 * 1024)) >"$input" || true
-chmod 0755 "$input"
+(cd "$root" && make_input "$supervisor" "$input")
 
 layout="$work/layout"
 "${binaries[-1]}" --quiet --binary "$input" --output "$layout" --tag bench --no-sbom >/dev/null
