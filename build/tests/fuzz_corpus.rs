@@ -3,8 +3,9 @@
 //! the targets' own functions (`fuzz/src/lib.rs`, compiled in here) on
 //! stable Rust, without libFuzzer: what the fuzzers once found stays found.
 //!
-//! `write_seeds` (ignored) rewrites the hand-made seeds; the corpus also
-//! holds what `scripts/fuzz --merge` kept.
+//! `committed_seeds_are_current` checks the hand-made seeds against their
+//! generator (and rewrites them with `OPENSHELL_WRITE_FUZZ_SEEDS=1`); the
+//! corpus also holds what `scripts/fuzz --merge` kept.
 
 // Helpers outside #[test] functions panic on failure too: that fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -442,15 +443,22 @@ fn tars_of_other_writers() -> Vec<(String, Vec<u8>)> {
     tars
 }
 
-/// Rewrites the hand-made seeds of the corpus (run after changing them):
-/// `cargo test -p build-image --test fuzz_corpus -- --ignored write_seeds`.
+/// The hand-made seeds of the committed corpus are what this file makes
+/// now. After changing them, rewrite them with
+/// `OPENSHELL_WRITE_FUZZ_SEEDS=1 cargo test -p build-image --test fuzz_corpus committed_seeds_are_current`.
 #[test]
-#[ignore = "writes fuzz/corpus; run by hand after changing the seeds"]
-fn write_seeds() {
+fn committed_seeds_are_current() {
+    let rewrite = std::env::var_os("OPENSHELL_WRITE_FUZZ_SEEDS").is_some_and(|value| value == "1");
+    let stale = std::cell::RefCell::new(Vec::new());
     let write = |target: &str, name: &str, bytes: &[u8]| {
         let dir = fuzz_dir().join("corpus").join(target);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        let path = dir.join(format!("seed-{name}"));
+        if rewrite {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        } else if std::fs::read(&path).ok().as_deref() != Some(bytes) {
+            stale.borrow_mut().push(path.display().to_string());
+        }
     };
     for (name, layers) in seed_layer_stacks() {
         write("image", name, &image_input(&layers, Shape::default()));
@@ -549,6 +557,13 @@ fn write_seeds() {
     for (name, bytes) in documents {
         write("documents", name, &bytes);
     }
+    let stale = stale.into_inner();
+    assert!(
+        stale.is_empty(),
+        "these committed seeds differ from what the generator makes now: {stale:#?}; \
+         rewrite them with OPENSHELL_WRITE_FUZZ_SEEDS=1 cargo test -p build-image \
+         --test fuzz_corpus committed_seeds_are_current"
+    );
 }
 
 /// The good seeds pass verify, so the fuzzers start from inputs that reach
