@@ -33,7 +33,9 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
 use crate::digest::{ContentDigest, sha256};
 use crate::progress::{self, Progress};
-use crate::retry::{Attempts, ERROR_BODY_LIMIT, Failure, Next, parse_retry_after};
+use crate::retry::{
+    Attempts, ERROR_BODY_LIMIT, Failure, Next, manifest_blobs_lagging, parse_retry_after,
+};
 use crate::settings::NetworkSettings;
 use crate::{RegistryError, RegistryOptions, ResolvedAuth, classify, resolve_auth};
 
@@ -744,7 +746,20 @@ impl RegistryClient {
             .body(body.clone());
         let response = self.send(attempts, request, &url, &authorization).await?;
         if !response.status().is_success() {
-            return Err(self.status_failure(attempts, response).await);
+            return Err(match self.status_failure(attempts, response).await {
+                Failure::Status {
+                    status,
+                    retry_after,
+                    detail,
+                    ..
+                } => Failure::Status {
+                    transient: manifest_blobs_lagging(status, &detail),
+                    status,
+                    retry_after,
+                    detail,
+                },
+                failure => failure,
+            });
         }
         Ok(())
     }
@@ -948,6 +963,7 @@ impl RegistryClient {
             status: status.as_u16(),
             retry_after,
             detail: error_detail(status, &body),
+            transient: false,
         }
     }
 

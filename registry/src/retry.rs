@@ -37,6 +37,9 @@ pub(crate) enum Failure {
         status: u16,
         retry_after: Option<Duration>,
         detail: String,
+        /// A client error that another attempt can cure (see
+        /// [`manifest_blobs_lagging`]).
+        transient: bool,
     },
     /// The connection failed (refused, reset, closed early, DNS, TLS).
     Transport {
@@ -82,7 +85,9 @@ impl Failure {
 
     fn retryable(&self) -> bool {
         match self {
-            Self::Status { status, .. } => retryable_status(*status),
+            Self::Status {
+                status, transient, ..
+            } => *transient || retryable_status(*status),
             Self::Transport { retryable, .. } => *retryable,
             Self::Stalled => true,
             Self::Denied | Self::Deadline | Self::Fatal(_) => false,
@@ -97,6 +102,15 @@ pub(crate) fn retryable_status(status: u16) -> bool {
     status == 408
         || status == 429
         || ((500..600).contains(&status) && status != 501 && status != 505)
+}
+
+/// Whether a manifest PUT's refusal is worth another attempt: 400 with
+/// `MANIFEST_BLOB_UNKNOWN` right after its blobs were uploaded. Under
+/// concurrent pushes docker-registry answers that for a moment while
+/// another upload of the same blob is being committed; a manifest whose
+/// blob is really missing still fails, after the bounded attempts.
+pub(crate) fn manifest_blobs_lagging(status: u16, detail: &str) -> bool {
+    status == 400 && detail.contains("MANIFEST_BLOB_UNKNOWN")
 }
 
 /// The delay before attempt `made + 1`: exponential, with "equal jitter"
@@ -311,11 +325,13 @@ impl Attempts {
                         status,
                         retry_after,
                         detail,
+                        transient,
                     },
                     Some(asked),
                 ) => Failure::Status {
                     status,
                     retry_after,
+                    transient,
                     detail: format!(
                         "{detail}; it asked to retry after {} (Retry-After), past the operation deadline of {}",
                         show(asked),

@@ -762,6 +762,72 @@ async fn a_manifest_whose_digest_differs_is_refused() {
 }
 
 #[tokio::test]
+async fn a_manifest_whose_blobs_the_registry_does_not_see_yet_is_pushed_again() {
+    let test = "a_manifest_whose_blobs_the_registry_does_not_see_yet_is_pushed_again";
+    let Some(faults) = FaultRegistry::start(test) else {
+        return;
+    };
+    let image = seed(&faults).await;
+    let client = RegistryClient::new(
+        &image.reference,
+        &options(&faults, Duration::from_secs(20), 4),
+    )
+    .unwrap();
+    let blob_unknown = || Action::Respond {
+        status: 400,
+        headers: Vec::new(),
+        body:
+            br#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#
+                .to_vec(),
+    };
+    // As docker-registry answers for a moment under concurrent pushes of
+    // the same blob: once, then the PUT is accepted.
+    faults.inject(Fault::on("PUT", "/manifests/v3", blob_unknown()).times(1));
+    let tagged = parse_reference(&format!("{}/openshell/supervisor:v3", faults.host())).unwrap();
+    client
+        .push_manifest(
+            &tagged,
+            image.manifest.clone(),
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+        .await
+        .unwrap();
+    assert_eq!(faults.seen_matching("PUT", "/manifests/v3").len(), 2);
+    assert_eq!(
+        client.resolve_digest(&tagged).await.unwrap(),
+        image.manifest_digest
+    );
+
+    // A blob that stays unknown fails after the bounded attempts, saying so.
+    faults.inject(Fault::on("PUT", "/manifests/v4", blob_unknown()));
+    let tagged = parse_reference(&format!("{}/openshell/supervisor:v4", faults.host())).unwrap();
+    let error = client
+        .push_manifest(
+            &tagged,
+            image.manifest.clone(),
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+        .await
+        .unwrap_err();
+    eprintln!("{test}: {error}");
+    assert!(
+        matches!(
+            error,
+            RegistryError::Status {
+                status: 400,
+                attempts: 4,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert_names(&message, "push manifest", &tagged.whole(), &faults.host());
+    assert!(message.contains("MANIFEST_BLOB_UNKNOWN"), "{message}");
+    assert_eq!(faults.seen_matching("PUT", "/manifests/v4").len(), 4);
+}
+
+#[tokio::test]
 async fn client_errors_are_not_retried() {
     let test = "client_errors_are_not_retried";
     let Some(faults) = FaultRegistry::start(test) else {
