@@ -217,6 +217,15 @@ struct Shape {
 
 /// An `image` input: index.json, then the blobs it names, each exactly
 /// once (an index, a manifest, a config, layers).
+/// JSON bytes with every object's keys sorted, whichever serde_json
+/// features the build unified (the driver turns on `preserve_order`, so a
+/// workspace build would otherwise keep insertion order), so the seeds are
+/// the same bytes however the tests were built.
+fn json_bytes(mut value: serde_json::Value) -> Vec<u8> {
+    value.sort_all_objects();
+    serde_json::to_vec(&value).unwrap()
+}
+
 fn image_input(layers: &[Vec<u8>], shape: Shape) -> Vec<u8> {
     let (manifest_type, config_type, index_type) = if shape.docker {
         (
@@ -250,23 +259,21 @@ fn image_input(layers: &[Vec<u8>], shape: Shape) -> Vec<u8> {
         layer_descriptors.push(descriptor(layer_type, &blob));
         blobs.push(blob);
     }
-    let config = serde_json::to_vec(&json!({
+    let config = json_bytes(json!({
         "architecture": "amd64",
         "os": "linux",
         "config": {"Entrypoint": ["/openshell-sandbox"]},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    }))
-    .unwrap();
-    let manifest = serde_json::to_vec(&json!({
+    }));
+    let manifest = json_bytes(json!({
         "schemaVersion": 2,
         "mediaType": manifest_type,
         "config": descriptor(config_type, &config),
         "layers": layer_descriptors,
-    }))
-    .unwrap();
+    }));
     let mut entry = descriptor(manifest_type, &manifest);
     if shape.sbom {
-        let sbom = serde_json::to_vec(&json!({
+        let sbom = json_bytes(json!({
             "spdxVersion": "SPDX-2.3",
             "SPDXID": "SPDXRef-DOCUMENT",
             "name": "openshell-sandbox",
@@ -275,22 +282,20 @@ fn image_input(layers: &[Vec<u8>], shape: Shape) -> Vec<u8> {
             "creationInfo": {"created": "1970-01-01T00:00:00Z", "creators": ["Tool: build-image"]},
             "packages": [{"SPDXID": "SPDXRef-Package-openshell-sandbox", "name": "openshell-sandbox",
                           "downloadLocation": "NOASSERTION", "versionInfo": "0.1.0"}],
-        }))
-        .unwrap();
+        }));
         let mut layer = descriptor("application/spdx+json", &sbom);
         layer["annotations"] =
             json!({"org.opencontainers.image.title": "openshell-sandbox.spdx.json"});
         let mut config = descriptor("application/vnd.oci.empty.v1+json", b"{}");
         config["data"] = json!("e30=");
-        let referrer = serde_json::to_vec(&json!({
+        let referrer = json_bytes(json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "artifactType": "application/spdx+json",
             "config": config,
             "layers": [layer],
             "subject": entry.clone(),
-        }))
-        .unwrap();
+        }));
         blobs.push(sbom);
         blobs.push(b"{}".to_vec());
         blobs.push(referrer);
@@ -300,11 +305,11 @@ fn image_input(layers: &[Vec<u8>], shape: Shape) -> Vec<u8> {
     blobs.push(config);
     blobs.push(manifest);
     if shape.nested {
-        let inner = serde_json::to_vec(&top).unwrap();
+        let inner = json_bytes(top.clone());
         top["manifests"] = json!([descriptor(index_type, &inner)]);
         blobs.push(inner);
     }
-    let top = serde_json::to_vec(&top).unwrap();
+    let top = json_bytes(top);
     let mut parts: Vec<&[u8]> = vec![&top];
     parts.extend(blobs.iter().map(Vec::as_slice));
     targets::join_parts(&parts)
@@ -527,26 +532,24 @@ fn committed_seeds_are_current() {
         ("truncated", b"{\"schemaVersion\": 2, \"manifests\": [{\"mediaType\"".to_vec()),
         (
             "sha512-descriptor",
-            serde_json::to_vec(&json!({
+            json_bytes(json!({
                 "schemaVersion": 2,
                 "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                                "digest": sha512, "size": 7,
                                "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}}],
                 "annotations": {"org.opencontainers.image.ref.name": "latest"}
-            }))
-            .unwrap(),
+            })),
         ),
         (
             "attestation",
-            serde_json::to_vec(&json!({
+            json_bytes(json!({
                 "schemaVersion": 2,
                 "mediaType": "application/vnd.oci.image.index.v1+json",
                 "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
                                "digest": targets::sha256(b""), "size": 0,
                                "platform": {"architecture": "unknown", "os": "unknown"},
                                "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}]
-            }))
-            .unwrap(),
+            })),
         ),
         (
             "wrong-types",
