@@ -31,6 +31,7 @@ pub mod layer;
 pub mod pipeline;
 pub mod platform;
 pub mod provenance;
+pub mod run_binary;
 pub mod sbom;
 pub mod supervisor_build;
 pub mod verify;

@@ -284,8 +284,10 @@ struct VerifyArgs {
     /// Where the sandbox mounts the image.
     #[arg(long, default_value = MOUNT_PATH, value_name = "PATH")]
     mount_path: String,
-    /// Also run the extracted binary's `version --json` (when it is for this
-    /// host's architecture) and check it reports the same sha256.
+    /// Also run the extracted binary's `version --json` and check it
+    /// reports the same sha256: on this host, or under qemu-user
+    /// (qemu-ARCH-static, from qemu-user-static) for another architecture.
+    /// It runs with a 30 s deadline, and whatever it starts is killed.
     #[arg(long)]
     run: bool,
     /// Print the report as JSON.

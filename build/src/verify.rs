@@ -20,7 +20,6 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
 use openshell_contract::annotations::BINARY_SHA256;
 use openshell_contract::elf::ElfInfo;
 use openshell_contract::sbom::SBOM_ARTIFACT_TYPES;
-use openshell_contract::version::VersionReport;
 use openshell_contract::{
     BINARY_NAME, IMAGE_BINARY_PATH, IMAGE_ENTRYPOINT, LAYER_BINARY_PATH, MOUNT_PATH,
     path_under_mount,
@@ -261,7 +260,8 @@ impl fmt::Display for VerifyReport {
 pub struct VerifyOptions {
     /// Where the image is mounted in the sandbox.
     pub mount_path: String,
-    /// Run the extracted binary's `version --json` (host architecture only).
+    /// Run the extracted binary's `version --json`: on this host, or under
+    /// qemu-user for another architecture when it is installed.
     pub run: bool,
     /// Bounds on the documents read.
     pub limits: ReadLimits,
@@ -1524,18 +1524,20 @@ fn check_run_version(facts: &Facts, options: &VerifyOptions) -> Verdict {
     let Some(contents) = facts.binary_contents() else {
         return Verdict::Skip(format!("no binary at {IMAGE_BINARY_PATH}"));
     };
-    let host = host_architecture();
-    match facts.elf_architecture() {
-        Some(architecture) if architecture == host => {}
-        Some(architecture) => {
-            return Verdict::Skip(format!(
-                "the binary is for {architecture} and this host is {host}, so it cannot run here"
-            ));
-        }
-        None => return Verdict::Skip("the binary's architecture is unknown".into()),
-    }
+    let Some(architecture) = facts.elf_architecture() else {
+        return Verdict::Skip("the binary's architecture is unknown".into());
+    };
+    let search_path = std::env::var_os("PATH");
+    let runner = match crate::run_binary::runner_for(
+        architecture,
+        host_architecture(),
+        search_path.as_deref(),
+    ) {
+        Ok(runner) => runner,
+        Err(cannot) => return Verdict::Skip(cannot.0),
+    };
     let sha256 = contents.sha256();
-    match run_extracted(contents) {
+    match crate::run_binary::version_report(contents, &runner, crate::run_binary::RUN_TIMEOUT) {
         Ok(version) if version.sha256 == sha256 => Verdict::Pass(Vec::new()),
         Ok(version) => Verdict::Fail(vec![format!(
             "version --json reports sha256 {}, but the binary in the image has {sha256}",
@@ -1543,68 +1545,4 @@ fn check_run_version(facts: &Facts, options: &VerifyOptions) -> Verdict {
         )]),
         Err(err) => Verdict::Fail(vec![err]),
     }
-}
-
-/// How long the extracted binary's `version --json` may take.
-const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-fn run_extracted(contents: &FileContents) -> Result<VersionReport, String> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-
-    let dir =
-        tempfile::tempdir().map_err(|err| format!("could not make a temporary folder: {err}"))?;
-    let path = dir.path().join(BINARY_NAME);
-    let mut file = std::fs::File::create(&path)
-        .map_err(|err| format!("could not extract the binary: {err}"))?;
-    contents
-        .write_to(&mut file)
-        .and_then(|_| file.flush())
-        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o555)))
-        .map_err(|err| format!("could not extract the binary: {err}"))?;
-    // Close before running: Linux refuses to execute a file open for writing.
-    drop(file);
-    let mut child = std::process::Command::new(&path)
-        .args(["version", "--json"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|err| format!("could not run the extracted binary: {err}"))?;
-    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if std::time::Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "`{BINARY_NAME} version --json` did not finish within {} s",
-                    RUN_TIMEOUT.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            Err(err) => return Err(format!("could not wait for the extracted binary: {err}")),
-        }
-    };
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    if let Some(mut pipe) = child.stdout.take() {
-        let _ = pipe.read_to_end(&mut stdout);
-    }
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_end(&mut stderr);
-    }
-    if !status.success() {
-        return Err(format!(
-            "`{BINARY_NAME} version --json` exited with {status}: {}",
-            String::from_utf8_lossy(&stderr).trim()
-        ));
-    }
-    serde_json::from_slice(&stdout).map_err(|err| {
-        format!(
-            "`{BINARY_NAME} version --json` printed something that is not a version report ({err}): {}",
-            String::from_utf8_lossy(&stdout).trim()
-        )
-    })
 }

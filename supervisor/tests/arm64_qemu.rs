@@ -14,9 +14,8 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -24,7 +23,6 @@ use nix::unistd::Pid;
 use openshell_contract::elf;
 use openshell_contract::version::{Libc, VersionReport};
 use openshell_contract::{ARM64_STATIC_TARGET, BINARY_NAME, COPY_SELF_SUBCOMMAND};
-use openshell_testsupport::supervisor::{target_dir, workspace_root};
 use openshell_testsupport::tools::require;
 use sha2::{Digest, Sha256};
 
@@ -43,28 +41,7 @@ fn have_qemu(test: &str) -> bool {
 /// The release supervisor for arm64, built once per test process (cargo's
 /// lock makes concurrent builds wait for each other).
 fn arm64_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let binary = target_dir()
-            .join(ARM64_STATIC_TARGET)
-            .join("release")
-            .join(BINARY_NAME);
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args(["build", "--release", "--locked", "--package", "openshell-sandbox"])
-            .args(["--bin", BINARY_NAME, "--target", ARM64_STATIC_TARGET])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|err| panic!("could not run cargo: {err}"));
-        assert!(
-            output.status.success(),
-            "building the arm64 supervisor failed (is the target installed? `rustup target add {ARM64_STATIC_TARGET}`):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(binary.is_file(), "cargo built no {}", binary.display());
-        binary
-    })
+    openshell_testsupport::arm64_static_supervisor_binary()
 }
 
 /// `qemu-aarch64-static BINARY ARGS...`.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use openshell_contract::{BINARY_NAME, DEFAULT_STATIC_TARGET};
+use openshell_contract::{ARM64_STATIC_TARGET, BINARY_NAME, DEFAULT_STATIC_TARGET};
 
 /// The workspace root (the folder holding the top-level Cargo.toml).
 pub fn workspace_root() -> PathBuf {
@@ -46,38 +46,42 @@ fn prebuilt() -> bool {
 /// wait for each other instead of racing.
 pub fn static_supervisor_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let binary = target_dir()
-            .join(DEFAULT_STATIC_TARGET)
-            .join("release")
-            .join(BINARY_NAME);
-        if prebuilt() && binary.is_file() {
-            return binary;
-        }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--package",
-                "openshell-sandbox",
-                "--bin",
-                BINARY_NAME,
-                "--target",
-                DEFAULT_STATIC_TARGET,
-            ])
-            .output()
-            .unwrap_or_else(|err| panic!("could not run cargo to build the supervisor: {err}"));
-        assert!(
-            output.status.success(),
-            "building the static supervisor failed (is the target installed? `rustup target add {DEFAULT_STATIC_TARGET}`):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(binary.is_file(), "cargo built no {}", binary.display());
-        binary
-    })
+    BINARY.get_or_init(|| build_static_supervisor(DEFAULT_STATIC_TARGET))
+}
+
+/// The release supervisor for arm64 (`aarch64-unknown-linux-musl`), built
+/// once per test process like [`static_supervisor_binary`]; it runs here
+/// under qemu-user.
+pub fn arm64_static_supervisor_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| build_static_supervisor(ARM64_STATIC_TARGET))
+}
+
+fn build_static_supervisor(target: &str) -> PathBuf {
+    let binary = target_dir().join(target).join("release").join(BINARY_NAME);
+    if prebuilt() && binary.is_file() {
+        return binary;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--package",
+            "openshell-sandbox",
+        ])
+        .args(["--bin", BINARY_NAME, "--target", target])
+        .output()
+        .unwrap_or_else(|err| panic!("could not run cargo to build the supervisor: {err}"));
+    assert!(
+        output.status.success(),
+        "building the static supervisor failed (is the target installed? `rustup target add {target}`):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(binary.is_file(), "cargo built no {}", binary.display());
+    binary
 }
 
 /// Returns the debug binary `bin` of package `package`, built (once per

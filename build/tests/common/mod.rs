@@ -85,6 +85,18 @@ pub fn supervisor_copy(dir: &Path) -> PathBuf {
     path
 }
 
+/// A copy of the real arm64 supervisor (built for aarch64-unknown-linux-musl),
+/// which runs here under qemu-user.
+pub fn arm64_supervisor_copy(dir: &Path) -> PathBuf {
+    let path = dir.join("openshell-sandbox-arm64-real");
+    std::fs::copy(
+        openshell_testsupport::arm64_static_supervisor_binary(),
+        &path,
+    )
+    .expect("copy the arm64 supervisor");
+    path
+}
+
 /// A copy of the static supervisor whose ELF header says aarch64: the
 /// static rules pass (machine aside, it is the same file), and it stands for
 /// a second architecture without a cross toolchain. It cannot run.
