@@ -19,10 +19,9 @@
 //! a second, most of it rustc telling its configuration).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use openshell_contract::sbom::SUPERVISOR_PACKAGE;
 use serde::{Deserialize, Serialize};
@@ -516,70 +515,17 @@ pub fn cargo_metadata(
         .args(&args)
         .arg("--manifest-path")
         .arg(workspace.join("Cargo.toml"));
-    let output = run_with_deadline(&mut command, CARGO_METADATA_TIMEOUT).map_err(&fail)?;
+    // cargo's own output, bounded only against a runaway: this workspace's
+    // metadata is a few MB.
+    const METADATA_LIMIT: u64 = 256 * 1024 * 1024;
+    let output = crate::process::run_bounded(&mut command, CARGO_METADATA_TIMEOUT, METADATA_LIMIT)
+        .map_err(&fail)?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(fail(format!("{} ({})", stderr.trim(), output.status)));
     }
     serde_json::from_slice(&output.stdout)
         .map_err(|err| fail(format!("its output is not the JSON expected: {err}")))
-}
-
-/// Runs `command` to its end, or kills it after `timeout`.
-fn run_with_deadline(
-    command: &mut Command,
-    timeout: Duration,
-) -> Result<std::process::Output, String> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|err| format!("could not start it: {err}"))?;
-    // Both pipes are drained on threads so a chatty child cannot block on
-    // a full pipe while this thread waits for it to exit.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "it did not finish within {} s and was stopped",
-                    timeout.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(err) => return Err(format!("could not wait for it: {err}")),
-        }
-    };
-    Ok(std::process::Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    })
 }
 
 #[cfg(test)]

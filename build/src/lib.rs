@@ -30,6 +30,7 @@ pub mod image;
 pub mod layer;
 pub mod pipeline;
 pub mod platform;
+pub mod process;
 pub mod provenance;
 pub mod run_binary;
 pub mod sbom;
