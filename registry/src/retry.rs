@@ -487,10 +487,10 @@ mod tests {
         assert_eq!(parse_retry_after("soon"), None);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_watchdog_ends_a_silent_attempt_at_the_read_timeout() {
-        let attempts = Attempts::new(
-            "pull manifest".into(),
+    /// Attempts of `operation` with a 2 s read timeout and `deadline`.
+    fn test_attempts(operation: &str, deadline: Duration) -> Attempts {
+        Attempts::new(
+            operation.into(),
             "registry.example".into(),
             "registry.example/sup:1".into(),
             "no credentials".into(),
@@ -498,9 +498,14 @@ mod tests {
                 read_timeout: Duration::from_secs(2),
                 ..Default::default()
             },
-            Duration::from_secs(60),
+            deadline,
             Arc::new(Progress::new(false, String::new(), None)),
-        );
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_ends_a_silent_attempt_at_the_read_timeout() {
+        let attempts = test_attempts("pull manifest", Duration::from_secs(60));
         let started = tokio::time::Instant::now();
         let result: Result<(), Failure> = attempts.run(std::future::pending()).await;
         assert!(matches!(result, Err(Failure::Stalled)), "{result:?}");
@@ -509,18 +514,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_grace_after_a_whole_blob_delays_the_stall_verdict() {
-        let attempts = Attempts::new(
-            "push blob".into(),
-            "registry.example".into(),
-            "registry.example/sup:1".into(),
-            "no credentials".into(),
-            NetworkSettings {
-                read_timeout: Duration::from_secs(2),
-                ..Default::default()
-            },
-            Duration::from_secs(60),
-            Arc::new(Progress::new(false, String::new(), None)),
-        );
+        let attempts = test_attempts("push blob", Duration::from_secs(60));
         let started = tokio::time::Instant::now();
         let sent_then_wait = async {
             attempts.activity.touch_with_grace(Duration::from_secs(5));
@@ -533,18 +527,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn activity_keeps_an_attempt_alive_until_the_deadline() {
-        let attempts = Attempts::new(
-            "pull blob".into(),
-            "registry.example".into(),
-            "registry.example/sup:1".into(),
-            "no credentials".into(),
-            NetworkSettings {
-                read_timeout: Duration::from_secs(2),
-                ..Default::default()
-            },
-            Duration::from_secs(10),
-            Arc::new(Progress::new(false, String::new(), None)),
-        );
+        let attempts = test_attempts("pull blob", Duration::from_secs(10));
         let started = tokio::time::Instant::now();
         let trickle = async {
             loop {
