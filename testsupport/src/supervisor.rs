@@ -120,3 +120,70 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     );
     path
 }
+
+/// The cargo target folder of [`lean_build_image`], apart from the tests'
+/// own: building build-image alone there must not replace the
+/// `target/debug/build-image` that other tests are running.
+pub fn lean_target_dir() -> PathBuf {
+    target_dir().join("lean-build-image")
+}
+
+/// build-image as a fresh clone's `cargo run -p build-image` builds it:
+/// without its `registry` feature. Built once per test process into
+/// [`lean_target_dir`] (scripts/test builds it beforehand), together with
+/// the build with the feature that its relaunch asks cargo for, so that a
+/// relaunch in a test compiles nothing. Returns a copy of the registry-less
+/// binary kept apart from cargo's output, which the second build replaces.
+/// Run it with `CARGO_TARGET_DIR` set to [`lean_target_dir`].
+pub fn lean_build_image() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let dir = lean_target_dir();
+        let copy = dir.join("lean").join("build-image");
+        if prebuilt() && copy.is_file() {
+            return copy;
+        }
+        let held = dir.join("lean");
+        std::fs::create_dir_all(&held)
+            .unwrap_or_else(|err| panic!("could not create {}: {err}", held.display()));
+        // Test processes build this concurrently: the copy must be taken
+        // between the two builds of one process, not another's.
+        let lock_path = dir.join("lean.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .unwrap_or_else(|err| panic!("could not create {}: {err}", lock_path.display()));
+        // SAFETY: flock on a descriptor this function owns; the lock goes
+        // with it when `lock` is dropped.
+        let locked = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+        assert_eq!(locked, 0, "could not lock {}", lock_path.display());
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let build = |features: &[&str]| {
+            let output = Command::new(&cargo)
+                .current_dir(workspace_root())
+                .env("CARGO_TARGET_DIR", &dir)
+                .args([
+                    "build",
+                    "--locked",
+                    "-p",
+                    "build-image",
+                    "--bin",
+                    "build-image",
+                ])
+                .args(features)
+                .output()
+                .unwrap_or_else(|err| panic!("could not run cargo to build build-image: {err}"));
+            assert!(
+                output.status.success(),
+                "building build-image {features:?} failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        build(&[]);
+        let partial = copy.with_extension("partial");
+        std::fs::copy(dir.join("debug").join("build-image"), &partial)
+            .and_then(|_| std::fs::rename(&partial, &copy))
+            .unwrap_or_else(|err| panic!("could not keep {}: {err}", copy.display()));
+        build(&["--features", "registry"]);
+        drop(lock);
+        copy
+    })
+}

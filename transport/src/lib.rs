@@ -8,7 +8,9 @@
 //! ([`destination::Destination`]):
 //! - [`oci_layout`]: an OCI image layout folder, locked while written;
 //! - [`docker_archive`]: a `docker save` tarball;
-//! - [`docker`]: a registry, through `openshell-registry`.
+//! - `docker`: a registry, through `openshell-registry` (the `registry`
+//!   feature; without it, opening a `docker://` reference is
+//!   [`TransportError::NoRegistryClient`]).
 //!
 //! Reading is bounded ([`limits::ReadLimits`]): documents are read up to a
 //! limit, blobs are streamed, nothing is allocated from a declared size.
@@ -17,6 +19,7 @@
 pub mod atomic;
 pub mod destination;
 pub mod digest;
+#[cfg(feature = "registry")]
 pub mod docker;
 pub mod docker_archive;
 pub mod document;
@@ -58,6 +61,7 @@ pub fn open_source(
         ImageReference::DockerArchive { file, name } => Box::new(
             docker_archive::DockerArchiveSource::open(file, name.clone(), &options.limits)?,
         ),
+        #[cfg(feature = "registry")]
         ImageReference::Registry {
             text, reference, ..
         } => Box::new(docker::RegistrySource::new(
@@ -65,6 +69,12 @@ pub fn open_source(
             reference.clone(),
             &options.registry,
         )?),
+        #[cfg(not(feature = "registry"))]
+        ImageReference::Registry { .. } => {
+            return Err(TransportError::NoRegistryClient {
+                reference: reference.to_string(),
+            });
+        }
     })
 }
 
@@ -124,12 +134,34 @@ pub fn open_destination(
                 (true, Some(tag)) => vec![tag.to_string()],
                 _ => options.default_tags.clone(),
             };
-            Box::new(docker::RegistryDestination {
-                text: text.clone(),
-                reference: reference.clone(),
-                tags,
-                options: options.registry.clone(),
-            })
+            registry_destination(text, reference, tags, &options.registry)?
         }
+    })
+}
+
+#[cfg(feature = "registry")]
+fn registry_destination(
+    text: &str,
+    reference: &openshell_registry::Reference,
+    tags: Vec<String>,
+    options: &RegistryOptions,
+) -> Result<Box<dyn Destination>, TransportError> {
+    Ok(Box::new(docker::RegistryDestination {
+        text: text.to_string(),
+        reference: reference.clone(),
+        tags,
+        options: options.clone(),
+    }))
+}
+
+#[cfg(not(feature = "registry"))]
+fn registry_destination(
+    text: &str,
+    _reference: &openshell_registry::Reference,
+    _tags: Vec<String>,
+    _options: &RegistryOptions,
+) -> Result<Box<dyn Destination>, TransportError> {
+    Err(TransportError::NoRegistryClient {
+        reference: format!("{}://{text}", reference::DOCKER),
     })
 }
