@@ -583,10 +583,16 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         )?,
     }
     if result.pushed.is_empty() {
-        writeln!(out, "push it:")?;
+        // A build without registry support would compile it in on the
+        // push anyway; naming the feature says what that first push costs.
         writeln!(
             out,
-            "  cargo run -p build-image -- --push REGISTRY/{}:{}",
+            "push it (the registry feature is compiled in on first use):"
+        )?;
+        writeln!(
+            out,
+            "  cargo run -p build-image --features {} -- --push REGISTRY/{}:{}",
+            relaunch::REGISTRY_FEATURE,
             args.archive_name,
             tags.first().map_or("TAG", String::as_str)
         )?;
