@@ -15,10 +15,9 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use common::{fails, ok, supervisor_copy, tempdir, verify_json};
+use common::{fails, ok, output_with_stdin, supervisor_copy, tempdir, verify_json};
 use openshell_contract::build_result::BuildResult;
 use openshell_testsupport::supervisor::workspace_root;
 use openshell_testsupport::{Registry, lean_build_image, lean_target_dir};
@@ -152,7 +151,8 @@ fn a_push_through_a_build_without_registry_support_reaches_the_registry() {
     let binary = supervisor_copy(dir.path());
     let layout = dir.path().join("layout");
     let reference = format!("{}/openshell/supervisor:lean", registry.host());
-    let mut child = lean()
+    let mut command = lean();
+    command
         .args(["--binary", binary.to_str().unwrap()])
         .args(["--output", layout.to_str().unwrap()])
         .args(["--push", &reference, "--plain-http"])
@@ -161,20 +161,9 @@ fn a_push_through_a_build_without_registry_support_reaches_the_registry() {
             registry.username(),
             "--password-stdin",
             "--json",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ]);
     // The password goes to the relaunched build, which reads it.
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{}\n", registry.password()).as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = output_with_stdin(command, &format!("{}\n", registry.password()));
     let errors = stderr(&output);
     let result: BuildResult = serde_json::from_str(&ok(output)).unwrap();
     assert!(errors.contains("needs registry support"), "{errors}");

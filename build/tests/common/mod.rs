@@ -33,8 +33,14 @@ pub fn run(args: &[&str]) -> Output {
 
 /// Runs `build-image ARGS` with `stdin` as standard input.
 pub fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
-    let mut child = build_image()
-        .args(args)
+    let mut command = build_image();
+    command.args(args);
+    output_with_stdin(command, stdin)
+}
+
+/// Runs `command` with `stdin` as standard input, returning its output.
+pub fn output_with_stdin(mut command: Command, stdin: &str) -> Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
