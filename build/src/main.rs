@@ -339,7 +339,7 @@ fn ensure_registry_support(wanted: &ImageReference, quiet: bool) -> anyhow::Resu
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let wanted = wanted.to_string();
-    Err(relaunch::relaunch_with_registry(&wanted, &args, |command| {
+    Err(relaunch::relaunch_with_registry(&wanted, &args, quiet, |command| {
         if !quiet {
             eprintln!(
                 "{PROGRAM}: {wanted} needs registry support, which this build leaves out to keep a first build short; compiling it in (once) and running again: {command}"

@@ -78,8 +78,8 @@ pub enum RelaunchError {
 
 /// The cargo command that builds build-image with registry support from
 /// `workspace`, reporting the executable on stdout as JSON messages (and
-/// its progress and diagnostics on stderr).
-pub fn build_command(cargo: &OsString, workspace: &Path, release: bool) -> Command {
+/// its progress, unless `quiet`, and its diagnostics on stderr).
+pub fn build_command(cargo: &OsString, workspace: &Path, release: bool, quiet: bool) -> Command {
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
@@ -87,6 +87,9 @@ pub fn build_command(cargo: &OsString, workspace: &Path, release: bool) -> Comma
         .args(["--bin", PACKAGE, "--message-format=json-render-diagnostics"]);
     if release {
         command.arg("--release");
+    }
+    if quiet {
+        command.arg("--quiet");
     }
     command
 }
@@ -138,10 +141,12 @@ fn shell_word(word: &str) -> String {
 /// Replaces this process with build-image built with registry support,
 /// given the same `args` (without the program name). `wanted` names what
 /// needs the registry, for messages; `announce` is told the command before
-/// it runs. Returns only on failure.
+/// it runs; `quiet` keeps cargo's progress off stderr (its errors stay).
+/// Returns only on failure.
 pub fn relaunch_with_registry(
     wanted: &str,
     args: &[OsString],
+    quiet: bool,
     announce: impl FnOnce(&str),
 ) -> RelaunchError {
     // A release build-image relaunches a release build.
@@ -169,7 +174,7 @@ pub fn relaunch_with_registry(
     // `cargo run` sets CARGO to itself for the program it runs.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     announce(&command_text);
-    let mut build = build_command(&cargo, workspace, release);
+    let mut build = build_command(&cargo, workspace, release, quiet);
     let child = build
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -220,7 +225,7 @@ mod tests {
 
     #[test]
     fn cargo_builds_this_package_with_the_feature_in_the_workspace() {
-        let command = build_command(&"cargo".into(), Path::new("/ws"), false);
+        let command = build_command(&"cargo".into(), Path::new("/ws"), false, false);
         assert_eq!(command.get_current_dir(), Some(Path::new("/ws")));
         let got: Vec<_> = command.get_args().map(|a| a.to_string_lossy()).collect();
         assert_eq!(
@@ -236,11 +241,16 @@ mod tests {
                 "--message-format=json-render-diagnostics"
             ]
         );
-        let release: Vec<_> = build_command(&"cargo".into(), Path::new("/ws"), true)
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(release.last().map(String::as_str), Some("--release"));
+        let flags = |release, quiet| -> Vec<String> {
+            build_command(&"cargo".into(), Path::new("/ws"), release, quiet)
+                .get_args()
+                .skip(got.len())
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(flags(true, false), ["--release"]);
+        assert_eq!(flags(false, true), ["--quiet"]);
+        assert_eq!(flags(true, true), ["--release", "--quiet"]);
     }
 
     #[test]

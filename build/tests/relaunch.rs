@@ -142,6 +142,23 @@ fn verifying_a_registry_reference_relaunches_with_registry_support() {
 }
 
 #[test]
+fn a_quiet_relaunch_prints_only_the_outcome() {
+    let output = lean()
+        .args(["verify", "--quiet", "docker://127.0.0.1:1/x:v1"])
+        .args(["--plain-http", "--registry-attempts", "1"])
+        .output()
+        .unwrap();
+    let errors = fails(output);
+    assert!(
+        errors.contains("could not reach registry 127.0.0.1:1"),
+        "{errors}"
+    );
+    for noise in ["needs registry support", "Finished", "Compiling"] {
+        assert!(!errors.contains(noise), "{noise:?} under --quiet: {errors}");
+    }
+}
+
+#[test]
 fn a_push_through_a_build_without_registry_support_reaches_the_registry() {
     let test = "a_push_through_a_build_without_registry_support_reaches_the_registry";
     let Some(registry) = Registry::start(test) else {
