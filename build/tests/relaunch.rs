@@ -19,6 +19,7 @@ use std::process::{Command, Output, Stdio};
 
 use common::{fails, ok, output_with_stdin, supervisor_copy, tempdir, verify_json};
 use openshell_contract::build_result::BuildResult;
+use openshell_testsupport::podman::run;
 use openshell_testsupport::supervisor::workspace_root;
 use openshell_testsupport::{Registry, lean_build_image, lean_target_dir};
 
@@ -34,6 +35,14 @@ fn lean() -> Command {
     command
 }
 
+/// Runs the registry-less build-image, set up by `args`, within
+/// testsupport's deadline.
+fn lean_run(args: impl FnOnce(&mut Command) -> &mut Command) -> Output {
+    let mut command = lean();
+    args(&mut command);
+    run(command)
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -41,14 +50,12 @@ fn stderr(output: &Output) -> String {
 /// The crates of build-image's build (normal and build dependencies), as
 /// `cargo tree` resolves them for `cargo run -p build-image [FEATURES]`.
 fn crates_built(features: &[&str]) -> Vec<String> {
-    let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(workspace_root())
+    let mut tree = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    tree.current_dir(workspace_root())
         .args(["tree", "--locked", "--offline", "-p", "build-image"])
         .args(["-e", "normal,build", "--prefix", "none", "--format", "{p}"])
-        .args(features)
-        .output()
-        .unwrap();
-    ok(output)
+        .args(features);
+    ok(run(tree))
         .lines()
         .filter_map(|line| line.split_whitespace().next().map(str::to_string))
         .collect()
@@ -96,11 +103,13 @@ fn a_build_without_registry_support_writes_a_layout_by_itself() {
     let dir = tempdir();
     let binary = supervisor_copy(dir.path());
     let layout = dir.path().join("layout");
-    let output = lean()
-        .args(["--binary", binary.to_str().unwrap()])
-        .args(["--output", layout.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
+    let output = lean_run(|command| {
+        command.args(["--binary", binary.to_str().unwrap()]).args([
+            "--output",
+            layout.to_str().unwrap(),
+            "--json",
+        ])
+    });
     let errors = stderr(&output);
     let result: BuildResult = serde_json::from_str(&ok(output)).unwrap();
     assert!(!errors.contains("registry support"), "{errors}");
@@ -108,18 +117,18 @@ fn a_build_without_registry_support_writes_a_layout_by_itself() {
     assert!(passed, "{report:#}");
     assert_eq!(report["platforms"][0]["manifest_digest"], result.digest);
 
-    let help = ok(lean().arg("--help").output().unwrap());
+    let help = ok(lean_run(|command| command.arg("--help")));
     assert!(help.contains("--features registry"), "{help}");
 }
 
 #[test]
 fn verifying_a_registry_reference_relaunches_with_registry_support() {
-    let output = lean()
-        .args(["verify", "docker://127.0.0.1:1/openshell/supervisor:v1"])
-        .args(["--plain-http", "--registry-attempts", "1"])
-        .args(["--registry-connect-timeout", "2s"])
-        .output()
-        .unwrap();
+    let output = lean_run(|command| {
+        command
+            .args(["verify", "docker://127.0.0.1:1/openshell/supervisor:v1"])
+            .args(["--plain-http", "--registry-attempts", "1"])
+            .args(["--registry-connect-timeout", "2s"])
+    });
     let errors = fails(output);
     assert!(
         errors.contains(
@@ -143,11 +152,11 @@ fn verifying_a_registry_reference_relaunches_with_registry_support() {
 
 #[test]
 fn a_quiet_relaunch_prints_only_the_outcome() {
-    let output = lean()
-        .args(["verify", "--quiet", "docker://127.0.0.1:1/x:v1"])
-        .args(["--plain-http", "--registry-attempts", "1"])
-        .output()
-        .unwrap();
+    let output = lean_run(|command| {
+        command
+            .args(["verify", "--quiet", "docker://127.0.0.1:1/x:v1"])
+            .args(["--plain-http", "--registry-attempts", "1"])
+    });
     let errors = fails(output);
     assert!(
         errors.contains("could not reach registry 127.0.0.1:1"),
@@ -196,11 +205,11 @@ fn a_push_through_a_build_without_registry_support_reaches_the_registry() {
 
 #[test]
 fn a_relaunched_build_that_still_lacks_registry_support_stops() {
-    let output = lean()
-        .env(build_image::relaunch::RELAUNCHED_ENV, "1")
-        .args(["verify", "docker://127.0.0.1:1/x:v1", "--plain-http"])
-        .output()
-        .unwrap();
+    let output = lean_run(|command| {
+        command
+            .env(build_image::relaunch::RELAUNCHED_ENV, "1")
+            .args(["verify", "docker://127.0.0.1:1/x:v1", "--plain-http"])
+    });
     let errors = fails(output);
     assert!(
         errors.contains("started by a relaunch that should have had it"),
@@ -217,11 +226,11 @@ fn a_relaunched_build_that_still_lacks_registry_support_stops() {
 
 #[test]
 fn a_cargo_that_cannot_run_is_named_with_the_command_to_use() {
-    let missing = lean()
-        .env("CARGO", "/nonexistent/cargo")
-        .args(["verify", "docker://127.0.0.1:1/x:v1"])
-        .output()
-        .unwrap();
+    let missing = lean_run(|command| {
+        command
+            .env("CARGO", "/nonexistent/cargo")
+            .args(["verify", "docker://127.0.0.1:1/x:v1"])
+    });
     let errors = fails(missing);
     assert!(
         errors.contains("compiling it in failed: could not run /nonexistent/cargo"),
@@ -234,16 +243,14 @@ fn a_cargo_that_cannot_run_is_named_with_the_command_to_use() {
         "{errors}"
     );
 
-    let failing = lean()
-        .env("CARGO", "/bin/false")
-        .args([
+    let failing = lean_run(|command| {
+        command.env("CARGO", "/bin/false").args([
             "--push",
             "127.0.0.1:1/x:v1",
             "--output",
             "/nonexistent/never",
         ])
-        .output()
-        .unwrap();
+    });
     let errors = fails(failing);
     assert!(
         errors.contains("compiling it in failed: cargo build exit status: 1"),

@@ -389,6 +389,33 @@ async fn a_blob_that_stalls_on_every_attempt_fails_naming_the_blob() {
     );
 }
 
+/// Pushes `image`'s manifest as tag `tag`, which must succeed after
+/// `puts` PUTs (the faults injected on it first), and checks the registry
+/// then resolves the tag to the manifest's digest.
+async fn push_manifest_as(
+    client: &RegistryClient,
+    faults: &FaultRegistry,
+    image: &Image,
+    tag: &str,
+    puts: usize,
+) {
+    let tagged = parse_reference(&format!("{}/openshell/supervisor:{tag}", faults.host())).unwrap();
+    client
+        .push_manifest(
+            &tagged,
+            image.manifest.clone(),
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+        .await
+        .unwrap();
+    let path = format!("/manifests/{tag}");
+    assert_eq!(faults.seen_matching("PUT", &path).len(), puts);
+    assert_eq!(
+        client.resolve_digest(&tagged).await.unwrap(),
+        image.manifest_digest
+    );
+}
+
 #[tokio::test]
 async fn a_server_error_then_success_is_retried() {
     let test = "a_server_error_then_success_is_retried";
@@ -422,20 +449,7 @@ async fn a_server_error_then_success_is_retried() {
 
     // A manifest push answered 502 once: PUT again (idempotent by content).
     faults.inject(Fault::on("PUT", "/manifests/v2", Action::status(502)).times(1));
-    let tagged = parse_reference(&format!("{}/openshell/supervisor:v2", faults.host())).unwrap();
-    client
-        .push_manifest(
-            &tagged,
-            image.manifest.clone(),
-            "application/vnd.oci.image.manifest.v1+json",
-        )
-        .await
-        .unwrap();
-    assert_eq!(faults.seen_matching("PUT", "/manifests/v2").len(), 2);
-    assert_eq!(
-        client.resolve_digest(&tagged).await.unwrap(),
-        image.manifest_digest
-    );
+    push_manifest_as(&client, &faults, &image, "v2", 2).await;
 }
 
 #[tokio::test]
@@ -783,20 +797,7 @@ async fn a_manifest_whose_blobs_the_registry_does_not_see_yet_is_pushed_again() 
     // As docker-registry answers for a moment under concurrent pushes of
     // the same blob: once, then the PUT is accepted.
     faults.inject(Fault::on("PUT", "/manifests/v3", blob_unknown()).times(1));
-    let tagged = parse_reference(&format!("{}/openshell/supervisor:v3", faults.host())).unwrap();
-    client
-        .push_manifest(
-            &tagged,
-            image.manifest.clone(),
-            "application/vnd.oci.image.manifest.v1+json",
-        )
-        .await
-        .unwrap();
-    assert_eq!(faults.seen_matching("PUT", "/manifests/v3").len(), 2);
-    assert_eq!(
-        client.resolve_digest(&tagged).await.unwrap(),
-        image.manifest_digest
-    );
+    push_manifest_as(&client, &faults, &image, "v3", 2).await;
 
     // A blob that stays unknown fails after the bounded attempts, saying so.
     faults.inject(Fault::on("PUT", "/manifests/v4", blob_unknown()));

@@ -194,14 +194,24 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 /// Runs `command` (stdin closed), returning its output whatever the status.
 /// Panics, after killing it and everything it started, when it runs longer
 /// than [`COMMAND_TIMEOUT`].
-pub fn run(mut command: Command) -> Output {
+pub fn run(command: Command) -> Output {
+    run_bounded(command, None)
+}
+
+/// [`run`] with `stdin` written to the command's standard input, which is
+/// then closed.
+pub fn run_with_stdin(command: Command, stdin: &[u8]) -> Output {
+    run_bounded(command, Some(stdin.to_vec()))
+}
+
+fn run_bounded(mut command: Command, stdin: Option<Vec<u8>>) -> Output {
     use std::os::unix::process::CommandExt;
     let description = format!("{command:?}");
     // Its own process group, so a timeout kills the helpers it started too
     // (podman's storage-applyLayer blocked on a fifo outlived its parent
     // otherwise).
     command.process_group(0);
-    let (mut child, stdout, stderr) = spawn_drained(command, &description);
+    let (mut child, stdout, stderr) = spawn_fed(command, &description, stdin);
     let status = match child.wait_timeout(COMMAND_TIMEOUT) {
         Ok(Some(status)) => status,
         Ok(None) => {
@@ -235,15 +245,37 @@ pub type Drained = std::thread::JoinHandle<Vec<u8>>;
 /// Starts `command` with stdin closed and both outputs read on threads while
 /// the caller waits, so a chatty child never blocks on a full pipe.
 pub fn spawn_drained(
-    mut command: Command,
+    command: Command,
     description: &str,
 ) -> (std::process::Child, Drained, Drained) {
+    spawn_fed(command, description, None)
+}
+
+/// [`spawn_drained`], with `stdin` (when given) written to the child on a
+/// thread of its own and then closed, so a child that reads slowly or not
+/// at all cannot block the caller.
+fn spawn_fed(
+    mut command: Command,
+    description: &str,
+    stdin: Option<Vec<u8>>,
+) -> (std::process::Child, Drained, Drained) {
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|err| panic!("could not start {description}: {err}"));
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            // A child that exits without reading closes the pipe: fine.
+            let _ = pipe.write_all(&bytes);
+        });
+    }
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();

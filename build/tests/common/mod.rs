@@ -26,9 +26,12 @@ pub fn build_image() -> Command {
     command
 }
 
-/// Runs `build-image ARGS`, returning its output.
+/// Runs `build-image ARGS`, returning its output (within testsupport's
+/// deadline for any tool a test runs).
 pub fn run(args: &[&str]) -> Output {
-    build_image().args(args).output().expect("run build-image")
+    let mut command = build_image();
+    command.args(args);
+    openshell_testsupport::podman::run(command)
 }
 
 /// Runs `build-image ARGS` with `stdin` as standard input.
@@ -38,21 +41,10 @@ pub fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
     output_with_stdin(command, stdin)
 }
 
-/// Runs `command` with `stdin` as standard input, returning its output.
-pub fn output_with_stdin(mut command: Command, stdin: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start build-image");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait for build-image")
+/// Runs `command` with `stdin` as standard input, returning its output
+/// (within testsupport's deadline for any tool a test runs).
+pub fn output_with_stdin(command: Command, stdin: &str) -> Output {
+    openshell_testsupport::podman::run_with_stdin(command, stdin.as_bytes())
 }
 
 /// Status, stdout and stderr of an output, for assertion messages.
