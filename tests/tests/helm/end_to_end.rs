@@ -708,3 +708,49 @@ fn image_volume_before_1_31_is_refused_by_the_chart_naming_the_value() {
     );
     assert!(stderr.contains("use init-container"), "{stderr}");
 }
+
+#[test]
+fn with_the_live_version_file_the_chart_passes_no_version_and_the_driver_reads_the_live_one() {
+    let test =
+        "with_the_live_version_file_the_chart_passes_no_version_and_the_driver_reads_the_live_one";
+    let Some(helm) = Helm::find(test) else {
+        return;
+    };
+    // Installed on 1.34; the cluster has since been upgraded to 1.36.
+    let dir = tempfile::tempdir().unwrap();
+    let (version_file, nodes_file) = write_facts(dir.path(), "v1.36.1");
+    let version = format!(
+        "supervisor.kubernetesVersionJson={}",
+        version_file.display()
+    );
+    let nodes = format!("supervisor.nodesJson={}", nodes_file.display());
+    let documents = helm.template(
+        &chart_dir(),
+        &[
+            "--kube-version",
+            "v1.34.2",
+            "--set-string",
+            &version,
+            "--set-string",
+            &nodes,
+        ],
+    );
+    let settings: Value = serde_yaml::from_str(&config_file(&documents)).unwrap();
+    assert!(settings.get("kubernetes-version").is_none(), "{settings:#}");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, config_file(&documents)).unwrap();
+    let report = driver_config(&["--config", config.to_str().unwrap()], &[]).unwrap();
+    assert_eq!(report["kubernetes-version"]["value"], "v1.36.1");
+    assert_eq!(
+        report["supervisor-sideload-method"]["value"],
+        "image-volume"
+    );
+    // With a version of its own as well, the driver would refuse the two.
+    let stale = format!("{}kubernetes-version: v1.34.2\n", config_file(&documents));
+    std::fs::write(&config, stale).unwrap();
+    let refused = driver_config(&["--config", config.to_str().unwrap()], &[]).unwrap_err();
+    assert!(
+        refused.contains("v1.34.2") && refused.contains("v1.36.1"),
+        "{refused}"
+    );
+}

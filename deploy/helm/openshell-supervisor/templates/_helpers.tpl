@@ -135,7 +135,10 @@ IfNotPresent for another tag).
 {{/*
 The driver's settings, as its config file holds them: keys named like the
 driver's flags (`openshell-driver-kubernetes config --help`). Unset
-optional settings are left out, so the driver's defaults apply.
+optional settings are left out, so the driver's defaults apply. The version
+helm sees is passed unless the driver reads the live one
+(kubernetesVersionJson): the driver refuses two versions that disagree, and
+a version rendered at install would disagree after every cluster upgrade.
 */}}
 {{- define "openshell-supervisor.config" -}}
 {{- $s := .Values.supervisor -}}
@@ -144,7 +147,9 @@ supervisor-image: {{ include "openshell-supervisor.image" . | quote }}
 {{- with $s.image.pullPolicy }}
 supervisor-image-pull-policy: {{ . | quote }}
 {{- end }}
+{{- if not $s.kubernetesVersionJson }}
 kubernetes-version: {{ include "openshell-supervisor.kubeVersion" . | quote }}
+{{- end }}
 image-volume-feature-gate: {{ $s.imageVolumeFeatureGate }}
 pin-supervisor-digest: {{ $s.pinDigest }}
 security-profile: {{ $s.securityProfile | quote }}
@@ -171,8 +176,10 @@ The same settings as the driver container's environment variables
 - name: OPENSHELL_SUPERVISOR_IMAGE_PULL_POLICY
   value: {{ . | quote }}
 {{- end }}
+{{- if not $s.kubernetesVersionJson }}
 - name: OPENSHELL_KUBERNETES_VERSION
   value: {{ include "openshell-supervisor.kubeVersion" . | quote }}
+{{- end }}
 - name: OPENSHELL_IMAGE_VOLUME_FEATURE_GATE
   value: {{ $s.imageVolumeFeatureGate | toString | quote }}
 - name: OPENSHELL_PIN_SUPERVISOR_DIGEST
