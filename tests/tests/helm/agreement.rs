@@ -17,7 +17,7 @@ const MINORS: std::ops::RangeInclusive<u64> = 28..=40;
 
 /// Each minor as clusters spell it: with and without the v, with the
 /// suffixes of EKS, k3s, GKE, and a release candidate, and without a patch.
-fn spellings(minor: u64) -> Vec<String> {
+pub(crate) fn spellings(minor: u64) -> Vec<String> {
     vec![
         format!("1.{minor}.2"),
         format!("v1.{minor}.2"),

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agreement;
+mod differential;
 mod end_to_end;
 mod publish;
 mod schema;
