@@ -408,6 +408,9 @@ fn accepted(path: &Path) -> BTreeMap<String, String> {
 /// Checks that no accepted list may hold (driver/tests/policy.rs).
 const NEVER_ACCEPTED: [&str; 4] = ["CKV_K8S_20", "CKV_K8S_28", "CKV_K8S_31", "CKV_K8S_43"];
 
+/// What helm renders for Kubernetes 1.31 to 1.37 (the chart, the example
+/// parent) and the sandbox pods the driver renders from it, in one checkov
+/// run.
 #[test]
 fn checkov_finds_only_accepted_failures_in_the_charts_output_and_its_sandbox_pods() {
     let test = "checkov_finds_only_accepted_failures_in_the_charts_output_and_its_sandbox_pods";
@@ -424,9 +427,14 @@ fn checkov_finds_only_accepted_failures_in_the_charts_output_and_its_sandbox_pod
         .unwrap();
     let example = helm.example_with_dependency(&work.path().join("charts"));
     let scan = work.path().join("scan");
-    std::fs::create_dir_all(&scan).unwrap();
-    let (files, methods) = render_for_minor(&helm, &example, 35, &scan);
-    assert_eq!(methods.len(), 2, "{methods:?}");
+    let mut files = Vec::new();
+    for minor in 31..=37 {
+        let dir = scan.join(format!("1.{minor}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (rendered, methods) = render_for_minor(&helm, &example, minor, &dir);
+        assert_eq!(methods.len(), 2, "1.{minor}: {methods:?}");
+        files.extend(rendered);
+    }
     let mut command = Command::new(&tool);
     command
         .arg("-d")
