@@ -355,11 +355,25 @@ fn render_for_minor(
         files.push(file);
     }
     let parent_digest = format!("openshell-supervisor.{digest}");
-    let documents = helm.template(
-        example,
-        &["--kube-version", &version, "--set-string", &parent_digest],
-    );
-    files.extend(write_documents(dir, "example", &documents));
+    for settings_from in ["env", "configMap"] {
+        let mode = format!("settingsFrom={settings_from}");
+        let documents = helm.template(
+            example,
+            &[
+                "--kube-version",
+                &version,
+                "--set-string",
+                &parent_digest,
+                "--set-string",
+                &mode,
+            ],
+        );
+        files.extend(write_documents(
+            dir,
+            &format!("example-{settings_from}"),
+            &documents,
+        ));
+    }
     (files, methods)
 }
 
@@ -761,4 +775,67 @@ fn with_the_live_version_file_the_chart_passes_no_version_and_the_driver_reads_t
         refused.contains("v1.34.2") && refused.contains("v1.36.1"),
         "{refused}"
     );
+}
+
+#[test]
+fn the_example_parent_can_mount_the_configmap_and_name_its_file_to_the_driver() {
+    let test = "the_example_parent_can_mount_the_configmap_and_name_its_file_to_the_driver";
+    let Some(helm) = Helm::find(test) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let example = helm.example_with_dependency(work.path());
+    let documents = helm.template(
+        &example,
+        &[
+            "--kube-version",
+            "v1.33.4",
+            "--set-string",
+            "settingsFrom=configMap",
+            "--set-string",
+            "openshell-supervisor.supervisor.sideloadMethod=init-container",
+        ],
+    );
+    let configmap = only(&documents, "ConfigMap");
+    let pod = &only(&documents, "StatefulSet")["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(
+        pod["volumes"][0]["configMap"]["name"], configmap["metadata"]["name"],
+        "the volume is the chart's ConfigMap"
+    );
+    assert_eq!(
+        pod["volumes"][0]["name"],
+        container["volumeMounts"][0]["name"]
+    );
+    assert_eq!(
+        container["env"][0]["name"],
+        openshell_contract::sideload::ENV_DRIVER_CONFIG
+    );
+    let named = container["env"][0]["value"].as_str().unwrap();
+    let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
+    let key = named
+        .strip_prefix(&format!("{mount}/"))
+        .unwrap_or_else(|| panic!("{named} is not in the mount {mount}"));
+    // The file the driver is told to read, where the kubelet puts it.
+    let mounted = work.path().join("mounted");
+    std::fs::create_dir_all(&mounted).unwrap();
+    let file = mounted.join(key);
+    std::fs::write(&file, configmap["data"][key].as_str().unwrap()).unwrap();
+    let report = driver_config(
+        &[],
+        &[(
+            openshell_contract::sideload::ENV_DRIVER_CONFIG.to_string(),
+            file.display().to_string(),
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        report["supervisor-sideload-method"]["value"],
+        "init-container"
+    );
+    assert_eq!(report["kubernetes-version"]["value"], "v1.33.4");
+    let origin = report["supervisor-sideload-method"]["origin"]
+        .as_str()
+        .unwrap();
+    assert!(origin.contains(&file.display().to_string()), "{origin}");
 }
