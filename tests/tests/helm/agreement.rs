@@ -8,9 +8,10 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use openshell_contract::sideload::FLAG_SUPERVISOR_SIDELOAD_METHOD;
 use serde_json::Value;
 
-use crate::{Helm, annotation, chart_dir, config_file, driver_config, nodes_json};
+use crate::{Helm, annotation, annotations, chart_dir, config_file, driver_config, nodes_json};
 
 /// The minor versions of the table.
 const MINORS: std::ops::RangeInclusive<u64> = 28..=40;
@@ -88,16 +89,9 @@ fn chart_answer(helm: &Helm, case: &Case, dir: &Path) -> (Answer, Option<String>
     std::fs::write(&config, config_file(&documents)).unwrap();
     (
         Answer {
-            from_version: Ok(annotation(
-                &documents,
-                "openshell.dev/sideload-method-from-version",
-            )),
-            with_nodes: Ok(annotation(
-                &documents,
-                "openshell.dev/sideload-method-if-nodes-mount-image-volumes",
-            )),
-            gate_warning: annotation(&documents, "openshell.dev/image-volume-needs-feature-gate")
-                == "true",
+            from_version: Ok(annotation(&documents, annotations::METHOD_FROM_VERSION)),
+            with_nodes: Ok(annotation(&documents, annotations::METHOD_IF_NODES_MOUNT)),
+            gate_warning: annotation(&documents, annotations::NEEDS_FEATURE_GATE) == "true",
         },
         Some(config.display().to_string()),
     )
@@ -107,7 +101,7 @@ fn driver_method(report: &Result<Value, String>) -> Result<String, String> {
     report
         .as_ref()
         .map(|report| {
-            report["supervisor-sideload-method"]["value"]
+            report[FLAG_SUPERVISOR_SIDELOAD_METHOD]["value"]
                 .as_str()
                 .unwrap()
                 .to_string()

@@ -8,14 +8,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use openshell_contract::sideload::{
+    FLAG_KUBERNETES_VERSION, FLAG_SUPERVISOR_IMAGE, FLAG_SUPERVISOR_IMAGE_PULL_POLICY,
+    FLAG_SUPERVISOR_SIDELOAD_METHOD,
+};
 use openshell_contract::{INIT_CONTAINER_NAME, VOLUME_NAME};
 use openshell_testsupport::podman::{output_text, run};
 use openshell_testsupport::python_tools::python_tool;
 use serde_json::{Value, json};
 
 use crate::{
-    Helm, annotation, chart_dir, config_file, driver_config, example_dir, nodes_json, only,
-    run_driver,
+    Helm, annotation, annotations, chart_dir, config_file, driver_config, example_dir, nodes_json,
+    only, run_driver,
 };
 
 /// A supervisor image pinned by digest, and an agent image pinned too, so
@@ -49,7 +53,7 @@ fn render_with_facts(helm: &Helm, values: &Path, dir: &Path) -> Vec<Value> {
     let chart = chart_dir();
     let args = ["-f", values.to_str().unwrap(), "--kube-version", "v1.35.1"];
     let first = helm.template(&chart, &args);
-    let version = annotation(&first, "openshell.dev/kubernetes-version");
+    let version = annotation(&first, annotations::KUBERNETES_VERSION);
     let (version_file, nodes_file) = write_facts(dir, &version);
     let mentions_facts = std::fs::read_to_string(values)
         .unwrap()
@@ -117,26 +121,26 @@ fn the_configmap_is_read_by_the_driver_with_the_charts_method_image_and_pull_pol
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, config_file(&documents)).unwrap();
         let settings: Value = serde_yaml::from_str(&config_file(&documents)).unwrap();
-        let image = settings["supervisor-image"].as_str().unwrap().to_string();
-        let policy = annotation(&documents, "openshell.dev/supervisor-image-pull-policy");
-        let version = annotation(&documents, "openshell.dev/kubernetes-version");
+        let image = settings[FLAG_SUPERVISOR_IMAGE]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let policy = annotation(&documents, annotations::PULL_POLICY);
+        let version = annotation(&documents, annotations::KUBERNETES_VERSION);
         let (_, nodes_file) = write_facts(dir.path(), &version);
         let config_arg = config.to_str().unwrap();
         for (nodes, expected_key) in [
-            (None, "openshell.dev/sideload-method-from-version"),
+            (None, annotations::METHOD_FROM_VERSION),
             (
                 Some(nodes_file.to_str().unwrap()),
-                "openshell.dev/sideload-method-if-nodes-mount-image-volumes",
+                annotations::METHOD_IF_NODES_MOUNT,
             ),
         ] {
             // A values file that names facts files gives the driver its
             // nodes already.
             let nodes = nodes.filter(|_| settings.get("nodes-json").is_none());
             let expected = if settings.get("nodes-json").is_some() {
-                annotation(
-                    &documents,
-                    "openshell.dev/sideload-method-if-nodes-mount-image-volumes",
-                )
+                annotation(&documents, annotations::METHOD_IF_NODES_MOUNT)
             } else {
                 annotation(&documents, expected_key)
             };
@@ -148,28 +152,28 @@ fn the_configmap_is_read_by_the_driver_with_the_charts_method_image_and_pull_pol
                 .unwrap_or_else(|err| panic!("{values:?}: the driver refused {config_arg}: {err}"));
             let what = format!("{values:?} (nodes: {nodes:?})");
             assert_eq!(
-                report["supervisor-sideload-method"]["value"], expected,
+                report[FLAG_SUPERVISOR_SIDELOAD_METHOD]["value"], expected,
                 "{what}"
             );
             assert_eq!(
-                report["supervisor-image"]["value"],
+                report[FLAG_SUPERVISOR_IMAGE]["value"],
                 image.as_str(),
                 "{what}"
             );
             assert!(
-                report["supervisor-image"]["origin"]
+                report[FLAG_SUPERVISOR_IMAGE]["origin"]
                     .as_str()
                     .unwrap()
                     .contains("supervisor-image in"),
                 "{what}: {report:#}"
             );
             assert_eq!(
-                report["supervisor-image-pull-policy"]["value"],
+                report[FLAG_SUPERVISOR_IMAGE_PULL_POLICY]["value"],
                 policy.as_str(),
                 "{what}"
             );
             assert_eq!(
-                report["kubernetes-version"]["value"]
+                report[FLAG_KUBERNETES_VERSION]["value"]
                     .as_str()
                     .unwrap()
                     .trim_start_matches('v'),
@@ -238,12 +242,12 @@ fn a_digest_gives_a_digest_only_reference_pulled_if_not_present() {
     );
     let settings: Value = serde_yaml::from_str(&config_file(&documents)).unwrap();
     assert_eq!(
-        settings["supervisor-image"],
+        settings[FLAG_SUPERVISOR_IMAGE],
         format!("openshell/supervisor@{PINNED_DIGEST}").as_str(),
         "the tag is dropped: CRI-O 1.31.0 refuses REPO:TAG@sha256:"
     );
     assert_eq!(
-        annotation(&documents, "openshell.dev/supervisor-image-pull-policy"),
+        annotation(&documents, annotations::PULL_POLICY),
         "IfNotPresent"
     );
     // `latest` as a tag is Always, by Kubernetes' rule, which the driver
@@ -256,11 +260,8 @@ fn a_digest_gives_a_digest_only_reference_pulled_if_not_present() {
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, config_file(&documents)).unwrap();
     let report = driver_config(&["--config", config.to_str().unwrap()], &[]).unwrap();
-    assert_eq!(report["supervisor-image-pull-policy"]["value"], "Always");
-    assert_eq!(
-        annotation(&documents, "openshell.dev/supervisor-image-pull-policy"),
-        "Always"
-    );
+    assert_eq!(report[FLAG_SUPERVISOR_IMAGE_PULL_POLICY]["value"], "Always");
+    assert_eq!(annotation(&documents, annotations::PULL_POLICY), "Always");
 }
 
 /// kubernetes-validate --strict for Kubernetes 1.MINOR.0 over `files`.
@@ -577,7 +578,7 @@ fn the_example_parents_driver_env_configures_the_driver_as_the_configmap_does() 
         );
     }
     assert_eq!(
-        from_env["supervisor-sideload-method"]["value"],
+        from_env[FLAG_SUPERVISOR_SIDELOAD_METHOD]["value"],
         "image-volume"
     );
     assert_eq!(
@@ -619,7 +620,7 @@ fn image_volume_on_1_31_renders_as_asked_notes_warn_and_explain_gives_the_reason
     assert!(text.contains("feature gate must be on"), "{text}");
     let documents = helm.template(&chart_dir(), &["-f", values]);
     let settings: Value = serde_yaml::from_str(&config_file(&documents)).unwrap();
-    assert_eq!(settings["supervisor-sideload-method"], "image-volume");
+    assert_eq!(settings[FLAG_SUPERVISOR_SIDELOAD_METHOD], "image-volume");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, config_file(&documents)).unwrap();
@@ -758,13 +759,16 @@ fn with_the_live_version_file_the_chart_passes_no_version_and_the_driver_reads_t
         ],
     );
     let settings: Value = serde_yaml::from_str(&config_file(&documents)).unwrap();
-    assert!(settings.get("kubernetes-version").is_none(), "{settings:#}");
+    assert!(
+        settings.get(FLAG_KUBERNETES_VERSION).is_none(),
+        "{settings:#}"
+    );
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, config_file(&documents)).unwrap();
     let report = driver_config(&["--config", config.to_str().unwrap()], &[]).unwrap();
-    assert_eq!(report["kubernetes-version"]["value"], "v1.36.1");
+    assert_eq!(report[FLAG_KUBERNETES_VERSION]["value"], "v1.36.1");
     assert_eq!(
-        report["supervisor-sideload-method"]["value"],
+        report[FLAG_SUPERVISOR_SIDELOAD_METHOD]["value"],
         "image-volume"
     );
     // With a version of its own as well, the driver would refuse the two.
@@ -830,11 +834,11 @@ fn the_example_parent_can_mount_the_configmap_and_name_its_file_to_the_driver() 
     )
     .unwrap();
     assert_eq!(
-        report["supervisor-sideload-method"]["value"],
+        report[FLAG_SUPERVISOR_SIDELOAD_METHOD]["value"],
         "init-container"
     );
-    assert_eq!(report["kubernetes-version"]["value"], "v1.33.4");
-    let origin = report["supervisor-sideload-method"]["origin"]
+    assert_eq!(report[FLAG_KUBERNETES_VERSION]["value"], "v1.33.4");
+    let origin = report[FLAG_SUPERVISOR_SIDELOAD_METHOD]["origin"]
         .as_str()
         .unwrap();
     assert!(origin.contains(&file.display().to_string()), "{origin}");

