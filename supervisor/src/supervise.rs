@@ -1271,4 +1271,51 @@ mod tests {
         );
         assert_eq!(workload_environment(base.clone(), None), base);
     }
+
+    #[test]
+    fn run_as_leaves_home_user_and_logname_once_among_duplicates() {
+        let pairs = |entries: &[(&str, &str)]| -> Vec<(OsString, OsString)> {
+            entries
+                .iter()
+                .map(|(key, value)| (OsString::from(key), OsString::from(value)))
+                .collect()
+        };
+        let base = pairs(&[
+            ("HOME", "/root"),
+            ("USER", "root"),
+            ("X", "1"),
+            ("HOME", "/again"),
+            ("LOGNAME", "root"),
+            ("USER", "again"),
+            ("LOGNAME", "again"),
+            ("X", "2"),
+        ]);
+        let app = Identity {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000],
+            account: Some(run_as::Account {
+                name: "app".into(),
+                home: "/home/app".into(),
+            }),
+        };
+        assert_eq!(
+            workload_environment(base.clone(), Some(&app)),
+            pairs(&[
+                ("HOME", "/home/app"),
+                ("USER", "app"),
+                ("X", "1"),
+                ("LOGNAME", "app"),
+                ("X", "2"),
+            ])
+        );
+        let anonymous = Identity {
+            account: None,
+            ..app
+        };
+        assert_eq!(
+            workload_environment(base, Some(&anonymous)),
+            pairs(&[("HOME", "/"), ("X", "1"), ("X", "2")])
+        );
+    }
 }

@@ -849,3 +849,29 @@ both_modes!(
     closed_stdio_without_dev_null_still_runs_the_workload,
     home_user_and_logname_appear_once_under_run_as,
 );
+
+#[test]
+fn groups_an_unprivileged_supervisor_cannot_set_are_a_start_failure() {
+    if !require_root("groups_an_unprivileged_supervisor_cannot_set_are_a_start_failure") {
+        return;
+    }
+    let (_log_dir, log) = termination_log();
+    // Writable by the unprivileged supervisor, as the kubelet's is.
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o666)).unwrap();
+    let mut command = common::sandbox(&["--groups", "5,6", "--", "echo", "ran"]);
+    command
+        .env(TERMINATION_LOG_ENV, &log)
+        .current_dir("/")
+        .uid(65534)
+        .gid(65534);
+    let output = output_within(command, TIMEOUT);
+    assert_start_failure(
+        &output,
+        1,
+        &log,
+        &[
+            "cannot give the workload the supplementary groups 5,6",
+            "setgroups was refused",
+        ],
+    );
+}

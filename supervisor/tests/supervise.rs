@@ -502,6 +502,7 @@ fn help_explains_every_option_and_subcommand() {
     for needle in [
         "--workdir <DIR>",
         "--run-as <USER[:GROUP]>",
+        "--groups <GID[,GID...]>",
         "--no-new-privs",
         "--signal-target <TARGET>",
         "--kill-grace <SECONDS>",
