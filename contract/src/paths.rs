@@ -61,6 +61,10 @@ pub const TERMINATION_LOG_PATH: &str = "/dev/termination-log";
 /// another file (tests use it; Kubernetes uses the default path).
 pub const TERMINATION_LOG_ENV: &str = "OPENSHELL_TERMINATION_LOG";
 
+/// The supervisor's flag for the termination log (beside
+/// [`TERMINATION_LOG_ENV`]).
+pub const FLAG_TERMINATION_LOG: &str = "termination-log";
+
 /// The Rust target the supervisor is built for by default: musl links
 /// statically.
 pub const DEFAULT_STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
