@@ -88,6 +88,19 @@ pub enum WorkdirError {
         /// The directory that could not be made.
         at: PathBuf,
     },
+    /// The directory was made but could not be given to its owner.
+    #[error(
+        "cannot create workdir {}: giving {} to {}:{} was refused (the container lacks CAP_CHOWN: add it to the container's capabilities, or create the directory in the image)",
+        .path.display(), .at.display(), .owner.uid, .owner.gid
+    )]
+    ChownRefused {
+        /// The workdir.
+        path: PathBuf,
+        /// The directory (removed again).
+        at: PathBuf,
+        /// Who should have owned it.
+        owner: Owner,
+    },
     /// Another failure while making or inspecting a directory.
     #[error("cannot create workdir {}: {action} {} failed", .path.display(), .at.display())]
     Create {
@@ -179,8 +192,23 @@ pub fn ensure(
         if created {
             outcome = Outcome::Created;
             let wanted = if last { owner } else { parent_owner };
-            set_owner_and_mode(&next, wanted)
-                .map_err(|(action, err)| failure(&walked, action, err))?;
+            if let Err((action, err)) = set_owner_and_mode(&next, wanted) {
+                // Leave nothing half made: a root-owned directory left
+                // here would be used as it is by the next start (a
+                // restarted container keeps its file system), and the
+                // workload could not write in it.
+                drop(next);
+                let _ = rustix::fs::unlinkat(&dir, *name, AtFlags::REMOVEDIR);
+                return Err(if err == Errno::PERM && action == "chown" {
+                    WorkdirError::ChownRefused {
+                        path: path.to_path_buf(),
+                        at: walked,
+                        owner: wanted.unwrap_or(Owner { uid: 0, gid: 0 }),
+                    }
+                } else {
+                    failure(&walked, action, err)
+                });
+            }
         }
         dir = next;
     }
@@ -198,7 +226,15 @@ fn set_owner_and_mode(dir: &OwnedFd, owner: Option<Owner>) -> Result<(), (&'stat
         Mode::empty(),
     )
     .map_err(|err| ("open", err))?;
-    if let Some(owner) = owner {
+    // The mode first, while the supervisor still owns it (afterwards it
+    // would take CAP_FOWNER); a chown of a directory leaves its mode bits.
+    rustix::fs::fchmod(&opened, Mode::from_raw_mode(CREATED_MODE)).map_err(|err| ("chmod", err))?;
+    let current = rustix::fs::fstat(&opened).map_err(|err| ("stat", err))?;
+    // Only when it is not already theirs: giving a directory away takes
+    // CAP_CHOWN, which a root workload's start needs no other way.
+    if let Some(owner) =
+        owner.filter(|owner| (current.st_uid, current.st_gid) != (owner.uid, owner.gid))
+    {
         rustix::fs::fchown(
             &opened,
             Some(rustix::fs::Uid::from_raw(owner.uid)),
@@ -206,8 +242,7 @@ fn set_owner_and_mode(dir: &OwnedFd, owner: Option<Owner>) -> Result<(), (&'stat
         )
         .map_err(|err| ("chown", err))?;
     }
-    // After chown, which may clear mode bits.
-    rustix::fs::fchmod(&opened, Mode::from_raw_mode(CREATED_MODE)).map_err(|err| ("chmod", err))
+    Ok(())
 }
 
 fn symlink_error(path: &Path, dir: &OwnedFd, name: &OsStr, walked: &Path) -> WorkdirError {

@@ -875,3 +875,72 @@ fn groups_an_unprivileged_supervisor_cannot_set_are_a_start_failure() {
         ],
     );
 }
+
+fn a_workdir_made_without_cap_chown_is_refused_and_removed(mode: Mode) {
+    if !available(
+        "a_workdir_made_without_cap_chown_is_refused_and_removed",
+        &["unshare", "setpriv"],
+    ) {
+        return;
+    }
+    let base = open_tempdir();
+    let workdir = base.path().join("sandbox");
+    let args = [
+        "--workdir",
+        workdir.to_str().unwrap(),
+        "--run-as",
+        "1234:2345",
+        "--",
+        "sh",
+        "-c",
+        "touch file",
+    ];
+    // What the driver's hardened agent container keeps for --run-as, with
+    // and without CHOWN: root's capabilities after exec are the bounding
+    // set's.
+    let (_log_dir, log) = termination_log();
+    let mut command = setpriv_then_supervise(
+        mode,
+        &["--bounding-set", "-all,+setuid,+setgid,+kill"],
+        &args,
+    );
+    command.env(TERMINATION_LOG_ENV, &log);
+    let output = output_within(command, TIMEOUT);
+    assert_start_failure(
+        &output,
+        1,
+        &log,
+        &[
+            &format!("cannot create workdir {}", workdir.display()),
+            "to 1234:2345 was refused (the container lacks CAP_CHOWN",
+        ],
+    );
+    assert!(!workdir.exists(), "a half-made workdir was left behind");
+
+    let output = output_within(
+        setpriv_then_supervise(
+            mode,
+            &["--bounding-set", "-all,+setuid,+setgid,+kill,+chown"],
+            &args,
+        ),
+        TIMEOUT,
+    );
+    assert!(output.status.success(), "{:?}", texts(&output));
+    assert_eq!(owner_and_mode(&workdir), (1234, 2345, 0o755));
+    assert!(workdir.join("file").exists());
+
+    // Without --run-as nothing is given away: no CAP_CHOWN needed.
+    let root_workdir = base.path().join("root-sandbox");
+    let output = output_within(
+        setpriv_then_supervise(
+            mode,
+            &["--bounding-set", "-all"],
+            &["--workdir", root_workdir.to_str().unwrap(), "--", "true"],
+        ),
+        TIMEOUT,
+    );
+    assert!(output.status.success(), "{:?}", texts(&output));
+    assert_eq!(owner_and_mode(&root_workdir), (0, 0, 0o755));
+}
+
+both_modes!(a_workdir_made_without_cap_chown_is_refused_and_removed);
