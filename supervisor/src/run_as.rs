@@ -336,12 +336,16 @@ fn read_database(
 /// containerd/containerd pkg/oci/spec_opts.go, through moby/sys/user's
 /// `ParseGroupFilter`): the member list is split on `,` and compared
 /// exactly, and a group named like the user is skipped ("we only want
-/// supplemental groups"). Unlike moby/sys/user, which reads a malformed gid
+/// supplemental groups"); lines are not trimmed and comments are not
+/// skipped there, nor here. Unlike moby/sys/user, which reads a malformed gid
 /// as 0, a line whose gid is not a number is skipped: it must not make the
 /// workload a member of root's group.
 pub fn member_groups(text: &[u8], user: &[u8]) -> Vec<u32> {
     text.split(|&byte| byte == b'\n')
         .filter_map(|line| {
+            // Go's line scanner drops a trailing CR, so containerd reads
+            // CRLF files as if they were LF.
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
             let mut fields = line.split(|&byte| byte == b':');
             let name = fields.next()?;
             let _password = fields.next()?;
@@ -598,13 +602,15 @@ mod tests {
     fn supplementary_groups_merge_as_containerd_does() {
         let group = b"root:x:0:\nstaff:x:50:app\napp:x:1001:app\n\
                       docker:x:999:bob,app\nbad:x:x7:app\nsub:x:60:apple,pp\n\
-                      wide:x:70:app:extra\nnomembers:x:80:\n";
+                      wide:x:70:app:extra\nnomembers:x:80:\ncrlf:x:90:app\r\n\
+                      spaced:x:95: app\n";
         // The user's own group (named like it) is skipped, a malformed gid
         // too; a group listing it among others counts; a prefix does not.
-        assert_eq!(member_groups(group, b"app"), [50, 999, 70]);
+        // A CRLF line counts; a member with a blank before it does not.
+        assert_eq!(member_groups(group, b"app"), [50, 999, 70, 90]);
         assert_eq!(
             merged_groups(1001, Some(group), Some(b"app"), &[2000, 50]),
-            [50, 70, 999, 1001, 2000]
+            [50, 70, 90, 999, 1001, 2000]
         );
         // No name (a numeric uid without an entry): primary and extras only.
         assert_eq!(merged_groups(7, Some(group), None, &[7, 3]), [3, 7]);
