@@ -15,7 +15,7 @@ use openshell_contract::supervise::{
 };
 use openshell_contract::{
     AGENT_CONTAINER_NAME, DEFAULT_WORKDIR, FLAG_TERMINATION_LOG, INIT_CONTAINER_COMMAND,
-    INIT_CONTAINER_NAME, INSTALLED_BINARY_PATH, MOUNT_PATH, VOLUME_NAME,
+    INIT_CONTAINER_NAME, INSTALLED_BINARY_PATH, MOUNT_PATH, VOLUME_NAME, WORKDIR_VOLUME_NAME,
 };
 use serde_json::{Map, Value, json};
 
@@ -184,6 +184,18 @@ pub enum SideloadError {
         /// What is wrong and what was expected.
         problem: String,
     },
+    /// A volume of the workdir volume's name that is not the driver's.
+    #[error(
+        "{path}: a volume named {WORKDIR_VOLUME_NAME} is already there and differs from the emptyDir the driver mounts at {DEFAULT_WORKDIR}: found {found}, expected {expected}; rename it, or mount your own volume at {DEFAULT_WORKDIR}"
+    )]
+    WorkdirVolumeConflict {
+        /// Where the volume is.
+        path: String,
+        /// The volume found, as JSON.
+        found: String,
+        /// The volume expected, as JSON.
+        expected: String,
+    },
     /// `ephemeralContainers` in a template for a new pod.
     #[error(
         "spec.ephemeralContainers is set, but the API server refuses ephemeral containers when a pod is created (they are added to a running pod with kubectl debug); remove it from the template"
@@ -322,7 +334,10 @@ impl Sideload {
             .and_then(|list| list.get_mut(agent_index))
             .ok_or(SideloadError::NoContainers)?;
         let agent = as_object_mut(agent, &path)?;
-        prepare_agent(agent, &path, &pod_user, self.security)?;
+        let default_workdir = prepare_agent(agent, &path, &pod_user, self.security)?;
+        if default_workdir {
+            add_workdir_volume(spec, agent_index, &path)?;
+        }
 
         self.add_pull_secrets(spec)
     }
@@ -583,12 +598,16 @@ fn agent_index(spec: &Map<String, Value>) -> Result<usize, SideloadError> {
 
 /// Makes the agent container start the supervisor as UID 0 with its original
 /// command, mount the volume read-only, and report start-up failures.
+///
+/// Returns whether it rendered the default `--workdir` (the template names
+/// no workingDir), which then gets a volume of its own.
 fn prepare_agent(
     agent: &mut Map<String, Value>,
     path: &str,
     pod_user: &PodUser,
     security: SecurityProfile,
-) -> Result<(), SideloadError> {
+) -> Result<bool, SideloadError> {
+    let mut default_workdir = false;
     let name = agent
         .get("name")
         .and_then(Value::as_str)
@@ -674,6 +693,7 @@ fn prepare_agent(
                 // the image lacks it).
                 if !has_working_dir(agent, path)? {
                     wrapped.extend([format!("--{FLAG_WORKDIR}"), DEFAULT_WORKDIR.to_string()]);
+                    default_workdir = true;
                 }
                 if let Some(uid) = workload_user {
                     // Without runAsGroup the supervisor uses the UID as GID.
@@ -723,7 +743,61 @@ fn prepare_agent(
     if !mounts.contains(&expected) {
         mounts.push(expected);
     }
-    Ok(())
+    Ok(default_workdir)
+}
+
+/// Gives the default workdir an `emptyDir` of its own, unless the agent
+/// already mounts something there.
+///
+/// Why a volume and not only the supervisor's `--workdir` creation: the
+/// runtime makes a mount point with all its privileges, whatever the
+/// image's root looks like, while the hardened supervisor holds no
+/// capability to write into a root-owned `/` of mode 0555 (Fedora and UBI
+/// images, and every podman container on containers/storage) nor, under
+/// `--run-as`, to give the folder to the workload's user. Kubernetes makes
+/// an emptyDir writable by every user (and by fsGroup's group), so the
+/// workload can write where it starts. The cost: whatever an image keeps at
+/// `/sandbox` is hidden; such an image should name its folder as the
+/// template's workingDir.
+fn add_workdir_volume(
+    spec: &mut Map<String, Value>,
+    agent_index: usize,
+    path: &str,
+) -> Result<(), SideloadError> {
+    let mount = json!({ "name": WORKDIR_VOLUME_NAME, "mountPath": DEFAULT_WORKDIR });
+    let volume = json!({ "name": WORKDIR_VOLUME_NAME, "emptyDir": {} });
+    let agent = spec
+        .get_mut("containers")
+        .and_then(Value::as_array_mut)
+        .and_then(|list| list.get_mut(agent_index))
+        .ok_or(SideloadError::NoContainers)?;
+    let agent = as_object_mut(agent, path)?;
+    let mounts_path = format!("{path}.volumeMounts");
+    let mounts = array_field_or_insert(agent, "volumeMounts", &mounts_path)?;
+    for (index, existing) in mounts.iter().enumerate() {
+        let item_path = format!("{mounts_path}[{index}]");
+        let map = as_object(existing, &item_path)?;
+        if let Some(target) = str_field(map, "mountPath", &format!("{item_path}.mountPath"))?
+            && clean_path(target) == DEFAULT_WORKDIR
+        {
+            // The template's own volume there (a workspace) is kept.
+            return Ok(());
+        }
+    }
+    mounts.push(mount);
+    let volumes = array_field_or_insert(spec, "volumes", "spec.volumes")?;
+    match find_named(volumes, WORKDIR_VOLUME_NAME, "spec.volumes")? {
+        Some(index) if volumes[index] == volume => Ok(()),
+        Some(index) => Err(SideloadError::WorkdirVolumeConflict {
+            path: format!("spec.volumes[{index}]"),
+            found: volumes[index].to_string(),
+            expected: volume.to_string(),
+        }),
+        None => {
+            volumes.push(volume);
+            Ok(())
+        }
+    }
 }
 
 /// The supervisor's flags that take a value, as `--flag VALUE` or

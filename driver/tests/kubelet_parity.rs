@@ -12,7 +12,7 @@ mod common;
 
 use common::{render_json, run_err};
 use openshell_contract::supervise::{FLAG_GROUPS, FLAG_RUN_AS, FLAG_WORKDIR};
-use openshell_contract::{DEFAULT_WORKDIR, INSTALLED_BINARY_PATH, MOUNT_PATH};
+use openshell_contract::{DEFAULT_WORKDIR, INSTALLED_BINARY_PATH, MOUNT_PATH, WORKDIR_VOLUME_NAME};
 use openshell_driver_kubernetes::sideload::clean_path;
 use openshell_driver_kubernetes::{
     PullPolicy, SecurityProfile, Sideload, SideloadError, SupervisorImage, SupervisorSideloadMethod,
@@ -97,6 +97,63 @@ fn without_a_working_dir_the_sandbox_default_is_rendered() {
         }]});
         let spec = apply(&sideload, &spec).unwrap();
         assert_eq!(agent_command(&spec)[1], flag(FLAG_WORKDIR));
+    }
+}
+
+#[test]
+fn the_default_workdir_gets_an_empty_dir_of_its_own() {
+    for sideload in sideloads() {
+        let spec =
+            json!({ "containers": [{ "name": "agent", "image": "app:1", "command": ["x"] }]});
+        let spec = apply(&sideload, &spec).unwrap();
+        let volumes = spec["volumes"].as_array().unwrap();
+        assert!(
+            volumes.contains(&json!({ "name": WORKDIR_VOLUME_NAME, "emptyDir": {} })),
+            "{spec:#}"
+        );
+        let mounts = spec["containers"][0]["volumeMounts"].as_array().unwrap();
+        assert!(
+            mounts.contains(&json!({ "name": WORKDIR_VOLUME_NAME, "mountPath": DEFAULT_WORKDIR })),
+            "{spec:#}"
+        );
+        // Rendering again changes nothing.
+        assert_eq!(apply(&sideload, &spec).unwrap(), spec);
+    }
+}
+
+#[test]
+fn a_templates_own_volume_at_the_workdir_is_kept_and_a_working_dir_needs_none() {
+    for sideload in sideloads() {
+        let spec = json!({
+            "volumes": [{ "name": "workspace", "persistentVolumeClaim": { "claimName": "ws" } }],
+            "containers": [{
+                "name": "agent", "image": "app:1", "command": ["x"],
+                "volumeMounts": [{ "name": "workspace", "mountPath": "/sandbox/" }]
+            }]
+        });
+        let spec = apply(&sideload, &spec).unwrap();
+        assert!(!spec.to_string().contains(WORKDIR_VOLUME_NAME), "{spec:#}");
+        let spec = json!({ "containers": [{
+            "name": "agent", "image": "app:1", "workingDir": "/app", "command": ["x"]
+        }]});
+        let spec = apply(&sideload, &spec).unwrap();
+        assert!(!spec.to_string().contains(WORKDIR_VOLUME_NAME), "{spec:#}");
+    }
+}
+
+#[test]
+fn another_volume_of_the_workdir_volumes_name_is_refused() {
+    for sideload in sideloads() {
+        let spec = json!({
+            "volumes": [{ "name": WORKDIR_VOLUME_NAME, "hostPath": { "path": "/" } }],
+            "containers": [{ "name": "agent", "image": "app:1", "command": ["x"] }]
+        });
+        let err = apply(&sideload, &spec).unwrap_err();
+        assert!(
+            matches!(err, SideloadError::WorkdirVolumeConflict { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("spec.volumes[0]"), "{err}");
     }
 }
 
