@@ -137,7 +137,19 @@ pub fn check_depth(text: &str) -> Result<(), String> {
     let mut parser = Parser::new_from_str(text);
     let mut depth = 0usize;
     loop {
-        let (event, mark) = parser.next_token().map_err(|err| err.to_string())?;
+        let (event, mark) = parser.next_token().map_err(|err| {
+            // The scanner's own limit on flow nesting (255 levels) can come
+            // first, when it reads ahead: the same refusal.
+            if err.info().contains("recursion limit") {
+                format!(
+                    "nested more than {MAX_YAML_DEPTH} levels deep at line {} column {} (expected a Kubernetes object, which nests about a dozen levels)",
+                    err.marker().line(),
+                    err.marker().col() + 1
+                )
+            } else {
+                err.to_string()
+            }
+        })?;
         match event {
             Event::SequenceStart(..) | Event::MappingStart(..) => {
                 depth += 1;

@@ -188,10 +188,7 @@ fn a_template_nested_100k_levels_deep_is_refused_quickly() {
         std::fs::write(&path, nested(100_000, shape)).unwrap();
         let (stderr, elapsed) =
             refused("--template", &["render", "--sandbox-image", "app:1"], &path);
-        assert!(
-            stderr.contains("nested more than") || stderr.contains("recursion limit"),
-            "{shape}: {stderr}"
-        );
+        assert!(stderr.contains("nested more than"), "{shape}: {stderr}");
         assert!(elapsed < Duration::from_secs(2), "{shape}: {elapsed:?}");
     }
     // Block mappings need the indentation to grow: 3000 levels are already
@@ -209,10 +206,7 @@ fn a_config_file_nested_too_deep_is_refused() {
     let path = dir.path().join("driver.yaml");
     std::fs::write(&path, nested(100_000, "flow")).unwrap();
     let (stderr, _) = refused("--config", &["render", "--sandbox-image", "app:1"], &path);
-    assert!(
-        stderr.contains("nested more than") || stderr.contains("recursion limit"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("nested more than"), "{stderr}");
 }
 
 #[test]
