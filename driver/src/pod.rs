@@ -166,6 +166,7 @@ pub fn render(
         reason: "it has no spec".to_string(),
     })?;
     set_agent(spec, request)?;
+    rewrite_references(spec)?;
     sideload.apply(spec)?;
     Ok(pod)
 }
@@ -275,6 +276,29 @@ fn set_agent(spec: &mut Value, request: &PodRequest) -> Result<(), PodError> {
     if !request.command.is_empty() {
         agent.insert("command".to_string(), json!(request.command));
         agent.remove("args");
+    }
+    Ok(())
+}
+
+/// Every other container's image reference (sidecars, init containers)
+/// gets the agent's check and rewrite: `REPO:TAG@DIGEST` becomes
+/// `REPO@DIGEST`, an uppercase digest is refused. A container without an
+/// image is left to the API server's validation.
+fn rewrite_references(spec: &mut Value) -> Result<(), PodError> {
+    for list in ["initContainers", "containers"] {
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for (index, container) in containers.iter_mut().enumerate() {
+            let Some(image) = container.get("image").and_then(Value::as_str) else {
+                continue;
+            };
+            let image = pod_reference(image).map_err(|err| PodError::TemplateImage {
+                path: format!("spec.{list}[{index}].image"),
+                source: Box::new(err),
+            })?;
+            container["image"] = json!(image);
+        }
     }
     Ok(())
 }

@@ -505,6 +505,22 @@ fn a_tag_beside_a_digest_is_dropped_from_the_sandbox_image() {
         pod["spec"]["containers"][0]["image"],
         format!("python@{DIGEST}")
     );
+    // And every other container's, sidecars and init containers alike.
+    std::fs::write(
+        &template,
+        format!(
+            "spec:\n  initContainers:\n  - name: fetch\n    image: \"busybox:1.36@{DIGEST}\"\n  containers:\n  - name: agent\n    image: app:1\n  - name: sidecar\n    image: \"envoy:1.30@{DIGEST}\"\n"
+        ),
+    )
+    .unwrap();
+    let pod = render_json(&["--template", template.to_str().unwrap()], &[]);
+    let text = pod.to_string();
+    assert!(text.contains(&format!("\"busybox@{DIGEST}\"")), "{pod:#}");
+    assert!(text.contains(&format!("\"envoy@{DIGEST}\"")), "{pod:#}");
+    assert!(
+        !text.contains(":1.36@") && !text.contains(":1.30@"),
+        "{pod:#}"
+    );
 }
 
 #[test]
