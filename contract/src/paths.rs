@@ -29,6 +29,10 @@ pub const INSTALLED_BINARY_PATH: &str = "/opt/openshell/bin/openshell-sandbox";
 /// Name of the pod volume that carries the supervisor.
 pub const VOLUME_NAME: &str = "openshell-supervisor-bin";
 
+/// Name of the `emptyDir` volume the driver mounts at [`DEFAULT_WORKDIR`]
+/// when a pod template names no `workingDir` (and mounts nothing there).
+pub const WORKDIR_VOLUME_NAME: &str = "openshell-sandbox-workdir";
+
 /// Name of the init container of the init-container method.
 pub const INIT_CONTAINER_NAME: &str = "openshell-supervisor-install";
 
@@ -60,6 +64,10 @@ pub const TERMINATION_LOG_PATH: &str = "/dev/termination-log";
 /// Environment variable that points the supervisor's termination message at
 /// another file (tests use it; Kubernetes uses the default path).
 pub const TERMINATION_LOG_ENV: &str = "OPENSHELL_TERMINATION_LOG";
+
+/// The supervisor's flag for the termination log (beside
+/// [`TERMINATION_LOG_ENV`]).
+pub const FLAG_TERMINATION_LOG: &str = "termination-log";
 
 /// The Rust target the supervisor is built for by default: musl links
 /// statically.

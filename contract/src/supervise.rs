@@ -32,3 +32,13 @@ pub const FLAG_RUN_AS: &str = "run-as";
 
 /// Flag naming the workload's working directory.
 pub const FLAG_WORKDIR: &str = "workdir";
+
+/// Flag adding supplementary groups to the workload, `GID[,GID...]`,
+/// repeatable (numeric ids only): the pod's `fsGroup` and
+/// `supplementalGroups`. Under `--run-as` they join the primary group and
+/// the image's /etc/group memberships, as containerd merges them.
+pub const FLAG_GROUPS: &str = "groups";
+
+/// Longest accepted `--kill-grace`, in seconds: anything longer cannot be
+/// added to a clock reading on every platform, and no pod waits that long.
+pub const MAX_KILL_GRACE_SECONDS: u64 = u32::MAX as u64;

@@ -209,7 +209,8 @@ fn image_from_result(
         path: shown.clone(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|err| bad(err.to_string()))?;
+    let text = crate::input::read_text(path, crate::input::SMALL_JSON_SIZE_LIMIT)
+        .map_err(|err| bad(err.to_string()))?;
     let result: BuildResult = serde_json::from_str(&text).map_err(|err| bad(err.to_string()))?;
     if result.pushed.is_empty() {
         return Err(BuildOutputError::NotPushed {

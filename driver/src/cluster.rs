@@ -90,7 +90,8 @@ pub fn parse_server_version(text: &str) -> Result<KubernetesVersion, String> {
 
 /// Reads [`parse_server_version`]'s input from a file; errors name it.
 pub fn read_server_version(path: &Path) -> Result<KubernetesVersion, String> {
-    let text = std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display()))?;
+    let text = crate::input::read_text(path, crate::input::SMALL_JSON_SIZE_LIMIT)
+        .map_err(|err| format!("{}: {err}", path.display()))?;
     parse_server_version(&text).map_err(|err| format!("{}: {err}", path.display()))
 }
 
@@ -155,7 +156,8 @@ pub fn parse_nodes(text: &str) -> Result<Vec<Node>, String> {
 
 /// Reads [`parse_nodes`]' input from a file; errors name it.
 pub fn read_nodes(path: &Path) -> Result<Vec<Node>, String> {
-    let text = std::fs::read_to_string(path).map_err(|err| format!("{}: {err}", path.display()))?;
+    let text = crate::input::read_text(path, crate::input::NODES_SIZE_LIMIT)
+        .map_err(|err| format!("{}: {err}", path.display()))?;
     parse_nodes(&text).map_err(|err| format!("{}: {err}", path.display()))
 }
 

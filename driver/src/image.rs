@@ -13,9 +13,10 @@ const LATEST_TAG: &str = "latest";
 /// A supervisor image reference that a maintained parser (oci-client's,
 /// through `openshell-registry`) accepted.
 ///
-/// Pods get the text exactly as the operator wrote it: Kubernetes normalises
-/// `openshell/supervisor` to `docker.io/openshell/supervisor` itself, and a
-/// `repo:tag@sha256:...` pin must reach the kubelet unchanged.
+/// Pods get the text as the operator wrote it (Kubernetes normalises
+/// `openshell/supervisor` to `docker.io/openshell/supervisor` itself), except
+/// that a `repo:tag@sha256:...` pin becomes `repo@sha256:...`: CRI-O 1.31.0
+/// refuses the tag beside a digest, and every runtime ignores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupervisorImage {
     text: String,
@@ -34,6 +35,14 @@ pub enum ImageError {
     /// The parser refused the text (boxed: registry errors are large).
     #[error(transparent)]
     Invalid(Box<RegistryError>),
+    /// A digest written in uppercase hex.
+    #[error(
+        "image reference '{reference}': the digest has uppercase hex digits, which containerd refuses (expected sha256: and 64 lowercase hex digits)"
+    )]
+    UppercaseDigest {
+        /// The reference given.
+        reference: String,
+    },
     /// Pinning a reference that already carries another digest.
     #[error(
         "image reference '{reference}' is already pinned to {existing}, not {requested}: drop the digest from the reference or check which image is meant"
@@ -49,11 +58,13 @@ pub enum ImageError {
 }
 
 impl SupervisorImage {
-    /// Parses and checks a reference (`[REGISTRY/]REPO[:TAG][@sha256:DIGEST]`).
+    /// Parses and checks a reference (`[REGISTRY/]REPO[:TAG][@sha256:DIGEST]`);
+    /// a tag beside a digest is dropped ([`pod_reference`]).
     pub fn parse(text: &str) -> Result<Self, ImageError> {
+        let text = pod_reference(text)?;
         Ok(Self {
-            text: text.to_string(),
-            reference: parse_reference(text)?,
+            reference: parse_reference(&text)?,
+            text,
         })
     }
 
@@ -100,14 +111,7 @@ impl SupervisorImage {
     /// (`registry.example:5000/team/sup` for
     /// `registry.example:5000/team/sup:1.0@sha256:...`).
     pub fn repository_text(&self) -> &str {
-        let name = self.text.split('@').next().unwrap_or(&self.text);
-        // A tag follows the last `:` after the last `/`; a `:` before it is
-        // a registry port.
-        let last_slash = name.rfind('/').map_or(0, |at| at + 1);
-        match name[last_slash..].rfind(':') {
-            Some(colon) => &name[..last_slash + colon],
-            None => name,
-        }
+        repository_of(&self.text)
     }
 
     /// This reference pinned to `digest` (`sha256:...`): `REPO@sha256:...`,
@@ -140,6 +144,43 @@ impl SupervisorImage {
     pub fn same_repository(&self, other: &SupervisorImage) -> bool {
         self.reference.registry() == other.reference.registry()
             && self.reference.repository() == other.reference.repository()
+    }
+}
+
+/// An image reference as a pod may carry it: checked by the maintained
+/// parser, a digest in lowercase hex only (containerd's digest library
+/// refuses uppercase), and `REPO:TAG@DIGEST` rewritten to `REPO@DIGEST`
+/// (CRI-O 1.31.0 refuses a tag beside a digest; the digest alone names the
+/// same image). Anything else is returned as written.
+pub fn pod_reference(text: &str) -> Result<String, ImageError> {
+    let reference = parse_reference(text)?;
+    let Some(digest) = reference.digest() else {
+        return Ok(text.to_string());
+    };
+    let Some((_, written)) = text.rsplit_once('@') else {
+        return Ok(text.to_string());
+    };
+    let hex = written.split_once(':').map_or(written, |(_, hex)| hex);
+    if hex.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(ImageError::UppercaseDigest {
+            reference: text.to_string(),
+        });
+    }
+    if reference.tag().is_none() {
+        return Ok(text.to_string());
+    }
+    Ok(format!("{}@{digest}", repository_of(text)))
+}
+
+/// The repository as written in `text`, without tag or digest.
+fn repository_of(text: &str) -> &str {
+    let name = text.split('@').next().unwrap_or(text);
+    // A tag follows the last `:` after the last `/`; a `:` before it is a
+    // registry port.
+    let last_slash = name.rfind('/').map_or(0, |at| at + 1);
+    match name[last_slash..].rfind(':') {
+        Some(colon) => &name[..last_slash + colon],
+        None => name,
     }
 }
 
@@ -255,10 +296,14 @@ mod tests {
         let pinned = format!("registry.example:5000/team/sup@{DIGEST}");
         assert_eq!(image(&pinned).as_str(), pinned);
         assert_eq!(image(&pinned).digest(), Some(DIGEST));
+        // A tag beside a digest is dropped: CRI-O 1.31.0 refuses the pair.
         let tagged_and_pinned = format!("registry.example/team/sup:1.2.3@{DIGEST}");
         let parsed = image(&tagged_and_pinned);
-        assert_eq!(parsed.to_string(), tagged_and_pinned);
-        assert_eq!(parsed.reference().tag(), Some("1.2.3"));
+        assert_eq!(
+            parsed.to_string(),
+            format!("registry.example/team/sup@{DIGEST}")
+        );
+        assert_eq!(parsed.reference().tag(), None);
         assert_eq!(parsed.digest(), Some(DIGEST));
     }
 

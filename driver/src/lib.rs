@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod explain;
 pub mod image;
+pub mod input;
 pub mod kubernetes_version;
 pub mod method;
 pub mod names;
@@ -26,6 +27,7 @@ pub mod pod;
 pub mod security;
 pub mod settings;
 pub mod sideload;
+pub mod yaml;
 
 pub use config::{DriverArgs, DriverConfig};
 pub use image::{PullPolicy, SupervisorImage};

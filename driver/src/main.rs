@@ -39,9 +39,12 @@ enum Command {
     ///
     /// The agent container (the one named agent, else the first) runs
     /// /opt/openshell/bin/openshell-sandbox --workdir /sandbox -- COMMAND as
-    /// UID 0 (a template's runAsUser becomes the supervisor's --run-as), with
-    /// the supervisor volume mounted read-only at /opt/openshell/bin. Without
-    /// a command the supervisor runs in its idle mode.
+    /// UID 0 (an emptyDir is mounted at /sandbox; a template's workingDir
+    /// replaces both --workdir and that emptyDir; its runAsUser
+    /// becomes the supervisor's --run-as, its fsGroup and
+    /// supplementalGroups --groups), with the supervisor volume mounted
+    /// read-only at /opt/openshell/bin. Without a command the supervisor
+    /// runs in its idle mode.
     Render(RenderArgs),
     /// Check the configuration and print each setting with where it came
     /// from.

@@ -7,6 +7,8 @@ use std::path::Path;
 use openshell_contract::{AGENT_CONTAINER_NAME, BINARY_NAME};
 use serde_json::{Map, Value, json};
 
+use crate::image::{ImageError, pod_reference};
+use crate::input::{TEMPLATE_SIZE_LIMIT, parse_yaml, read_text};
 use crate::names::check_dns_subdomain;
 use crate::sideload::{Sideload, SideloadError};
 
@@ -63,7 +65,15 @@ pub enum PodError {
     },
     /// The sandbox image reference is invalid.
     #[error("--sandbox-image: {0}")]
-    SandboxImage(Box<openshell_registry::RegistryError>),
+    SandboxImage(Box<ImageError>),
+    /// The template's agent image reference is invalid.
+    #[error("{path}: {source}")]
+    TemplateImage {
+        /// Where, like `spec.containers[0].image`.
+        path: String,
+        /// Why.
+        source: Box<ImageError>,
+    },
     /// No agent image anywhere.
     #[error(
         "the agent container {path} has no image: pass --sandbox-image IMAGE (or set its image in the template)"
@@ -130,8 +140,8 @@ pub fn read_template(path: &Path) -> Result<Value, PodError> {
         path: path.display().to_string(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|err| fail(err.to_string()))?;
-    serde_yaml::from_str::<Value>(&text).map_err(|err| fail(err.to_string()))
+    let text = read_text(path, TEMPLATE_SIZE_LIMIT).map_err(|err| fail(err.to_string()))?;
+    parse_yaml(&text).map_err(fail)
 }
 
 /// Renders the complete pod: `template` (a Pod or pod template; the bare
@@ -156,6 +166,7 @@ pub fn render(
         reason: "it has no spec".to_string(),
     })?;
     set_agent(spec, request)?;
+    rewrite_references(spec)?;
     sideload.apply(spec)?;
     Ok(pod)
 }
@@ -250,16 +261,44 @@ fn set_agent(spec: &mut Value, request: &PodRequest) -> Result<(), PodError> {
         });
     };
     if let Some(image) = &request.sandbox_image {
-        openshell_registry::parse_reference(image)
-            .map_err(|err| PodError::SandboxImage(Box::new(err)))?;
+        let image = pod_reference(image).map_err(|err| PodError::SandboxImage(Box::new(err)))?;
         agent.insert("image".to_string(), json!(image));
     }
-    if !agent.get("image").is_some_and(Value::is_string) {
+    let Some(image) = agent.get("image").and_then(Value::as_str) else {
         return Err(PodError::NoSandboxImage { path });
-    }
+    };
+    // The template's own reference gets the same check and rewrite.
+    let image = pod_reference(image).map_err(|err| PodError::TemplateImage {
+        path: format!("{path}.image"),
+        source: Box::new(err),
+    })?;
+    agent.insert("image".to_string(), json!(image));
     if !request.command.is_empty() {
         agent.insert("command".to_string(), json!(request.command));
         agent.remove("args");
+    }
+    Ok(())
+}
+
+/// Every other container's image reference (sidecars, init containers)
+/// gets the agent's check and rewrite: `REPO:TAG@DIGEST` becomes
+/// `REPO@DIGEST`, an uppercase digest is refused. A container without an
+/// image is left to the API server's validation.
+fn rewrite_references(spec: &mut Value) -> Result<(), PodError> {
+    for list in ["initContainers", "containers"] {
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for (index, container) in containers.iter_mut().enumerate() {
+            let Some(image) = container.get("image").and_then(Value::as_str) else {
+                continue;
+            };
+            let image = pod_reference(image).map_err(|err| PodError::TemplateImage {
+                path: format!("spec.{list}[{index}].image"),
+                source: Box::new(err),
+            })?;
+            container["image"] = json!(image);
+        }
     }
     Ok(())
 }
@@ -271,35 +310,6 @@ pub fn to_text(pod: &Value, format: OutputFormat) -> Result<String, PodError> {
         OutputFormat::Json => serde_json::to_string_pretty(pod)
             .map(|text| text + "\n")
             .map_err(|err| fail(err.to_string())),
-        OutputFormat::Yaml => {
-            let mut text = String::new();
-            yaml_rust2::YamlEmitter::new(&mut text)
-                .dump(&yaml_node(pod))
-                .map_err(|err| fail(err.to_string()))?;
-            // The emitter starts the document with `---` and ends it without
-            // a newline.
-            let body = text.strip_prefix("---\n").unwrap_or(&text);
-            Ok(format!("{body}\n"))
-        }
-    }
-}
-
-/// The same tree as a YAML node, keys in the same order.
-fn yaml_node(value: &Value) -> yaml_rust2::Yaml {
-    use yaml_rust2::Yaml;
-    match value {
-        Value::Null => Yaml::Null,
-        Value::Bool(flag) => Yaml::Boolean(*flag),
-        Value::Number(number) => match number.as_i64() {
-            Some(integer) => Yaml::Integer(integer),
-            None => Yaml::Real(number.to_string()),
-        },
-        Value::String(text) => Yaml::String(text.clone()),
-        Value::Array(items) => Yaml::Array(items.iter().map(yaml_node).collect()),
-        Value::Object(map) => Yaml::Hash(
-            map.iter()
-                .map(|(key, value)| (Yaml::String(key.clone()), yaml_node(value)))
-                .collect(),
-        ),
+        OutputFormat::Yaml => Ok(crate::yaml::to_yaml(pod)),
     }
 }

@@ -198,7 +198,7 @@ pub static SUPERVISOR_IMAGE: Declaration<SupervisorImage> = Declaration {
         flag: FLAG_SUPERVISOR_IMAGE,
         env: ENV_SUPERVISOR_IMAGE,
         value_name: "REF",
-        help: "Supervisor image, [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], written into pods exactly as given. With --supervisor-image-from it names the repository the build was pushed to.",
+        help: "Supervisor image, [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], written into pods as given, but a tag beside a digest is dropped (REPO@sha256:...; CRI-O refuses both). With --supervisor-image-from it names the repository the build was pushed to.",
         kind: Kind::Text,
         default: Some(DEFAULT_SUPERVISOR_IMAGE),
     },
@@ -500,7 +500,9 @@ pub fn load_config_file(path: &Path) -> Result<RawSettings, SettingError> {
         path: path.display().to_string(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|err| fail(err.to_string()))?;
+    let text = crate::input::read_text(path, crate::input::CONFIG_SIZE_LIMIT)
+        .map_err(|err| fail(err.to_string()))?;
+    crate::input::check_depth(&text).map_err(fail)?;
     if text.trim().is_empty() {
         return Ok(RawSettings::default());
     }

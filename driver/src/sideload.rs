@@ -10,9 +10,12 @@
 //! driver would add is left as it is. Anything at the driver's names or paths
 //! that differs is an error naming both sides, never overwritten.
 
+use openshell_contract::supervise::{
+    FLAG_GROUPS, FLAG_KILL_GRACE, FLAG_NO_NEW_PRIVS, FLAG_RUN_AS, FLAG_SIGNAL_TARGET, FLAG_WORKDIR,
+};
 use openshell_contract::{
-    AGENT_CONTAINER_NAME, DEFAULT_WORKDIR, INIT_CONTAINER_COMMAND, INIT_CONTAINER_NAME,
-    INSTALLED_BINARY_PATH, MOUNT_PATH, VOLUME_NAME,
+    AGENT_CONTAINER_NAME, DEFAULT_WORKDIR, FLAG_TERMINATION_LOG, INIT_CONTAINER_COMMAND,
+    INIT_CONTAINER_NAME, INSTALLED_BINARY_PATH, MOUNT_PATH, VOLUME_NAME, WORKDIR_VOLUME_NAME,
 };
 use serde_json::{Map, Value, json};
 
@@ -173,6 +176,31 @@ pub enum SideloadError {
         /// The user id asked for.
         uid: i64,
     },
+    /// An already wrapped command whose supervisor options cannot be read.
+    #[error("{path}: the command already runs {INSTALLED_BINARY_PATH}, but {problem}")]
+    WrappedCommand {
+        /// Where the command is.
+        path: String,
+        /// What is wrong and what was expected.
+        problem: String,
+    },
+    /// A volume of the workdir volume's name that is not the driver's.
+    #[error(
+        "{path}: a volume named {WORKDIR_VOLUME_NAME} is already there and differs from the emptyDir the driver mounts at {DEFAULT_WORKDIR}: found {found}, expected {expected}; rename it, or mount your own volume at {DEFAULT_WORKDIR}"
+    )]
+    WorkdirVolumeConflict {
+        /// Where the volume is.
+        path: String,
+        /// The volume found, as JSON.
+        found: String,
+        /// The volume expected, as JSON.
+        expected: String,
+    },
+    /// `ephemeralContainers` in a template for a new pod.
+    #[error(
+        "spec.ephemeralContainers is set, but the API server refuses ephemeral containers when a pod is created (they are added to a running pod with kubectl debug); remove it from the template"
+    )]
+    EphemeralContainers,
     /// The supervisor is already the command, but not as root.
     #[error(
         "{path}: container {container:?} already runs {INSTALLED_BINARY_PATH} but as UID {uid}; the supervisor must start as UID 0 (set runAsUser: 0, and --run-as for the workload)"
@@ -276,6 +304,11 @@ impl Sideload {
     }
 
     fn apply_to(&self, spec: &mut Map<String, Value>) -> Result<(), SideloadError> {
+        if array_field(spec, "ephemeralContainers", "spec.ephemeralContainers")?
+            .is_some_and(|list| !list.is_empty())
+        {
+            return Err(SideloadError::EphemeralContainers);
+        }
         let pod_user = pod_security(spec)?;
 
         let containers = array_field(spec, "containers", "spec.containers")?;
@@ -301,7 +334,10 @@ impl Sideload {
             .and_then(|list| list.get_mut(agent_index))
             .ok_or(SideloadError::NoContainers)?;
         let agent = as_object_mut(agent, &path)?;
-        prepare_agent(agent, &path, &pod_user, self.security)?;
+        let default_workdir = prepare_agent(agent, &path, &pod_user, self.security)?;
+        if default_workdir {
+            add_workdir_volume(spec, agent_index, &path)?;
+        }
 
         self.add_pull_secrets(spec)
     }
@@ -495,6 +531,8 @@ struct PodUser {
     run_as_user: Option<i64>,
     run_as_group: Option<i64>,
     run_as_non_root: bool,
+    /// fsGroup, then supplementalGroups, each once.
+    groups: Vec<i64>,
 }
 
 fn pod_security(spec: &Map<String, Value>) -> Result<PodUser, SideloadError> {
@@ -503,14 +541,52 @@ fn pod_security(spec: &Map<String, Value>) -> Result<PodUser, SideloadError> {
             run_as_user: None,
             run_as_group: None,
             run_as_non_root: false,
+            groups: Vec::new(),
         });
     };
+    let mut groups: Vec<i64> = int_field(context, "fsGroup", "spec.securityContext.fsGroup")?
+        .into_iter()
+        .collect();
+    let supplemental_path = "spec.securityContext.supplementalGroups";
+    if let Some(list) = array_field(context, "supplementalGroups", supplemental_path)? {
+        for (index, item) in list.iter().enumerate() {
+            let gid = item.as_i64().ok_or_else(|| {
+                wrong_type(&format!("{supplemental_path}[{index}]"), item, "an integer")
+            })?;
+            if !groups.contains(&gid) {
+                groups.push(gid);
+            }
+        }
+    }
+    for (index, gid) in groups.iter().enumerate() {
+        if !(0..=i64::from(u32::MAX - 1)).contains(gid) {
+            let path = if index == 0 && context.contains_key("fsGroup") {
+                "spec.securityContext.fsGroup".to_string()
+            } else {
+                supplemental_path.to_string()
+            };
+            return Err(SideloadError::WrongType {
+                path,
+                found: "out of range",
+                expected: "a group id from 0 to 4294967294",
+            });
+        }
+    }
     Ok(PodUser {
         run_as_user: int_field(context, "runAsUser", "spec.securityContext.runAsUser")?,
         run_as_group: int_field(context, "runAsGroup", "spec.securityContext.runAsGroup")?,
         run_as_non_root: bool_field(context, "runAsNonRoot", "spec.securityContext.runAsNonRoot")?
             .unwrap_or(false),
+        groups,
     })
+}
+
+/// Whether the container sets a non-empty `workingDir`.
+fn has_working_dir(agent: &Map<String, Value>, path: &str) -> Result<bool, SideloadError> {
+    Ok(
+        str_field(agent, "workingDir", &format!("{path}.workingDir"))?
+            .is_some_and(|dir| !dir.is_empty()),
+    )
 }
 
 /// The container named `agent`, else the first.
@@ -522,12 +598,16 @@ fn agent_index(spec: &Map<String, Value>) -> Result<usize, SideloadError> {
 
 /// Makes the agent container start the supervisor as UID 0 with its original
 /// command, mount the volume read-only, and report start-up failures.
+///
+/// Returns whether it rendered the default `--workdir` (the template names
+/// no workingDir), which then gets a volume of its own.
 fn prepare_agent(
     agent: &mut Map<String, Value>,
     path: &str,
     pod_user: &PodUser,
     security: SecurityProfile,
-) -> Result<(), SideloadError> {
+) -> Result<bool, SideloadError> {
+    let mut default_workdir = false;
     let name = agent
         .get("name")
         .and_then(Value::as_str)
@@ -572,6 +652,10 @@ fn prepare_agent(
         .and_then(|command| command.first())
         .is_some_and(|first| first == INSTALLED_BINARY_PATH);
 
+    let wrapped_run_as_user = match (&command, already_wrapped) {
+        (Some(command), true) => wrapped_run_as(&wrapped_options(command, path)?),
+        _ => None,
+    };
     if already_wrapped {
         if let Some(uid) = user.filter(|&uid| uid != 0) {
             return Err(SideloadError::WrappedNotRoot {
@@ -601,18 +685,31 @@ fn prepare_agent(
                 vec![INSTALLED_BINARY_PATH.to_string()]
             }
             (Some(command), args) => {
-                let mut wrapped = vec![
-                    INSTALLED_BINARY_PATH.to_string(),
-                    "--workdir".to_string(),
-                    DEFAULT_WORKDIR.to_string(),
-                ];
+                let mut wrapped = vec![INSTALLED_BINARY_PATH.to_string()];
+                // A template's workingDir is where the runtime starts the
+                // supervisor, and the workload inherits it, as it would
+                // start there without the sideload; only without one does
+                // the sandbox default apply (the supervisor creates it when
+                // the image lacks it).
+                if !has_working_dir(agent, path)? {
+                    wrapped.extend([format!("--{FLAG_WORKDIR}"), DEFAULT_WORKDIR.to_string()]);
+                    default_workdir = true;
+                }
                 if let Some(uid) = workload_user {
                     // Without runAsGroup the supervisor uses the UID as GID.
                     let run_as = match workload_group {
                         Some(gid) => format!("{uid}:{gid}"),
                         None => uid.to_string(),
                     };
-                    wrapped.extend(["--run-as".to_string(), run_as]);
+                    wrapped.extend([format!("--{FLAG_RUN_AS}"), run_as]);
+                    // The runtime gives the supervisor fsGroup and
+                    // supplementalGroups; the privilege drop would lose
+                    // them, so the supervisor is told to keep them.
+                    if !pod_user.groups.is_empty() {
+                        let groups: Vec<String> =
+                            pod_user.groups.iter().map(i64::to_string).collect();
+                        wrapped.extend([format!("--{FLAG_GROUPS}"), groups.join(",")]);
+                    }
                 }
                 wrapped.push("--".to_string());
                 wrapped.extend(command);
@@ -629,7 +726,7 @@ fn prepare_agent(
     if security == SecurityProfile::Hardened {
         // An agent already wrapped carries its --run-as in its command.
         let run_as = if already_wrapped {
-            wrapped_run_as(agent)
+            wrapped_run_as_user
         } else {
             workload_user
         };
@@ -646,23 +743,141 @@ fn prepare_agent(
     if !mounts.contains(&expected) {
         mounts.push(expected);
     }
-    Ok(())
+    Ok(default_workdir)
 }
 
-/// The user of `--run-as UID[:GID]` in an already wrapped agent's command.
-fn wrapped_run_as(agent: &Map<String, Value>) -> Option<i64> {
-    let command = agent.get("command")?.as_array()?;
-    let mut words = command.iter().filter_map(Value::as_str);
-    while let Some(word) = words.next() {
-        if word == "--" {
-            return None;
-        }
-        if word == "--run-as" {
-            let value = words.next()?;
-            return value.split(':').next()?.parse().ok();
+/// Gives the default workdir an `emptyDir` of its own, unless the agent
+/// already mounts something there.
+///
+/// Why a volume and not only the supervisor's `--workdir` creation: the
+/// runtime makes a mount point with all its privileges, whatever the
+/// image's root looks like, while the hardened supervisor holds no
+/// capability to write into a root-owned `/` of mode 0555 (Fedora and UBI
+/// images, and every podman container on containers/storage) nor, under
+/// `--run-as`, to give the folder to the workload's user. Kubernetes makes
+/// an emptyDir writable by every user (and by fsGroup's group), so the
+/// workload can write where it starts. The cost: whatever an image keeps at
+/// `/sandbox` is hidden; such an image should name its folder as the
+/// template's workingDir.
+fn add_workdir_volume(
+    spec: &mut Map<String, Value>,
+    agent_index: usize,
+    path: &str,
+) -> Result<(), SideloadError> {
+    let mount = json!({ "name": WORKDIR_VOLUME_NAME, "mountPath": DEFAULT_WORKDIR });
+    let volume = json!({ "name": WORKDIR_VOLUME_NAME, "emptyDir": {} });
+    let agent = spec
+        .get_mut("containers")
+        .and_then(Value::as_array_mut)
+        .and_then(|list| list.get_mut(agent_index))
+        .ok_or(SideloadError::NoContainers)?;
+    let agent = as_object_mut(agent, path)?;
+    let mounts_path = format!("{path}.volumeMounts");
+    let mounts = array_field_or_insert(agent, "volumeMounts", &mounts_path)?;
+    for (index, existing) in mounts.iter().enumerate() {
+        let item_path = format!("{mounts_path}[{index}]");
+        let map = as_object(existing, &item_path)?;
+        if let Some(target) = str_field(map, "mountPath", &format!("{item_path}.mountPath"))?
+            && clean_path(target) == DEFAULT_WORKDIR
+        {
+            // The template's own volume there (a workspace) is kept.
+            return Ok(());
         }
     }
-    None
+    mounts.push(mount);
+    let volumes = array_field_or_insert(spec, "volumes", "spec.volumes")?;
+    match find_named(volumes, WORKDIR_VOLUME_NAME, "spec.volumes")? {
+        Some(index) if volumes[index] == volume => Ok(()),
+        Some(index) => Err(SideloadError::WorkdirVolumeConflict {
+            path: format!("spec.volumes[{index}]"),
+            found: volumes[index].to_string(),
+            expected: volume.to_string(),
+        }),
+        None => {
+            volumes.push(volume);
+            Ok(())
+        }
+    }
+}
+
+/// The supervisor's flags that take a value, as `--flag VALUE` or
+/// `--flag=VALUE` (clap accepts both).
+const VALUE_FLAGS: [&str; 6] = [
+    FLAG_WORKDIR,
+    FLAG_RUN_AS,
+    FLAG_GROUPS,
+    FLAG_SIGNAL_TARGET,
+    FLAG_KILL_GRACE,
+    FLAG_TERMINATION_LOG,
+];
+
+/// The supervisor's flags without a value.
+const SWITCH_FLAGS: [&str; 1] = [FLAG_NO_NEW_PRIVS];
+
+/// The supervisor's options in an already wrapped command (the words
+/// between the binary and `--`), each flag with its value, in either form.
+fn wrapped_options(
+    command: &[String],
+    path: &str,
+) -> Result<Vec<(&'static str, Option<String>)>, SideloadError> {
+    let bad = |problem: String| SideloadError::WrappedCommand {
+        path: format!("{path}.command"),
+        problem,
+    };
+    let mut options = Vec::new();
+    let mut words = command.iter().skip(1);
+    while let Some(word) = words.next() {
+        if word == "--" {
+            break;
+        }
+        let Some(flag) = word.strip_prefix("--") else {
+            return Err(bad(format!(
+                "{word:?} is not a supervisor option (expected --FLAG, --FLAG=VALUE, or -- before the workload)"
+            )));
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (flag, None),
+        };
+        if let Some(known) = VALUE_FLAGS.iter().find(|known| **known == name) {
+            let value = match inline {
+                Some(value) => value,
+                None => words.next().cloned().ok_or_else(|| {
+                    bad(format!(
+                        "--{name} has no value (expected --{name} VALUE or --{name}=VALUE)"
+                    ))
+                })?,
+            };
+            options.push((*known, Some(value)));
+        } else if let Some(known) = SWITCH_FLAGS.iter().find(|known| **known == name) {
+            options.push((*known, inline));
+        } else {
+            return Err(bad(format!(
+                "--{name} is not an option of the supervisor (expected one of --{}, --{})",
+                VALUE_FLAGS.join(", --"),
+                SWITCH_FLAGS.join(", --")
+            )));
+        }
+    }
+    Ok(options)
+}
+
+/// The user of `--run-as UID[:GID]` (or `--run-as=UID[:GID]`) among a
+/// wrapped command's options; a name the driver cannot resolve counts as
+/// non-root (the hardening keeps what the drop needs).
+fn wrapped_run_as(options: &[(&'static str, Option<String>)]) -> Option<i64> {
+    let value = options
+        .iter()
+        .rev()
+        .find(|(flag, _)| *flag == FLAG_RUN_AS)?
+        .1
+        .as_deref()?;
+    let user = value.split(':').next().unwrap_or(value);
+    match user.parse::<i64>() {
+        Ok(uid) => Some(uid).filter(|&uid| uid != 0),
+        Err(_) if user == "root" => None,
+        Err(_) => Some(i64::from(u32::MAX)),
+    }
 }
 
 /// Refuses any mount at the supervisor's mount path (other than exactly the
@@ -685,7 +900,10 @@ fn check_agent_mounts(
         let Some(target) = str_field(map, "mountPath", &format!("{mount_path}.mountPath"))? else {
             continue;
         };
-        let normalised = target.trim_end_matches('/');
+        // Runtimes clean mount paths (containerd and CRI-O alike), so
+        // `/opt/./openshell//bin/x/..` is the supervisor's mount path, and
+        // a mount below it (a file over the binary) lands on top of it.
+        let normalised = clean_path(target);
         let overlaps =
             normalised == MOUNT_PATH || normalised.starts_with(&format!("{MOUNT_PATH}/"));
         if overlaps && *mount != expected {
@@ -704,6 +922,23 @@ fn check_agent_mounts(
         }
     }
     Ok(())
+}
+
+/// `path` cleaned as Go's `path.Clean` cleans an absolute path (a relative
+/// one is taken from the root): no empty or `.` segments, `..` removes the
+/// segment before it (and stays at the root), no trailing slash.
+pub fn clean_path(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    format!("/{}", segments.join("/"))
 }
 
 fn type_name(value: &Value) -> &'static str {

@@ -9,6 +9,7 @@ mod common;
 
 use openshell_contract::{
     INIT_CONTAINER_COMMAND, INIT_CONTAINER_NAME, INSTALLED_BINARY_PATH, MOUNT_PATH, VOLUME_NAME,
+    WORKDIR_VOLUME_NAME,
 };
 use openshell_driver_kubernetes::{
     PullPolicy, SecurityProfile, Sideload, SideloadError, SupervisorImage, SupervisorSideloadMethod,
@@ -90,6 +91,7 @@ fn image_volume_json_is_exactly_the_one_in_design_md() {
 #[test]
 fn image_volume_adds_the_volume_and_no_init_container_or_empty_dir() {
     let spec = applied(&image_volume(), &spec_with(agent(&["python"])));
+    // The supervisor's image volume, and the default workdir's emptyDir.
     assert_eq!(
         spec["volumes"],
         json!([{
@@ -98,10 +100,9 @@ fn image_volume_adds_the_volume_and_no_init_container_or_empty_dir() {
                 "reference": "registry.example/openshell/supervisor:1.0",
                 "pullPolicy": "IfNotPresent",
             },
-        }])
+        }, { "name": WORKDIR_VOLUME_NAME, "emptyDir": {} }])
     );
     assert!(spec.get("initContainers").is_none(), "{spec:#}");
-    assert!(!spec.to_string().contains("emptyDir"), "{spec:#}");
 }
 
 #[test]
@@ -109,7 +110,10 @@ fn init_container_adds_an_empty_dir_and_the_copy_self_init_container() {
     let spec = applied(&init_container(), &spec_with(agent(&["python"])));
     assert_eq!(
         spec["volumes"],
-        json!([{ "name": VOLUME_NAME, "emptyDir": {} }])
+        json!([
+            { "name": VOLUME_NAME, "emptyDir": {} },
+            { "name": WORKDIR_VOLUME_NAME, "emptyDir": {} }
+        ])
     );
     let init = &spec["initContainers"];
     assert_eq!(init.as_array().unwrap().len(), 1);
@@ -174,7 +178,10 @@ fn agent_runs_the_supervisor_with_its_original_command_and_args() {
         assert_eq!(agent["terminationMessagePolicy"], "FallbackToLogsOnError");
         assert_eq!(
             agent["volumeMounts"],
-            json!([{ "name": VOLUME_NAME, "mountPath": MOUNT_PATH, "readOnly": true }])
+            json!([
+                { "name": VOLUME_NAME, "mountPath": MOUNT_PATH, "readOnly": true },
+                { "name": WORKDIR_VOLUME_NAME, "mountPath": "/sandbox" }
+            ])
         );
         // Untouched.
         assert_eq!(agent["image"], "python:3.13");
@@ -434,7 +441,7 @@ fn a_mount_above_the_mount_path_is_kept() {
             .as_array()
             .unwrap()
             .len(),
-        3
+        4
     );
 }
 

@@ -536,10 +536,12 @@ fn walk_directory(path: &Path, destination: &Path) -> Result<OwnedFd, CopyError>
             Component::Normal(name) => name,
         };
         walked.push(name);
+        let mut created = false;
         match look_at(&dir, name, &walked)? {
             Found::Missing => match rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) => created = true,
                 // Another run made it meanwhile: fine, it is checked below.
-                Ok(()) | Err(Errno::EXIST) => {}
+                Err(Errno::EXIST) => {}
                 Err(err) => {
                     return Err(CopyError::CreateParent {
                         path: walked,
@@ -587,6 +589,23 @@ fn walk_directory(path: &Path, destination: &Path) -> Result<OwnedFd, CopyError>
                 destination: destination.to_path_buf(),
                 component: walked,
             });
+        }
+        if created {
+            // 0755 whatever the umask, as `install -D` makes parents: the
+            // agent container, under any user, must reach the binary. Set
+            // on a descriptor of the directory just checked (an O_PATH one
+            // cannot be chmodded).
+            rustix::fs::openat(
+                &next,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .and_then(|opened| rustix::fs::fchmod(&opened, Mode::from_raw_mode(0o755)))
+            .map_err(|err| CopyError::CreateParent {
+                path: walked.clone(),
+                source: err.into(),
+            })?;
         }
         dir = next;
     }

@@ -14,7 +14,8 @@
 //! calls; [`exec`] finds and starts COMMAND and explains a refusal;
 //! [`run_as`] resolves `--run-as USER[:GROUP]` against the image's
 //! /etc/passwd and /etc/group; [`termination_log`] writes the reason a
-//! workload could not start where Kubernetes shows it.
+//! workload could not start where Kubernetes shows it; [`workdir`] makes
+//! the working directory an image lacks.
 
 pub mod copy_self;
 pub mod exec;
@@ -23,3 +24,4 @@ pub mod signals;
 pub mod supervise;
 pub mod termination_log;
 pub mod version;
+pub mod workdir;

@@ -7,16 +7,16 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use openshell_contract::cli::{BROKEN_PIPE_EXIT, is_broken_pipe, write_stdout};
 use openshell_contract::supervise::{
-    DEFAULT_KILL_GRACE_SECONDS, ENV_KILL_GRACE, ENV_NO_NEW_PRIVS, ENV_SIGNAL_TARGET,
+    DEFAULT_KILL_GRACE_SECONDS, ENV_KILL_GRACE, ENV_NO_NEW_PRIVS, ENV_SIGNAL_TARGET, FLAG_GROUPS,
     FLAG_KILL_GRACE, FLAG_NO_NEW_PRIVS, FLAG_RUN_AS, FLAG_SIGNAL_TARGET, FLAG_WORKDIR,
-    SIGNAL_TARGET_CHILD, SIGNAL_TARGET_GROUP,
+    MAX_KILL_GRACE_SECONDS, SIGNAL_TARGET_CHILD, SIGNAL_TARGET_GROUP,
 };
 use openshell_contract::{BINARY_NAME, TERMINATION_LOG_ENV, TERMINATION_LOG_PATH};
 use openshell_sandbox::run_as::RunAs;
@@ -40,7 +40,7 @@ use openshell_sandbox::{copy_self, signals, termination_log, version};
 ///
 /// When COMMAND cannot be started it exits 127 (not found, or its #! or ELF
 /// interpreter is missing), 126 (found but not executable, exec format
-/// error) or 1 (workdir missing, unknown user, privilege drop refused), and
+/// error) or 1 (workdir not creatable, unknown user, privilege drop refused), and
 /// writes the reason to the termination log when that file exists.
 #[derive(Debug, Parser)]
 #[command(
@@ -55,19 +55,35 @@ struct Cli {
     #[command(subcommand)]
     subcommand: Option<Command>,
 
-    /// Working directory of COMMAND, entered after the privilege drop; a
-    /// missing one is an error (exit 1).
+    /// Working directory of COMMAND, entered after the privilege drop. A
+    /// missing one is created first, as root: missing parents root-owned
+    /// 0755, DIR itself owned by the --run-as user, 0755; never through a
+    /// symlink. An existing one is used as it is.
     #[arg(long = FLAG_WORKDIR, value_name = "DIR", requires = "command")]
     workdir: Option<PathBuf>,
 
     /// Run COMMAND as this user and group: numeric ids or names from the
     /// image's /etc/passwd and /etc/group. Without GROUP, the user's group in
-    /// /etc/passwd, else the UID. Supplementary groups are dropped,
-    /// no_new_privs is set, and HOME, USER and LOGNAME come from the user's
-    /// /etc/passwd entry (HOME=/ without one). The supervisor keeps its own
-    /// identity.
+    /// /etc/passwd, else the UID. Supplementary groups are what containerd
+    /// gives a container: GROUP, the groups of /etc/group that list the
+    /// user's name, and --groups. no_new_privs is set, the workload starts
+    /// only when no capability survived the drop, and HOME, USER and LOGNAME
+    /// come from the user's /etc/passwd entry (HOME=/ without one). The
+    /// supervisor keeps its own identity.
     #[arg(long = FLAG_RUN_AS, value_name = "USER[:GROUP]", requires = "command")]
     run_as: Option<RunAs>,
+
+    /// Supplementary groups for COMMAND (numeric, comma-separated or
+    /// repeated): the pod's fsGroup and supplementalGroups. Without
+    /// --run-as they are added to the supervisor's own groups.
+    #[arg(
+        long = FLAG_GROUPS,
+        value_name = "GID[,GID...]",
+        value_delimiter = ',',
+        value_parser = parse_gid,
+        requires = "command"
+    )]
+    groups: Vec<u32>,
 
     /// Set no_new_privs for COMMAND also without --run-as: exec then grants
     /// no privileges (setuid binaries, file capabilities).
@@ -115,6 +131,27 @@ struct Cli {
     command: Vec<OsString>,
 }
 
+/// One `--groups` value: a numeric gid, 0 to 4294967294 ((gid_t)-1 means
+/// "unchanged" to the kernel).
+fn parse_gid(value: &str) -> Result<u32, String> {
+    let problem = |what: &str| {
+        format!(
+            "expected numeric group ids from 0 to {} separated by commas (e.g. 1000,2000); {what}",
+            u32::MAX - 1
+        )
+    };
+    if value.is_empty() {
+        return Err(problem("a GID is empty"));
+    }
+    if !value.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(problem(&format!("{value:?} is not a number")));
+    }
+    match value.parse::<u32>() {
+        Ok(gid) if gid != u32::MAX => Ok(gid),
+        _ => Err(problem(&format!("{value} is out of range"))),
+    }
+}
+
 /// `--kill-grace`: a duration that prints the way it parses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Grace(Duration);
@@ -123,7 +160,15 @@ impl FromStr for Grace {
     type Err = String;
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
-        supervise::parse_duration(value).map(Grace)
+        let grace = supervise::parse_duration(value)?;
+        // Refused here, with exit 2, rather than overflowing the clock later
+        // and losing the workload's status.
+        if grace > Duration::from_secs(MAX_KILL_GRACE_SECONDS) {
+            return Err(format!(
+                "expected at most {MAX_KILL_GRACE_SECONDS} seconds, not {value:?}"
+            ));
+        }
+        Ok(Grace(grace))
     }
 }
 
@@ -161,6 +206,56 @@ enum Command {
     },
 }
 
+/// Which of stdin, stdout and stderr (bit 0, 1, 2) were closed when the
+/// process started, as [`stand_in_for_closed_stdio`] found them.
+static CLOSED_STDIO_AT_LOAD: AtomicU8 = AtomicU8::new(0);
+
+/// Gives stdin, stdout and stderr a descriptor where the starter left them
+/// closed. The Rust runtime, which starts after this, opens /dev/null on a
+/// closed one and aborts (SIGABRT) when it cannot: in a chroot or image
+/// without /dev. tini just runs; so does the supervisor. /dev/null when
+/// there is one (the workload inherits it, as before); otherwise the root
+/// directory, close-on-exec, as a stand-in only the supervisor holds
+/// (reads and writes on it fail, which it tolerates): the workload then
+/// starts with the descriptor closed, as it was given. Only system calls,
+/// before anything else runs.
+fn stand_in_for_closed_stdio() {
+    let mut closed = 0u8;
+    for fd in 0..3 {
+        // SAFETY: fcntl(F_GETFD) on a descriptor number has no memory
+        // effects; it fails with EBADF for a closed one.
+        if unsafe { nix::libc::fcntl(fd, nix::libc::F_GETFD) } != -1 {
+            continue;
+        }
+        closed |= 1 << fd;
+        // SAFETY: open with constant C strings; the lowest free descriptor,
+        // which is `fd` (the ones below it are open by now).
+        let opened = unsafe {
+            let null = nix::libc::open(c"/dev/null".as_ptr(), nix::libc::O_RDWR);
+            if null >= 0 {
+                null
+            } else {
+                nix::libc::open(
+                    c"/".as_ptr(),
+                    nix::libc::O_RDONLY | nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC,
+                )
+            }
+        };
+        if opened >= 0 && opened != fd {
+            // Not the lowest free one after all: leave it as it was.
+            // SAFETY: closing the descriptor just opened.
+            unsafe { nix::libc::close(opened) };
+        }
+    }
+    CLOSED_STDIO_AT_LOAD.store(closed, Ordering::SeqCst);
+}
+
+/// Whether stdout was closed when the process started: there is then no
+/// one to print to, and not printing is no failure.
+fn stdout_was_closed() -> bool {
+    CLOSED_STDIO_AT_LOAD.load(Ordering::SeqCst) & 0b10 != 0
+}
+
 /// The signal mask the process was started with, as saved by
 /// [`block_signals_at_load`], and whether it was.
 static MASK_AT_LOAD: AtomicU64 = AtomicU64::new(0);
@@ -178,6 +273,8 @@ extern "C" fn block_signals_at_load() {
         MASK_AT_LOAD.store(mask.bits(), Ordering::SeqCst);
         MASK_AT_LOAD_SAVED.store(true, Ordering::SeqCst);
     }
+    // Also before the runtime: it would abort on a closed one.
+    stand_in_for_closed_stdio();
 }
 
 // Run by the C library's start-up code (musl and glibc alike) from the
@@ -223,6 +320,7 @@ fn main() -> ExitCode {
                 command: cli.command,
                 workdir: cli.workdir,
                 run_as: cli.run_as,
+                groups: cli.groups,
                 no_new_privs: cli.no_new_privs,
                 signal_target: if cli.signal_target == SIGNAL_TARGET_CHILD {
                     SignalTarget::Child
@@ -289,6 +387,9 @@ fn report_clap_error(err: clap::Error) -> ExitCode {
 /// Writes `text` to stdout: 0, or 141 when the reader has gone (the
 /// contract's rule), or 1 for another write error.
 fn print_stdout(text: &str) -> ExitCode {
+    if stdout_was_closed() {
+        return ExitCode::SUCCESS;
+    }
     match write_stdout(text) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::from(BROKEN_PIPE_EXIT),

@@ -137,6 +137,8 @@ pub struct Identity {
     pub uid: u32,
     /// Group id.
     pub gid: u32,
+    /// Supplementary groups (see [`merged_groups`]).
+    pub groups: Vec<u32>,
     /// The user's passwd entry, when the image has one.
     pub account: Option<Account>,
 }
@@ -178,6 +180,16 @@ pub enum ResolveError {
         name: String,
         /// The group file.
         file: PathBuf,
+    },
+    /// A database file is not a regular file of a sensible size.
+    #[error("--run-as {run_as}: cannot use {}: {problem} (expected a regular file of at most {max} bytes)", .file.display(), max = MAX_DATABASE_BYTES)]
+    NotARegularFile {
+        /// The whole value.
+        run_as: RunAs,
+        /// The file.
+        file: PathBuf,
+        /// What it is instead.
+        problem: String,
     },
     /// A database file exists but could not be read.
     #[error("--run-as {run_as}: cannot read {}", .file.display())]
@@ -241,30 +253,153 @@ fn parse_number(field: &[u8]) -> Option<u32> {
     std::str::from_utf8(field).ok()?.parse().ok()
 }
 
+/// The largest /etc/passwd or /etc/group the supervisor reads: far above
+/// any real image's (a few KiB), small enough that a hostile file (a huge
+/// sparse file, a device) cannot make PID 1 use much memory.
+pub const MAX_DATABASE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Reads `root/relative`; `None` when the image has no such file.
+///
+/// The file is opened without blocking (a FIFO would otherwise hang PID 1,
+/// with every signal blocked) and may be reached through a symlink, as
+/// images often have them in /etc; what was opened must be a regular file
+/// of at most [`MAX_DATABASE_BYTES`], checked on the descriptor (`fstat`),
+/// and no more than that is ever read.
 fn read_database(
     root: &Path,
     relative: &str,
     run_as: &RunAs,
 ) -> Result<Option<Vec<u8>>, ResolveError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+
     let file = root.join(relative);
-    match std::fs::read(&file) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ResolveError::Read {
-            run_as: run_as.clone(),
-            file,
-            source,
-        }),
+    let refuse = |problem: String| ResolveError::NotARegularFile {
+        run_as: run_as.clone(),
+        file: file.clone(),
+        problem,
+    };
+    let read_error = |source: io::Error| ResolveError::Read {
+        run_as: run_as.clone(),
+        file: file.clone(),
+        source,
+    };
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(&file);
+    let opened = match opened {
+        Ok(opened) => opened,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(read_error(source)),
+    };
+    let metadata = opened.metadata().map_err(read_error)?;
+    let file_type = metadata.file_type();
+    if !file_type.is_file() {
+        let kind = if file_type.is_dir() {
+            "a directory"
+        } else if file_type.is_fifo() {
+            "a FIFO"
+        } else if file_type.is_char_device() {
+            "a character device"
+        } else if file_type.is_block_device() {
+            "a block device"
+        } else if file_type.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        return Err(refuse(format!("it is {kind}")));
     }
+    if metadata.len() > MAX_DATABASE_BYTES {
+        return Err(refuse(format!(
+            "it holds {} bytes, more than the {MAX_DATABASE_BYTES} read",
+            metadata.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    // The size may change after fstat: never read more than the limit.
+    opened
+        .take(MAX_DATABASE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_DATABASE_BYTES {
+        return Err(refuse(format!(
+            "it grew past {MAX_DATABASE_BYTES} bytes while read"
+        )));
+    }
+    Ok(Some(bytes))
+}
+
+/// The groups of group file `text` that list `user` among their members,
+/// as containerd finds them (`WithAdditionalGIDs` in
+/// containerd/containerd pkg/oci/spec_opts.go, through moby/sys/user's
+/// `ParseGroupFilter`): the member list is split on `,` and compared
+/// exactly, and a group named like the user is skipped ("we only want
+/// supplemental groups"); lines are not trimmed and comments are not
+/// skipped there, nor here. Unlike moby/sys/user, which reads a malformed gid
+/// as 0, a line whose gid is not a number is skipped: it must not make the
+/// workload a member of root's group.
+pub fn member_groups(text: &[u8], user: &[u8]) -> Vec<u32> {
+    text.split(|&byte| byte == b'\n')
+        .filter_map(|line| {
+            // Go's line scanner drops a trailing CR, so containerd reads
+            // CRLF files as if they were LF.
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let mut fields = line.split(|&byte| byte == b':');
+            let name = fields.next()?;
+            let _password = fields.next()?;
+            let gid = fields.next()?;
+            let members = fields.next()?;
+            if name == user || members.is_empty() {
+                return None;
+            }
+            members
+                .split(|&byte| byte == b',')
+                .any(|member| member == user)
+                .then(|| parse_number(gid))
+                .flatten()
+        })
+        .collect()
+}
+
+/// The supplementary groups the workload gets under `--run-as`, as
+/// containerd's CRI plugin sets them with supplementalGroupsPolicy Merge
+/// (the default): `WithAdditionalGIDs(user)` takes the image's /etc/group
+/// memberships of the user's name, then `ensureAdditionalGids` adds the
+/// primary gid (both in containerd/containerd pkg/oci/spec_opts.go), then
+/// `WithSupplementalGroups` merges the pod's `supplementalGroups` (with
+/// `fsGroup`, which the kubelet passes among them), deduplicated. The
+/// kernel sorts the list itself. `user_name` is the user's name: as given,
+/// or the first /etc/passwd entry of a numeric uid; a numeric uid without
+/// one gets no /etc/group memberships (containerd returns early there).
+pub fn merged_groups(
+    primary: u32,
+    group_file: Option<&[u8]>,
+    user_name: Option<&[u8]>,
+    extra: &[u32],
+) -> Vec<u32> {
+    let mut groups = vec![primary];
+    if let (Some(text), Some(name)) = (group_file, user_name) {
+        groups.extend(member_groups(text, name));
+    }
+    groups.extend_from_slice(extra);
+    groups.sort_unstable();
+    groups.dedup();
+    groups
 }
 
 /// Resolves `run_as` against the passwd and group files under `root` (`/`
-/// in a container: the agent image's own files).
+/// in a container: the agent image's own files), with `extra_groups` (from
+/// `--groups`) joining the supplementary groups.
 ///
 /// A numeric user needs no entry; without one, its group defaults to its
 /// uid and it gets no account (HOME=/). A name must be found.
-pub fn resolve(run_as: &RunAs, root: &Path) -> Result<Identity, ResolveError> {
+pub fn resolve(
+    run_as: &RunAs,
+    root: &Path,
+    extra_groups: &[u32],
+) -> Result<Identity, ResolveError> {
     let passwd = read_database(root, PASSWD_FILE, run_as)?;
     let entries = || passwd.as_deref().into_iter().flat_map(passwd_entries);
     let (uid, entry) = match &run_as.user {
@@ -280,10 +415,12 @@ pub fn resolve(run_as: &RunAs, root: &Path) -> Result<Identity, ResolveError> {
             (entry.uid, Some(entry))
         }
     };
+    let group_file = read_database(root, GROUP_FILE, run_as)?;
     let gid = match &run_as.group {
         Some(IdOrName::Id(gid)) => *gid,
-        Some(IdOrName::Name(name)) => read_database(root, GROUP_FILE, run_as)?
-            .and_then(|text| group_id(&text, name))
+        Some(IdOrName::Name(name)) => group_file
+            .as_deref()
+            .and_then(|text| group_id(text, name))
             .ok_or_else(|| ResolveError::UnknownGroup {
                 run_as: run_as.clone(),
                 name: name.clone(),
@@ -291,9 +428,16 @@ pub fn resolve(run_as: &RunAs, root: &Path) -> Result<Identity, ResolveError> {
             })?,
         None => entry.as_ref().map_or(uid, |entry| entry.gid),
     };
+    let groups = merged_groups(
+        gid,
+        group_file.as_deref(),
+        entry.as_ref().map(|entry| entry.name.as_slice()),
+        extra_groups,
+    );
     Ok(Identity {
         uid,
         gid,
+        groups,
         account: entry.map(|entry| Account {
             name: OsString::from_vec(entry.name),
             home: OsString::from_vec(entry.home),
@@ -381,7 +525,7 @@ mod tests {
     #[test]
     fn a_name_resolves_to_its_ids_home_and_primary_group() {
         let root = root_with(PASSWD, GROUP);
-        let identity = resolve(&"app".parse().unwrap(), root.path()).unwrap();
+        let identity = resolve(&"app".parse().unwrap(), root.path(), &[]).unwrap();
         assert_eq!((identity.uid, identity.gid), (1000, 1001));
         let account = identity.account.unwrap();
         assert_eq!(account.name, "app");
@@ -391,9 +535,9 @@ mod tests {
     #[test]
     fn a_group_name_resolves_through_etc_group() {
         let root = root_with(PASSWD, GROUP);
-        let identity = resolve(&"app:staff".parse().unwrap(), root.path()).unwrap();
+        let identity = resolve(&"app:staff".parse().unwrap(), root.path(), &[]).unwrap();
         assert_eq!((identity.uid, identity.gid), (1000, 50));
-        let identity = resolve(&"4242:staff".parse().unwrap(), root.path()).unwrap();
+        let identity = resolve(&"4242:staff".parse().unwrap(), root.path(), &[]).unwrap();
         assert_eq!((identity.uid, identity.gid), (4242, 50));
         assert_eq!(identity.account, None);
     }
@@ -401,24 +545,24 @@ mod tests {
     #[test]
     fn a_numeric_user_takes_its_entry_when_there_is_one() {
         let root = root_with(PASSWD, GROUP);
-        let identity = resolve(&"1000".parse().unwrap(), root.path()).unwrap();
+        let identity = resolve(&"1000".parse().unwrap(), root.path(), &[]).unwrap();
         assert_eq!((identity.uid, identity.gid), (1000, 1001));
         assert_eq!(identity.account.unwrap().name, "app");
-        let identity = resolve(&"1000:7".parse().unwrap(), root.path()).unwrap();
+        let identity = resolve(&"1000:7".parse().unwrap(), root.path(), &[]).unwrap();
         assert_eq!((identity.uid, identity.gid), (1000, 7));
     }
 
     #[test]
     fn a_numeric_user_without_an_entry_keeps_its_uid_as_gid() {
         let root = root_with(PASSWD, GROUP);
-        let identity = resolve(&"4321".parse().unwrap(), root.path()).unwrap();
+        let identity = resolve(&"4321".parse().unwrap(), root.path(), &[]).unwrap();
         assert_eq!(
             (identity.uid, identity.gid, identity.account),
             (4321, 4321, None)
         );
         // No passwd file at all (distroless, scratch): the same.
         let empty = tempfile::tempdir().unwrap();
-        let identity = resolve(&"4321:5".parse().unwrap(), empty.path()).unwrap();
+        let identity = resolve(&"4321:5".parse().unwrap(), empty.path(), &[]).unwrap();
         assert_eq!(
             (identity.uid, identity.gid, identity.account),
             (4321, 5, None)
@@ -428,15 +572,15 @@ mod tests {
     #[test]
     fn unknown_names_name_the_file_at_fault() {
         let root = root_with(PASSWD, GROUP);
-        let err = resolve(&"nobody".parse().unwrap(), root.path()).unwrap_err();
+        let err = resolve(&"nobody".parse().unwrap(), root.path(), &[]).unwrap_err();
         assert!(matches!(err, ResolveError::UnknownUser { .. }));
         let text = err.to_string();
         assert!(text.contains("no user \"nobody\""), "{text}");
         assert!(text.contains("etc/passwd"), "{text}");
-        let err = resolve(&"app:wheel".parse().unwrap(), root.path()).unwrap_err();
+        let err = resolve(&"app:wheel".parse().unwrap(), root.path(), &[]).unwrap_err();
         assert!(err.to_string().contains("no group \"wheel\""), "{err}");
         let empty = tempfile::tempdir().unwrap();
-        let err = resolve(&"app".parse().unwrap(), empty.path()).unwrap_err();
+        let err = resolve(&"app".parse().unwrap(), empty.path(), &[]).unwrap_err();
         assert!(matches!(err, ResolveError::UnknownUser { .. }), "{err}");
     }
 
@@ -452,5 +596,76 @@ mod tests {
             group_id(b"bad\nstaff:x:x50:\nstaff:x:50:\n", "staff"),
             Some(50)
         );
+    }
+
+    #[test]
+    fn supplementary_groups_merge_as_containerd_does() {
+        let group = b"root:x:0:\nstaff:x:50:app\napp:x:1001:app\n\
+                      docker:x:999:bob,app\nbad:x:x7:app\nsub:x:60:apple,pp\n\
+                      wide:x:70:app:extra\nnomembers:x:80:\ncrlf:x:90:app\r\n\
+                      spaced:x:95: app\n";
+        // The user's own group (named like it) is skipped, a malformed gid
+        // too; a group listing it among others counts; a prefix does not.
+        // A CRLF line counts; a member with a blank before it does not.
+        assert_eq!(member_groups(group, b"app"), [50, 999, 70, 90]);
+        assert_eq!(
+            merged_groups(1001, Some(group), Some(b"app"), &[2000, 50]),
+            [50, 70, 90, 999, 1001, 2000]
+        );
+        // No name (a numeric uid without an entry): primary and extras only.
+        assert_eq!(merged_groups(7, Some(group), None, &[7, 3]), [3, 7]);
+        assert_eq!(merged_groups(7, None, Some(b"app"), &[]), [7]);
+    }
+
+    #[test]
+    fn resolve_takes_the_images_memberships_and_the_extra_groups() {
+        let root = root_with(PASSWD, GROUP);
+        let identity = resolve(&"app".parse().unwrap(), root.path(), &[3000]).unwrap();
+        assert_eq!(identity.groups, [50, 1001, 3000]);
+        let identity = resolve(&"1000:7".parse().unwrap(), root.path(), &[]).unwrap();
+        assert_eq!(identity.groups, [7, 50]);
+        let identity = resolve(&"4321".parse().unwrap(), root.path(), &[9]).unwrap();
+        assert_eq!(identity.groups, [9, 4321]);
+    }
+
+    #[test]
+    fn database_files_must_be_small_regular_files() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        let passwd = root.path().join(PASSWD_FILE);
+        // A FIFO: refused at once, never waited on.
+        nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let err = resolve(&"1000".parse().unwrap(), root.path(), &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("it is a FIFO"), "{text}");
+        assert!(text.contains(&passwd.display().to_string()), "{text}");
+        std::fs::remove_file(&passwd).unwrap();
+        // A directory.
+        std::fs::create_dir(&passwd).unwrap();
+        let err = resolve(&"1000".parse().unwrap(), root.path(), &[]).unwrap_err();
+        assert!(err.to_string().contains("it is a directory"), "{err}");
+        std::fs::remove_dir(&passwd).unwrap();
+        // /dev/zero (through a symlink): refused, nothing read.
+        std::os::unix::fs::symlink("/dev/zero", &passwd).unwrap();
+        let err = resolve(&"1000".parse().unwrap(), root.path(), &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("it is a character device"),
+            "{err}"
+        );
+        std::fs::remove_file(&passwd).unwrap();
+        // A sparse file far over the limit: refused by its size, unread.
+        let file = std::fs::File::create(&passwd).unwrap();
+        file.set_len(8 << 30).unwrap();
+        let err = resolve(&"1000".parse().unwrap(), root.path(), &[]).unwrap_err();
+        assert!(err.to_string().contains("8589934592 bytes"), "{err}");
+        // Exactly at the limit is fine.
+        file.set_len(MAX_DATABASE_BYTES).unwrap();
+        resolve(&"1000".parse().unwrap(), root.path(), &[]).unwrap();
+        // A symlink to a regular file is followed, as images have them.
+        std::fs::remove_file(&passwd).unwrap();
+        std::fs::write(root.path().join("etc/passwd.real"), PASSWD).unwrap();
+        std::os::unix::fs::symlink("passwd.real", &passwd).unwrap();
+        let identity = resolve(&"app".parse().unwrap(), root.path(), &[]).unwrap();
+        assert_eq!(identity.uid, 1000);
     }
 }

@@ -20,6 +20,7 @@ use nix::unistd::{ForkResult, Pid};
 use crate::exec::{self, ExecError, PrepareError, Prepared};
 use crate::run_as::{self, Identity, ResolveError, RunAs};
 use crate::signals::{self, SignalNumber, SignalSet};
+use crate::workdir::{self, Owner, WorkdirError};
 use openshell_contract::supervise::{
     DEFAULT_KILL_GRACE_SECONDS, SIGNAL_TARGET_CHILD, SIGNAL_TARGET_GROUP,
 };
@@ -119,6 +120,10 @@ pub struct SuperviseOptions {
     pub workdir: Option<PathBuf>,
     /// Identity of the workload; the supervisor keeps its own.
     pub run_as: Option<RunAs>,
+    /// Supplementary groups added for the workload (`--groups`): with
+    /// `run_as`, merged as containerd merges them (see
+    /// [`run_as::merged_groups`]); without, added to the supervisor's own.
+    pub groups: Vec<u32>,
     /// Set no_new_privs for the workload (always set with `run_as`).
     pub no_new_privs: bool,
     /// Who receives forwarded signals.
@@ -137,6 +142,7 @@ impl Default for SuperviseOptions {
             command: Vec::new(),
             workdir: None,
             run_as: None,
+            groups: Vec::new(),
             no_new_privs: false,
             signal_target: SignalTarget::default(),
             kill_grace: Duration::from_secs(DEFAULT_KILL_GRACE_SECONDS),
@@ -157,6 +163,9 @@ pub enum SuperviseError {
     /// `--run-as` names a user or group the image does not have.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    /// The working directory could not be made.
+    #[error(transparent)]
+    Workdir(#[from] WorkdirError),
     /// The working directory does not exist.
     #[error("workdir {} does not exist", .0.display())]
     WorkdirMissing(PathBuf),
@@ -182,6 +191,27 @@ pub enum SuperviseError {
         #[source]
         source: io::Error,
     },
+    /// `--groups` could not be given to the workload.
+    #[error("cannot give the workload the supplementary groups {groups}: setgroups was refused")]
+    Groups {
+        /// The groups, comma-separated.
+        groups: String,
+        /// The error from setgroups.
+        #[source]
+        source: io::Error,
+    },
+    /// Privileges remain after the drop to `--run-as`.
+    #[error(
+        "refusing to start the workload: after dropping privileges to --run-as {run_as} ({identity}) {remains} (the supervisor was started with capabilities that survive a change of uid: ambient capabilities, or the securebits keep_caps or no_setuid_fixup; start it without them)"
+    )]
+    PrivilegesRemain {
+        /// The identity asked for.
+        run_as: String,
+        /// The uid and gid it resolved to.
+        identity: String,
+        /// What remains, in words.
+        remains: String,
+    },
     /// A system call the supervisor needs failed.
     #[error("{call} failed")]
     System {
@@ -200,9 +230,12 @@ impl SuperviseError {
             Self::Exec(err) => err.exit_code(),
             Self::Prepare(_) => EXIT_CANNOT_EXECUTE,
             Self::Resolve(_)
+            | Self::Workdir(_)
             | Self::WorkdirMissing(_)
             | Self::WorkdirUnusable { .. }
             | Self::PrivilegeDrop { .. }
+            | Self::Groups { .. }
+            | Self::PrivilegesRemain { .. }
             | Self::System { .. } => EXIT_FAILURE,
         }
     }
@@ -248,6 +281,12 @@ pub fn run_with(
     // shareProcessNamespace it is not). Blocked signals also reach PID 1:
     // the kernel drops those PID 1 leaves at their default action.
     signals::block_all().map_err(SuperviseError::system("sigprocmask"))?;
+    // Dispositions matter little while every signal is blocked (the kernel
+    // never discards a blocked signal as ignored), with one exception: a
+    // SIGCHLD left ignored by the starter makes the kernel reap children by
+    // itself, so the workload's status would be lost and the supervisor
+    // would wait for it forever. Reset it, as the child resets them all.
+    signals::reset_disposition(libc::SIGCHLD).map_err(SuperviseError::system("sigaction"))?;
 
     // Orphans (daemonising grandchildren) are reparented to the nearest
     // subreaper; making the supervisor one means it reaps them also when it
@@ -266,8 +305,30 @@ pub fn run_with(
     let identity = options
         .run_as
         .as_ref()
-        .map(|run_as| run_as::resolve(run_as, &options.image_root))
+        .map(|run_as| run_as::resolve(run_as, &options.image_root, &options.groups))
         .transpose()?;
+    // Without --run-as, --groups adds to the supervisor's own groups.
+    let groups = match &identity {
+        Some(identity) => Some(identity.groups.clone()),
+        None if options.groups.is_empty() => None,
+        None => {
+            let mut groups: Vec<u32> = nix::unistd::getgroups()
+                .map_err(|errno| SuperviseError::System {
+                    call: "getgroups",
+                    source: errno.into(),
+                })?
+                .into_iter()
+                .map(|gid| gid.as_raw())
+                .chain(options.groups.iter().copied())
+                .collect();
+            groups.sort_unstable();
+            groups.dedup();
+            Some(groups)
+        }
+    };
+    if let Some(dir) = &options.workdir {
+        make_workdir(dir, identity.as_ref())?;
+    }
     // The supervisor's environment goes to the workload as it is, unless
     // --run-as changes HOME, USER and LOGNAME.
     let env = identity
@@ -275,7 +336,7 @@ pub fn run_with(
         .map(|identity| workload_environment(std::env::vars_os(), Some(identity)));
     let path = std::env::var_os("PATH");
     let prepared = Prepared::new(program, args, env, path.as_deref())?;
-    let child = spawn(&prepared, options, identity.as_ref());
+    let child = spawn(&prepared, options, identity.as_ref(), groups.as_deref());
     after_start();
     drop(prepared);
     let child = child?;
@@ -288,9 +349,29 @@ pub fn run_with(
     .run()
 }
 
+/// Makes the workdir when the image lacks it (see [`workdir`]), while the
+/// supervisor is still root: parents root:root (when root), the directory
+/// itself owned by the `--run-as` identity (root:root without one).
+fn make_workdir(dir: &std::path::Path, identity: Option<&Identity>) -> Result<(), SuperviseError> {
+    let root = nix::unistd::geteuid()
+        .is_root()
+        .then_some(Owner { uid: 0, gid: 0 });
+    let owner = identity
+        .map(|identity| Owner {
+            uid: identity.uid,
+            gid: identity.gid,
+        })
+        .or(root);
+    workdir::ensure(dir, root, owner)?;
+    Ok(())
+}
+
 /// The workload's environment: the supervisor's, and with `--run-as` HOME,
 /// USER and LOGNAME of the workload's user (from its passwd entry; HOME=/
 /// and no USER or LOGNAME without one), so it does not inherit root's HOME.
+/// Each of them appears once, also when the supervisor's environment held
+/// it more than once (a C library's getenv takes the first, a shell the
+/// last: duplicates would give the workload root's values).
 pub fn workload_environment(
     env: impl IntoIterator<Item = (OsString, OsString)>,
     identity: Option<&Identity>,
@@ -301,13 +382,20 @@ pub fn workload_environment(
     };
     let mut set = |key: &str, value: Option<OsString>| {
         let position = env.iter().position(|(name, _)| name == key);
+        // The first one takes the value in place; every other goes.
+        let mut seen = false;
+        env.retain(|(name, _)| {
+            if name != key {
+                return true;
+            }
+            let keep = !seen && value.is_some();
+            seen = true;
+            keep
+        });
         match (position, value) {
             (Some(index), Some(value)) => env[index].1 = value,
-            (Some(index), None) => {
-                env.remove(index);
-            }
             (None, Some(value)) => env.push((key.into(), value)),
-            (None, None) => {}
+            (_, None) => {}
         }
     };
     match &identity.account {
@@ -377,13 +465,17 @@ impl Supervision {
     fn run(mut self) -> Result<i32, SuperviseError> {
         self.terminal = controlling_terminal_of(self.group());
         let mut exit_code = None;
-        let mut grace_deadline: Option<Instant> = None;
+        // None: the grace period has not begun. Some(None): it never ends.
+        let mut grace_deadline: Option<Option<Instant>> = None;
         let mut continue_at: Option<Instant> = None;
         loop {
             let now = Instant::now();
             let timeout = [
-                grace_deadline
-                    .map(|deadline| deadline.saturating_duration_since(now).min(GROUP_POLL)),
+                grace_deadline.map(|deadline| {
+                    deadline.map_or(GROUP_POLL, |deadline| {
+                        deadline.saturating_duration_since(now).min(GROUP_POLL)
+                    })
+                }),
                 continue_at.map(|at| at.saturating_duration_since(now)),
             ]
             .into_iter()
@@ -432,9 +524,12 @@ impl Supervision {
                     let _ = signal_group(self.group(), libc::SIGTERM);
                     // Stopped processes act on SIGTERM only once continued.
                     let _ = signal_group(self.group(), libc::SIGCONT);
-                    grace_deadline = Some(Instant::now() + self.kill_grace);
+                    // --kill-grace is bounded when parsed; a sum that still
+                    // overflows the clock waits without end rather than
+                    // panicking (which would lose the workload's status).
+                    grace_deadline = Some(Instant::now().checked_add(self.kill_grace));
                 }
-                Some(deadline) if Instant::now() >= deadline => {
+                Some(Some(deadline)) if Instant::now() >= deadline => {
                     let _ = signal_group(self.group(), libc::SIGKILL);
                     return Ok(code);
                 }
@@ -584,10 +679,12 @@ enum ChildStep {
     SignalDispositions = 8,
     SignalMask = 9,
     Exec = 10,
+    CapabilitiesKept = 11,
+    SecurebitsKeep = 12,
 }
 
 impl ChildStep {
-    const ALL: [ChildStep; 10] = [
+    const ALL: [ChildStep; 12] = [
         Self::ProcessGroup,
         Self::SetGroups,
         Self::SetGid,
@@ -598,10 +695,179 @@ impl ChildStep {
         Self::SignalDispositions,
         Self::SignalMask,
         Self::Exec,
+        Self::CapabilitiesKept,
+        Self::SecurebitsKeep,
     ];
 
     fn from_byte(byte: u8) -> Option<Self> {
         Self::ALL.into_iter().find(|step| *step as u8 == byte)
+    }
+}
+
+/// Reading what privileges remain after the drop to `--run-as`, with single
+/// system calls (the child uses it between fork and exec).
+mod capabilities {
+    use super::ChildStep;
+    use nix::libc;
+
+    /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+    const VERSION_3: u32 = 0x2008_0522;
+    /// `SECBIT_NO_SETUID_FIXUP` and `SECBIT_KEEP_CAPS`: the securebits that
+    /// keep capabilities across a change of uid.
+    const KEEPING_SECUREBITS: libc::c_int = (1 << 2) | (1 << 4);
+
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+
+    /// The capability reported when capget itself failed (the report
+    /// carries 32 bits).
+    const UNKNOWN: usize = u32::MAX as usize;
+
+    /// Which set a capability remains in: the errno field of the report.
+    const EFFECTIVE: i32 = 1;
+    const PERMITTED: i32 = 2;
+    const AMBIENT: i32 = 3;
+
+    /// Checks that no capability is effective, permitted or ambient, and
+    /// that the securebits keep none; else the step to report, the set and
+    /// the capability (or the securebits). Async-signal-safe.
+    pub(super) fn check_dropped() -> Result<(), (ChildStep, i32, usize)> {
+        let mut header = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let mut data = [Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        // SAFETY: capget reads the header and fills two Data structs, as
+        // version 3 defines them; both are valid for their sizes.
+        let result = unsafe {
+            libc::syscall(
+                libc::SYS_capget,
+                &mut header as *mut Header,
+                data.as_mut_ptr(),
+            )
+        };
+        if result != 0 {
+            // Without an answer, nothing can be shown to be dropped.
+            return Err((ChildStep::CapabilitiesKept, EFFECTIVE, UNKNOWN));
+        }
+        let word = |low: u32, high: u32| u64::from(low) | (u64::from(high) << 32);
+        let sets = [
+            (EFFECTIVE, word(data[0].effective, data[1].effective)),
+            (PERMITTED, word(data[0].permitted, data[1].permitted)),
+        ];
+        for (set, bits) in sets {
+            if bits != 0 {
+                return Err((
+                    ChildStep::CapabilitiesKept,
+                    set,
+                    bits.trailing_zeros() as usize,
+                ));
+            }
+        }
+        for capability in 0..64 {
+            // SAFETY: prctl with integer arguments; -1 (EINVAL) past the
+            // last capability this kernel knows.
+            let set = unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_IS_SET,
+                    capability as libc::c_ulong,
+                    0 as libc::c_ulong,
+                    0 as libc::c_ulong,
+                )
+            };
+            if set < 0 {
+                break;
+            }
+            if set > 0 {
+                return Err((ChildStep::CapabilitiesKept, AMBIENT, capability));
+            }
+        }
+        // SAFETY: prctl without pointers.
+        let securebits = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+        if securebits > 0 && securebits & KEEPING_SECUREBITS != 0 {
+            return Err((ChildStep::SecurebitsKeep, 0, securebits as usize));
+        }
+        Ok(())
+    }
+
+    /// The name of a capability set, by its report code.
+    pub(super) fn set_name(code: i32) -> &'static str {
+        match code {
+            EFFECTIVE => "effective",
+            PERMITTED => "permitted",
+            AMBIENT => "ambient",
+            _ => "unknown",
+        }
+    }
+
+    /// Capability names, by number (linux/capability.h).
+    const NAMES: [&str; 41] = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+
+    /// A capability's name (its number when this build does not know it).
+    pub(super) fn name(capability: usize) -> String {
+        match NAMES.get(capability) {
+            Some(name) => (*name).to_owned(),
+            None if capability == UNKNOWN => "an unknown capability (capget failed)".to_owned(),
+            None => format!("capability {capability}"),
+        }
     }
 }
 
@@ -612,6 +878,8 @@ const REPORT_LEN: usize = 9;
 struct ChildPlan<'a> {
     prepared: &'a Prepared,
     identity: Option<&'a Identity>,
+    /// The supplementary groups to set; `None`: leave them.
+    groups: Option<&'a [u32]>,
     no_new_privs: bool,
     workdir: Option<std::ffi::CString>,
     supervisor: Pid,
@@ -625,6 +893,7 @@ fn spawn(
     prepared: &Prepared,
     options: &SuperviseOptions,
     identity: Option<&Identity>,
+    groups: Option<&[u32]>,
 ) -> Result<Pid, SuperviseError> {
     use std::os::unix::ffi::OsStrExt;
 
@@ -651,6 +920,7 @@ fn spawn(
     let plan = ChildPlan {
         prepared,
         identity,
+        groups,
         no_new_privs: options.no_new_privs || identity.is_some(),
         workdir,
         supervisor: nix::unistd::getpid(),
@@ -686,7 +956,7 @@ fn spawn(
     let errno = i32::from_ne_bytes([report[1], report[2], report[3], report[4]]);
     let index = u32::from_ne_bytes([report[5], report[6], report[7], report[8]]) as usize;
     Err(start_failure(
-        prepared, options, identity, step, errno, index,
+        prepared, options, identity, groups, step, errno, index,
     ))
 }
 
@@ -695,11 +965,20 @@ fn start_failure(
     prepared: &Prepared,
     options: &SuperviseOptions,
     identity: Option<&Identity>,
+    groups: Option<&[u32]>,
     step: Option<ChildStep>,
     errno: i32,
     index: usize,
 ) -> SuperviseError {
     let source = io::Error::from_raw_os_error(errno);
+    let remains = |remains: String| SuperviseError::PrivilegesRemain {
+        run_as: options
+            .run_as
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string),
+        identity: identity.map_or_else(String::new, ToString::to_string),
+        remains,
+    };
     let privilege_drop = |call, source| SuperviseError::PrivilegeDrop {
         run_as: options
             .run_as
@@ -711,7 +990,24 @@ fn start_failure(
     };
     let system = |call, source| SuperviseError::System { call, source };
     match step {
-        Some(ChildStep::SetGroups) => privilege_drop("setgroups", source),
+        Some(ChildStep::SetGroups) if identity.is_some() => privilege_drop("setgroups", source),
+        Some(ChildStep::SetGroups) => SuperviseError::Groups {
+            groups: groups
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            source,
+        },
+        Some(ChildStep::CapabilitiesKept) => remains(format!(
+            "it still has {} in its {} capability set",
+            capabilities::name(index),
+            capabilities::set_name(errno)
+        )),
+        Some(ChildStep::SecurebitsKeep) => remains(format!(
+            "its securebits ({index:#x}) keep capabilities across a change of uid"
+        )),
         Some(ChildStep::SetGid) => privilege_drop("setgid", source),
         Some(ChildStep::SetUid) => privilege_drop("setuid", source),
         Some(ChildStep::NoNewPrivs) => system("prctl(PR_SET_NO_NEW_PRIVS)", source),
@@ -794,12 +1090,26 @@ fn child_main(plan: &ChildPlan<'_>) -> ! {
                 break;
             }
         }
+        // Supplementary groups first: after setuid we may no longer set
+        // them. (The raw system call: the C library's setgroups may
+        // broadcast to threads, and there are none.)
+        if let Some(groups) = plan.groups {
+            check(
+                ChildStep::SetGroups,
+                libc::setgroups(groups.len(), groups.as_ptr()),
+            );
+        }
         if let Some(identity) = plan.identity {
-            // Supplementary groups first: after setuid we may no longer drop
-            // them.
-            check(ChildStep::SetGroups, libc::setgroups(0, std::ptr::null()));
             check(ChildStep::SetGid, libc::setgid(identity.gid));
             check(ChildStep::SetUid, libc::setuid(identity.uid));
+            // The kernel clears the capabilities of a process that leaves
+            // uid 0, unless its starter arranged otherwise (ambient
+            // capabilities, securebits no_setuid_fixup or keep_caps): then
+            // the workload would run as the user with root's powers. Check
+            // rather than trust.
+            if let Err((step, code, index)) = capabilities::check_dropped() {
+                fail(step, code, index);
+            }
         }
         // no_new_privs: exec can no longer grant privileges (setuid-root
         // binaries, file capabilities), so the workload cannot regain what
@@ -868,6 +1178,7 @@ mod tests {
         let identity = Identity {
             uid: 1000,
             gid: 1000,
+            groups: vec![1000],
             account: None,
         };
         let prepared =
@@ -876,6 +1187,7 @@ mod tests {
             &prepared,
             &options,
             Some(&identity),
+            None,
             Some(ChildStep::SetUid),
             libc::EPERM,
             0,
@@ -930,6 +1242,7 @@ mod tests {
         let app = Identity {
             uid: 1000,
             gid: 1000,
+            groups: vec![1000],
             account: Some(run_as::Account {
                 name: "app".into(),
                 home: "/home/app".into(),
@@ -948,6 +1261,7 @@ mod tests {
         let anonymous = Identity {
             uid: 4321,
             gid: 4321,
+            groups: vec![4321],
             account: None,
         };
         let env = workload_environment(base.clone(), Some(&anonymous));
@@ -956,5 +1270,52 @@ mod tests {
             [("HOME".into(), "/".into()), ("PATH".into(), "/bin".into())]
         );
         assert_eq!(workload_environment(base.clone(), None), base);
+    }
+
+    #[test]
+    fn run_as_leaves_home_user_and_logname_once_among_duplicates() {
+        let pairs = |entries: &[(&str, &str)]| -> Vec<(OsString, OsString)> {
+            entries
+                .iter()
+                .map(|(key, value)| (OsString::from(key), OsString::from(value)))
+                .collect()
+        };
+        let base = pairs(&[
+            ("HOME", "/root"),
+            ("USER", "root"),
+            ("X", "1"),
+            ("HOME", "/again"),
+            ("LOGNAME", "root"),
+            ("USER", "again"),
+            ("LOGNAME", "again"),
+            ("X", "2"),
+        ]);
+        let app = Identity {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000],
+            account: Some(run_as::Account {
+                name: "app".into(),
+                home: "/home/app".into(),
+            }),
+        };
+        assert_eq!(
+            workload_environment(base.clone(), Some(&app)),
+            pairs(&[
+                ("HOME", "/home/app"),
+                ("USER", "app"),
+                ("X", "1"),
+                ("LOGNAME", "app"),
+                ("X", "2"),
+            ])
+        );
+        let anonymous = Identity {
+            account: None,
+            ..app
+        };
+        assert_eq!(
+            workload_environment(base, Some(&anonymous)),
+            pairs(&[("HOME", "/"), ("X", "1"), ("X", "2")])
+        );
     }
 }

@@ -121,6 +121,34 @@ fn creates_missing_parents() {
 }
 
 #[test]
+fn created_parents_are_0755_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    // An existing parent keeps its mode; only the ones made are set.
+    let existing = dir.path().join("existing");
+    fs::create_dir(&existing).unwrap();
+    fs::set_permissions(&existing, fs::Permissions::from_mode(0o750)).unwrap();
+    let dest = existing.join("a/b/openshell-sandbox");
+    let mut command = sandbox(&["copy-self"]);
+    command.arg(&dest);
+    // SAFETY: umask is async-signal-safe and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            nix::libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let output = command.output_with_deadline().unwrap();
+    assert_reported(&output, "copied", &dest);
+    assert_installed(&dest);
+    for made in ["a", "a/b"] {
+        let mode = fs::metadata(existing.join(made)).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{made}: {mode:o}");
+    }
+    let mode = fs::metadata(&existing).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o750, "the existing parent is left alone");
+}
+
+#[test]
 fn a_rerun_onto_an_identical_copy_does_not_rewrite_it_but_fixes_its_mode() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join(BINARY_NAME);

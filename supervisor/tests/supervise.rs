@@ -156,18 +156,24 @@ fn exit_code_126_when_the_command_is_not_executable() {
 }
 
 #[test]
-fn exit_code_1_and_the_path_when_the_workdir_is_missing() {
+fn exit_code_1_and_the_path_when_the_workdir_cannot_be_made() {
     let (dir, log) = termination_log();
-    let missing = dir.path().join("no-such-workdir");
+    let file = dir.path().join("a-file");
+    fs::write(&file, "").unwrap();
+    let unreachable = file.join("workdir");
     let output = supervise_with_log(
-        &["--workdir", missing.to_str().unwrap(), "--", "true"],
+        &["--workdir", unreachable.to_str().unwrap(), "--", "true"],
         &log,
     );
     assert_start_failure(
         &output,
         1,
         &log,
-        &[&format!("workdir {} does not exist", missing.display())],
+        &[&format!(
+            "cannot use workdir {}: {} is a regular file, not a directory",
+            unreachable.display(),
+            file.display()
+        )],
     );
 }
 
@@ -235,8 +241,9 @@ fn the_workdir_takes_effect_and_relative_commands_resolve_in_it() {
 }
 
 #[test]
-fn run_as_sets_uid_gid_and_drops_supplementary_groups_for_the_workload_only() {
-    if !require_root("run_as_sets_uid_gid_and_drops_supplementary_groups_for_the_workload_only") {
+fn run_as_sets_uid_gid_and_replaces_supplementary_groups_for_the_workload_only() {
+    if !require_root("run_as_sets_uid_gid_and_replaces_supplementary_groups_for_the_workload_only")
+    {
         return;
     }
     let workdir = open_tempdir();
@@ -260,7 +267,9 @@ fn run_as_sets_uid_gid_and_drops_supplementary_groups_for_the_workload_only() {
     assert_eq!(lines[0], workdir.path().to_str().unwrap());
     assert_eq!(lines[1], "1234");
     assert_eq!(lines[2], "2345");
-    assert_eq!(lines[3].trim_end(), "Groups:", "no supplementary groups");
+    // The primary group only, as containerd gives it (the host's
+    // /etc/group lists no user 1234).
+    assert_eq!(lines[3].trim_end(), "Groups:\t2345");
     // $PPID of the workload is the supervisor, which stays root.
     assert!(lines[4].starts_with("Uid:\t0\t0"), "{}", lines[4]);
 }
@@ -493,6 +502,7 @@ fn help_explains_every_option_and_subcommand() {
     for needle in [
         "--workdir <DIR>",
         "--run-as <USER[:GROUP]>",
+        "--groups <GID[,GID...]>",
         "--no-new-privs",
         "--signal-target <TARGET>",
         "--kill-grace <SECONDS>",

@@ -94,6 +94,28 @@ pub fn podman_run_args(pod: &Value) -> Result<Vec<String>, PodTranslationError> 
     container_run_args(pod, agent_container(pod)?, &BTreeMap::new())
 }
 
+/// [`podman_run_args`] with each emptyDir volume of the Pod given the podman
+/// volume that stands for it in `empty_dirs`.
+pub fn podman_run_args_with_volumes(
+    pod: &Value,
+    empty_dirs: &BTreeMap<String, String>,
+) -> Result<Vec<String>, PodTranslationError> {
+    container_run_args(pod, agent_container(pod)?, empty_dirs)
+}
+
+/// The names of the Pod's emptyDir volumes.
+pub fn empty_dir_volumes(pod: &Value) -> Vec<String> {
+    pod.pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|volume| volume.get("emptyDir").is_some())
+        .filter_map(|volume| volume.get("name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The `podman run` arguments of every container of the Pod in the order a
 /// kubelet starts them: the init containers one after another, then the
 /// agent. `empty_dirs` maps each emptyDir volume of the Pod to the podman
@@ -165,19 +187,26 @@ fn container_run_args(
         }
     }
 
-    if let Some(user) = container.pointer("/securityContext/runAsUser") {
+    // The container's own user and group win over the pod's, as in
+    // Kubernetes; fsGroup and supplementalGroups are the pod's only.
+    let context_field = |key: &str| {
+        container
+            .pointer(&format!("/securityContext/{key}"))
+            .or_else(|| pod.pointer(&format!("/spec/securityContext/{key}")))
+    };
+    if let Some(user) = context_field("runAsUser") {
         let uid = user.as_i64().ok_or(PodTranslationError::Field {
             field: "securityContext.runAsUser".into(),
             expected: "an integer",
         })?;
-        let user = match container
-            .pointer("/securityContext/runAsGroup")
-            .and_then(Value::as_i64)
-        {
+        let user = match context_field("runAsGroup").and_then(Value::as_i64) {
             Some(gid) => format!("{uid}:{gid}"),
             None => uid.to_string(),
         };
         args.extend(["--user".to_string(), user]);
+    }
+    for gid in pod_groups(pod)? {
+        args.extend(["--group-add".to_string(), gid.to_string()]);
     }
     if let Some(workdir) = container.get("workingDir").and_then(Value::as_str) {
         args.extend(["--workdir".to_string(), workdir.to_string()]);
@@ -205,6 +234,58 @@ fn container_run_args(
     }
     args.extend(container_args);
     Ok(args)
+}
+
+/// The pod's `fsGroup`, then its `supplementalGroups`, each once: the
+/// groups a kubelet adds to every container of the pod.
+pub fn pod_groups(pod: &Value) -> Result<Vec<i64>, PodTranslationError> {
+    let wrong = |field: &str| PodTranslationError::Field {
+        field: format!("spec.securityContext.{field}"),
+        expected: "an integer",
+    };
+    let mut groups = Vec::new();
+    if let Some(fs_group) = pod.pointer("/spec/securityContext/fsGroup") {
+        groups.push(fs_group.as_i64().ok_or_else(|| wrong("fsGroup"))?);
+    }
+    for gid in pod
+        .pointer("/spec/securityContext/supplementalGroups")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let gid = gid.as_i64().ok_or_else(|| wrong("supplementalGroups[]"))?;
+        if !groups.contains(&gid) {
+            groups.push(gid);
+        }
+    }
+    Ok(groups)
+}
+
+/// The groups of the image's `/etc/group` that list the user with id `uid`
+/// (named by the image's `/etc/passwd`) as a member: what containerd adds
+/// to a container's groups under Kubernetes' default supplemental groups
+/// policy (`Merge`), also when `runAsGroup` is set. podman adds them only
+/// when no group is given, so a podman run stands for a kubelet run only
+/// with these passed as `--group-add`.
+pub fn image_group_memberships(uid: u32, passwd: &str, group: &str) -> Vec<u32> {
+    let Some(name) = passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() >= 3 && fields[2].parse() == Ok(uid)).then(|| fields[0].to_string())
+    }) else {
+        return Vec::new();
+    };
+    group
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let members = fields.get(3)?;
+            members
+                .split(',')
+                .any(|member| member.trim() == name)
+                .then(|| fields[2].parse().ok())
+                .flatten()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -299,6 +380,36 @@ mod tests {
             podman_run_steps(&pod, &BTreeMap::new()),
             Err(PodTranslationError::UnsupportedVolume { .. })
         ));
+    }
+
+    #[test]
+    fn pod_level_user_group_and_groups_reach_podman() {
+        let mut pod = pod();
+        pod["spec"]["securityContext"] = json!({
+            "runAsUser": 1000, "runAsGroup": 3000, "fsGroup": 4000,
+            "supplementalGroups": [5000, 4000]
+        });
+        pod["spec"]["containers"][1]["securityContext"] = json!({});
+        let args = podman_run_args(&pod).unwrap();
+        let joined = args.join(" ");
+        assert!(
+            joined.contains("--user 1000:3000 --group-add 4000 --group-add 5000 --env"),
+            "{joined}"
+        );
+        // The container's own user wins.
+        pod["spec"]["containers"][1]["securityContext"] = json!({ "runAsUser": 0 });
+        let joined = podman_run_args(&pod).unwrap().join(" ");
+        assert!(joined.contains("--user 0:3000 "), "{joined}");
+    }
+
+    #[test]
+    fn memberships_come_from_the_users_name_in_etc_group() {
+        let passwd = "root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n";
+        let group = "root:x:0:\naudio:x:29:app\nstaff:x:50:root,app\napp:x:1000:\nbad\n";
+        assert_eq!(image_group_memberships(1000, passwd, group), [29, 50]);
+        assert_eq!(image_group_memberships(0, passwd, group), [50]);
+        // A user the image does not name is a member of nothing.
+        assert!(image_group_memberships(2000, passwd, group).is_empty());
     }
 
     #[test]

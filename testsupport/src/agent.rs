@@ -72,7 +72,7 @@ impl Containers {
     }
 }
 
-fn require_static_busybox(test: &str) -> bool {
+pub(crate) fn require_static_busybox(test: &str) -> bool {
     let hint = "apt-get install busybox-static (Debian's busybox package is linked dynamically)";
     let is_static = std::fs::read(Path::new(BUSYBOX))
         .ok()

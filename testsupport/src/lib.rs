@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod fault_registry;
+pub mod image_shapes;
 pub mod podman;
 pub mod python_tools;
 pub mod registry;
@@ -16,6 +17,7 @@ pub mod supervisor;
 pub mod tools;
 
 pub use fault_registry::{Action, Fault, FaultRegistry, Seen};
+pub use image_shapes::ImageShape;
 pub use podman::Containers;
 pub use registry::Registry;
 pub use supervisor::{

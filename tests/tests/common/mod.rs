@@ -126,7 +126,20 @@ pub fn storage_with_agent(test: &str) -> Option<Containers> {
 /// exit code.
 pub fn run_pod_agent(containers: &Containers, pod: &str) -> (String, Option<i32>) {
     let pod: serde_json::Value = serde_json::from_str(pod).unwrap();
-    let args = openshell_e2e::podman_run_args(&pod).unwrap();
+    // Each emptyDir (the driver's /sandbox) is a fresh podman volume, as
+    // each new pod gets fresh emptyDirs.
+    let volumes: std::collections::BTreeMap<String, String> =
+        openshell_e2e::empty_dir_volumes(&pod)
+            .into_iter()
+            .map(|name| {
+                let volume = containers
+                    .podman_ok(["volume", "create"])
+                    .trim()
+                    .to_string();
+                (name, volume)
+            })
+            .collect();
+    let args = openshell_e2e::podman_run_args_with_volumes(&pod, &volumes).unwrap();
     let output = containers.podman_output(
         ["run", "--rm", "--network", "none", "--pull", "never"]
             .into_iter()
