@@ -212,6 +212,7 @@ pub fn small_read_limits() -> ReadLimits {
         max_document_size: 64 * 1024,
         max_index_depth: 3,
         max_index_manifests: 16,
+        max_referrers: 4,
     }
 }
 
