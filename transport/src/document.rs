@@ -66,18 +66,6 @@ pub enum Kind {
     Index,
 }
 
-/// The top-level fields that decide a document's kind, as containerd's
-/// `validateMediaType` reads them (keys matched exactly: [`parse`] has
-/// refused any other spelling Go would match).
-#[derive(serde::Deserialize)]
-struct KindProbe {
-    #[serde(rename = "mediaType")]
-    media_type: Option<String>,
-    config: Option<serde::de::IgnoredAny>,
-    layers: Option<serde::de::IgnoredAny>,
-    manifests: Option<serde::de::IgnoredAny>,
-}
-
 /// Refuses a document read as `kind` that could be read as another: a
 /// manifest with `manifests`, an index with `config` or `layers` (the OCI
 /// rule since CVE-2021-41190, which containerd enforces), a `mediaType`
@@ -93,32 +81,20 @@ pub fn check_kind(
         document: document.to_string(),
         detail,
     };
-    // A document that is not JSON has been refused by its parser already.
-    let Ok(probe) = serde_json::from_slice::<KindProbe>(bytes) else {
+    // The top-level members, as containerd's `validateMediaType` reads
+    // them: keys exactly (`parse` refuses any other spelling Go would
+    // match), and a member that is `null` counts as present (Go reads it
+    // into a json.RawMessage as the four bytes `null`). A document that is
+    // not a JSON object is refused by its parser.
+    let Ok(members) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes)
+    else {
         return Ok(());
     };
-    let stated = probe
-        .media_type
-        .as_deref()
+    let has = |key: &str| members.contains_key(key);
+    let stated = members
+        .get("mediaType")
+        .and_then(serde_json::Value::as_str)
         .filter(|stated| !stated.is_empty());
-    match kind {
-        Kind::Manifest if probe.manifests.is_some() => {
-            return Err(refuse(
-                "is read as an image manifest but also has `manifests`, which makes it an index to other readers (expected a manifest without `manifests`)".into(),
-            ));
-        }
-        Kind::Index if probe.config.is_some() || probe.layers.is_some() => {
-            return Err(refuse(format!(
-                "is read as an image index but also has `{}`, which makes it a manifest to other readers (expected an index with neither `config` nor `layers`)",
-                if probe.config.is_some() {
-                    "config"
-                } else {
-                    "layers"
-                }
-            )));
-        }
-        _ => {}
-    }
     if let Some(stated) = stated {
         let other_kind = match kind {
             Kind::Manifest => is_index_media_type(stated),
@@ -151,6 +127,20 @@ pub fn check_kind(
                 kind.media_types().join(", ")
             )));
         }
+    }
+    match kind {
+        Kind::Manifest if has("manifests") => {
+            return Err(refuse(
+                "is read as an image manifest but also has `manifests`, which makes it an index to other readers (expected a manifest without `manifests`)".into(),
+            ));
+        }
+        Kind::Index if has("config") || has("layers") => {
+            return Err(refuse(format!(
+                "is read as an image index but also has `{}`, which makes it a manifest to other readers (expected an index with neither `config` nor `layers`)",
+                if has("config") { "config" } else { "layers" }
+            )));
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -265,6 +255,38 @@ pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json"
 mod tests {
     use super::*;
     use oci_spec::image::ImageManifest;
+
+    #[test]
+    fn a_document_of_one_kind_that_could_be_read_as_the_other_is_refused() {
+        let check = |kind, declared, text: &str| {
+            check_kind("doc", kind, declared, text.as_bytes())
+                .err()
+                .map(|err| err.to_string())
+        };
+        let manifest = format!(r#"{{"mediaType":"{OCI_MANIFEST}","config":{{}},"layers":[]}}"#);
+        assert_eq!(check(Kind::Manifest, Some(OCI_MANIFEST), &manifest), None);
+        let err = check(Kind::Manifest, None, r#"{"config":{},"manifests":null}"#).unwrap();
+        assert!(err.contains("also has `manifests`"), "{err}");
+        let err = check(Kind::Index, None, r#"{"manifests":[],"layers":[]}"#).unwrap();
+        assert!(err.contains("also has `layers`"), "{err}");
+        let err = check(Kind::Index, Some(OCI_INDEX), &manifest).unwrap();
+        assert!(
+            err.contains(&format!(
+                "states media type {OCI_MANIFEST} but is read as an image index"
+            )),
+            "{err}"
+        );
+        let err = check(Kind::Manifest, Some(DOCKER_MANIFEST), &manifest).unwrap();
+        assert!(
+            err.contains(&format!("but its descriptor says {DOCKER_MANIFEST}")),
+            "{err}"
+        );
+        // No media type stated: the descriptor's stands.
+        assert_eq!(
+            check(Kind::Manifest, Some(DOCKER_MANIFEST), r#"{"layers":[]}"#),
+            None
+        );
+    }
 
     #[test]
     fn errors_name_the_document_and_the_position() {

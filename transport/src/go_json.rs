@@ -11,7 +11,8 @@
 //! matches exactly and keeps the first, or refuses a duplicate. The two
 //! agree on a document exactly when no object has two keys that fold alike
 //! (duplicates included) and no key reaches a known field by folding alone.
-//! Those are refused here, at every depth.
+//! Those are refused here, at every depth, as is an integer beyond Go's
+//! int64, which Go refuses and serde's u64 reads.
 //!
 //! Why a key check over serde's own tokens rather than a JSON crate that
 //! reports duplicates: the check needs Go's folding anyway, serde_json
@@ -234,7 +235,17 @@ impl<'de> Visitor<'de> for Check<'_> {
     fn visit_i64<E>(self, _: i64) -> Result<(), E> {
         Ok(())
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<(), E> {
+        // Every number of these documents is a Go int or int64 (sizes,
+        // schemaVersion, memory): a larger one fails Go's decoder outright,
+        // so the document is not one containerd can read.
+        if value > i64::MAX as u64 {
+            return Err(E::custom(format!(
+                "the number {value} at {} is larger than Go's decoders read (expected at most {})",
+                self.path,
+                i64::MAX
+            )));
+        }
         Ok(())
     }
     fn visit_f64<E>(self, _: f64) -> Result<(), E> {
@@ -381,6 +392,16 @@ mod tests {
             Schema::Image,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn numbers_beyond_int64_are_refused() {
+        let err = refusal(
+            r#"{"layers":[{"size":9223372036854775808}]}"#,
+            Schema::Image,
+        );
+        assert!(err.contains("at $.layers[0].size"), "{err}");
+        check_keys(r#"{"size":9223372036854775807}"#, Schema::Image).unwrap();
     }
 
     #[test]

@@ -218,11 +218,13 @@ fn walk_index(
         Some(descriptor) => format!("{} {path} {}", plan.source, descriptor.digest()),
         None => format!("{} {path}", plan.source),
     };
-    let index: ImageIndex = document::parse(&what, &bytes)?;
+    // The kind first: an index under a manifest's media type is refused
+    // for that, not for the fields it then lacks.
     let declared = expected
         .as_ref()
         .map(|descriptor| descriptor.media_type().to_string());
     document::check_kind(&what, Kind::Index, declared.as_deref(), &bytes)?;
+    let index: ImageIndex = document::parse(&what, &bytes)?;
     let (digest, matches_descriptor) = match &expected {
         Some(descriptor) => match digest::check_bytes(&path, descriptor, &bytes) {
             Ok(()) => (descriptor.digest().to_string(), Ok(())),
@@ -377,11 +379,9 @@ pub fn load_manifest(
         .expected
         .as_ref()
         .map(|descriptor| descriptor.media_type().to_string());
-    let parsed = document::parse::<ImageManifest>(&what, &raw)
-        .and_then(|manifest| {
-            document::check_kind(&what, Kind::Manifest, declared.as_deref(), &raw)?;
-            Ok(manifest)
-        })
+    // The kind first, as for indexes.
+    let parsed = document::check_kind(&what, Kind::Manifest, declared.as_deref(), &raw)
+        .and_then(|()| document::parse::<ImageManifest>(&what, &raw))
         .map_err(|err| err.to_string());
     let config = match &parsed {
         Ok(manifest) => {
