@@ -568,7 +568,7 @@ impl GoValue {
 }
 
 /// The fields of a descriptor verify and containerd act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeenDescriptor {
     /// `mediaType` ("" when absent).
     pub media_type: String,
@@ -625,10 +625,18 @@ pub fn go_decode(data: &[u8], index: bool) -> Result<SeenDocument, GoError> {
         None => Vec::new(),
         Some(items) => items.iter().map(go_descriptor).collect::<Result<_, _>>()?,
     };
+    // image-spec's Manifest holds its config by value: absent, it is a
+    // zero descriptor.
     let config = if index {
         None
     } else {
-        value.field("config")?.map(go_descriptor).transpose()?
+        Some(
+            value
+                .field("config")?
+                .map(go_descriptor)
+                .transpose()?
+                .unwrap_or_default(),
+        )
     };
     let subject = match value.field("subject")? {
         None => String::new(),
