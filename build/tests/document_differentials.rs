@@ -482,6 +482,33 @@ fn archive_with_layers_spelled_in_lower_case_is_refused() {
 }
 
 #[test]
+fn archive_config_with_env_in_two_cases_is_refused() {
+    let dir = tempdir();
+    let layout = Layout::good(dir.path());
+    // The config's runtime section with `Env` and `ENV`: Go takes the
+    // second, serde the first.
+    let mut manifest = layout.manifest();
+    let config: Value =
+        serde_json::from_slice(&layout.blob(manifest["config"]["digest"].as_str().unwrap()))
+            .unwrap();
+    let runtime = with_member(
+        &config["config"],
+        r#""Env":["A=1"],"ENV":["LD_PRELOAD=/x.so"]"#,
+    );
+    let mut outer = config.clone();
+    outer["config"] = Value::Null;
+    let text = outer
+        .to_string()
+        .replace(r#""config":null"#, &format!(r#""config":{runtime}"#));
+    manifest["config"] = layout.put(&text, "application/vnd.oci.image.config.v1+json");
+    layout.set_manifest_text(&manifest.to_string(), OCI_MANIFEST);
+    let archive = dir.path().join("image.tar");
+    write_archive(&layout, &archive_manifest(&layout, "Layers"), &archive);
+    verify(&format!("docker-archive:{}", archive.display()), &[])
+        .refused(&[r#"the keys "Env" and "ENV""#, "$.config"]);
+}
+
+#[test]
 fn archive_whose_manifest_json_is_a_fifo_entry_is_refused() {
     let dir = tempdir();
     let layout = Layout::good(dir.path());
@@ -728,6 +755,115 @@ fn registry_manifest_with_layers_in_another_case_is_refused() {
         &format!("{}/openshell/supervisor:layers", faults.host()),
     )
     .refused(&[r#"the keys "layers" and "LAYERS""#]);
+}
+
+/// Pushes the image, then serves its platform manifest at `tag` changed
+/// by `change` (its JSON text in, the body out), as `content_type`.
+fn serve_changed_manifest(
+    faults: &FaultRegistry,
+    dir: &Path,
+    tag: &str,
+    content_type: &str,
+    change: impl FnOnce(&Value) -> String,
+) -> String {
+    let result = push(faults, dir, "base");
+    let manifest: Value = serde_json::from_slice(&pull(
+        faults,
+        &format!("@{}", result.platforms[0].manifest_digest),
+    ))
+    .unwrap();
+    serve_as(faults, tag, change(&manifest).into_bytes(), content_type);
+    format!("{}/openshell/supervisor:{tag}", faults.host())
+}
+
+#[test]
+fn registry_manifest_with_a_long_s_key_is_refused() {
+    let Some(faults) = FaultRegistry::start("registry_manifest_with_a_long_s_key") else {
+        return;
+    };
+    let dir = tempdir();
+    let reference = serve_changed_manifest(&faults, dir.path(), "longs", OCI_MANIFEST, |m| {
+        with_member(m, r#""layer\u017f":[]"#)
+    });
+    verify_registry(&faults, &reference).refused(&[r#""layerſ""#, "one key to Go's decoders"]);
+}
+
+#[test]
+fn registry_manifest_with_a_duplicate_key_is_refused() {
+    let Some(faults) = FaultRegistry::start("registry_manifest_with_a_duplicate_key") else {
+        return;
+    };
+    let dir = tempdir();
+    let reference = serve_changed_manifest(&faults, dir.path(), "twice", OCI_MANIFEST, |m| {
+        // An annotation twice: Go keeps the second, serde the first.
+        let mut m = m.clone();
+        m.as_object_mut().unwrap().remove("annotations");
+        with_member(
+            &m,
+            r#""annotations":{"org.opencontainers.image.version":"1","org.opencontainers.image.version":"2"}"#,
+        )
+    });
+    verify_registry(&faults, &reference).refused(&[
+        r#"the key "org.opencontainers.image.version" appears twice"#,
+        "$.annotations",
+    ]);
+}
+
+#[test]
+fn registry_manifest_that_also_carries_manifests_is_refused() {
+    let Some(faults) = FaultRegistry::start("registry_manifest_that_also_carries_manifests") else {
+        return;
+    };
+    let dir = tempdir();
+    let reference = serve_changed_manifest(&faults, dir.path(), "both", OCI_MANIFEST, |m| {
+        with_member(m, r#""manifests":[]"#)
+    });
+    verify_registry(&faults, &reference).refused(&["also has `manifests`"]);
+}
+
+#[test]
+fn registry_manifest_whose_media_type_disagrees_with_its_content_type_is_refused() {
+    let Some(faults) = FaultRegistry::start("registry_manifest_media_type_against_content_type")
+    else {
+        return;
+    };
+    let dir = tempdir();
+    let reference = serve_changed_manifest(&faults, dir.path(), "docker", OCI_MANIFEST, |m| {
+        let mut m = m.clone();
+        m["mediaType"] = json!(DOCKER_MANIFEST);
+        m.to_string()
+    });
+    verify_registry(&faults, &reference).refused(&[&format!(
+        "states media type {DOCKER_MANIFEST} but was served as {OCI_MANIFEST}"
+    )]);
+}
+
+#[test]
+fn registry_index_that_also_carries_config_and_layers_is_refused() {
+    let Some(faults) = FaultRegistry::start("registry_index_that_also_carries_config") else {
+        return;
+    };
+    let dir = tempdir();
+    let result = push(&faults, dir.path(), "single");
+    let top: Value = serde_json::from_slice(&push_index(&faults, &result, "plain")).unwrap();
+    let manifest: Value = serde_json::from_slice(&pull(
+        &faults,
+        &format!("@{}", result.platforms[0].manifest_digest),
+    ))
+    .unwrap();
+    let body = with_member(
+        &top,
+        &format!(
+            r#""config":{},"layers":{}"#,
+            manifest["config"], manifest["layers"]
+        ),
+    );
+    serve_as(&faults, "mixed", body.into_bytes(), OCI_INDEX);
+    verify_registry(
+        &faults,
+        &format!("{}/openshell/supervisor:mixed", faults.host()),
+    )
+    .refused(&["also has `config`"]);
 }
 
 /// A referrers listing (an index) of `count` SBOM manifests.

@@ -136,7 +136,7 @@ impl DockerArchiveSource {
                 // Remembered so that a file the image needs is refused as
                 // what it is, not reported missing; later a regular entry
                 // of the same name replaces it, as extraction would.
-                if entry_type != tar::EntryType::Directory && spans.len() < MAX_ARCHIVE_FILES {
+                if entry_type != tar::EntryType::Directory && irregular.len() < MAX_ARCHIVE_FILES {
                     irregular.insert(name.clone(), entry_type);
                 }
                 continue;
