@@ -941,6 +941,7 @@ fn registry_referrers_listing_that_never_ends_is_refused_in_bounded_memory() {
         "GET",
         "/referrers/",
         Action::Endless {
+            prefix: Vec::new(),
             headers: vec![("Content-Type".into(), OCI_INDEX.into())],
             chunk: referrers_listing(100),
             every: Duration::ZERO,
@@ -980,6 +981,7 @@ fn registry_token_service_that_never_ends_is_refused_in_bounded_memory() {
         "GET",
         "/token",
         Action::Endless {
+            prefix: Vec::new(),
             headers: Vec::new(),
             chunk: vec![b'x'; 64 * 1024],
             every: Duration::ZERO,
@@ -990,4 +992,55 @@ fn registry_token_service_that_never_ends_is_refused_in_bounded_memory() {
         &format!("{}/openshell/supervisor:token", faults.host()),
     )
     .refused(&["token service's answer (over 1048576 bytes)"]);
+}
+
+#[test]
+fn registry_blob_trickling_under_a_huge_content_length_ends_at_the_deadline() {
+    let Some(faults) = FaultRegistry::start("registry_blob_trickling_under_a_huge_length") else {
+        return;
+    };
+    let dir = tempdir();
+    let result = push(&faults, dir.path(), "trickle");
+    let layer = &result.platforms[0].layer_digest;
+    // A terabyte announced, 4 KiB every 100 ms: never idle for the read
+    // timeout, and the deadline must not grow with the announcement. The
+    // bytes are a layer that reads well as far as it goes: a gzip member
+    // holding a tar header for a 64 MiB file, then gzip members of its
+    // zeros (concatenated members are one gzip stream).
+    let gzip = |bytes: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    };
+    let mut header = tar::Header::new_ustar();
+    header.set_path("padding").unwrap();
+    header.set_size(64 << 20);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    faults.inject(Fault::on(
+        "GET",
+        &format!("/blobs/{layer}"),
+        Action::Endless {
+            prefix: gzip(header.as_bytes()),
+            headers: vec![
+                ("Content-Length".into(), (1u64 << 40).to_string()),
+                ("Content-Type".into(), "application/octet-stream".into()),
+            ],
+            chunk: gzip(&[0u8; 4096]),
+            every: Duration::from_millis(100),
+        },
+    ));
+    let verified = verify_registry(
+        &faults,
+        &format!("{}/openshell/supervisor:trickle", faults.host()),
+    );
+    verified.refused(&[layer.as_str(), "did not complete it within"]);
+    // The operation timeout is 10 s (NETWORK), and the blob is tried once
+    // more after it at most.
+    assert!(
+        verified.elapsed < Duration::from_secs(45),
+        "took {:?}",
+        verified.elapsed
+    );
 }

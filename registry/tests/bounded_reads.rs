@@ -77,6 +77,7 @@ async fn a_token_service_answering_10_mb_is_refused_from_its_length() {
         "GET",
         "/token",
         Action::Endless {
+            prefix: Vec::new(),
             headers: vec![("Content-Length".into(), (10 * 1024 * 1024).to_string())],
             chunk: vec![b'a'; 64 * 1024],
             every: Duration::ZERO,
@@ -114,6 +115,7 @@ async fn a_token_service_that_never_ends_is_refused_at_the_limit() {
         "GET",
         "/token",
         Action::Endless {
+            prefix: Vec::new(),
             headers: Vec::new(),
             chunk: br#"{"token":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"#
                 .repeat(1024),
@@ -145,6 +147,7 @@ async fn a_token_service_that_trickles_ends_at_the_operation_deadline() {
         "GET",
         "/token",
         Action::Endless {
+            prefix: Vec::new(),
             headers: Vec::new(),
             chunk: b" ".to_vec(),
             every: Duration::from_millis(100),
@@ -223,6 +226,7 @@ async fn a_referrers_listing_that_never_ends_is_refused_at_the_limit() {
         "GET",
         "/referrers/",
         Action::Endless {
+            prefix: Vec::new(),
             headers: vec![(
                 "Content-Type".into(),
                 "application/vnd.oci.image.index.v1+json".into(),
@@ -257,6 +261,7 @@ async fn a_blob_that_trickles_under_a_huge_content_length_ends_at_the_deadline()
         "GET",
         &format!("/blobs/{digest}"),
         Action::Endless {
+            prefix: Vec::new(),
             headers: vec![
                 ("Content-Length".into(), (1u64 << 40).to_string()),
                 ("Content-Type".into(), "application/octet-stream".into()),

@@ -71,12 +71,15 @@ pub enum Action {
     ReplaceBody(Vec<u8>),
     /// Answer 200 without forwarding, with these headers (a
     /// `Content-Length` among them is sent as given, however large) and a
-    /// body that never ends: `chunk` again and again, one every `every`,
-    /// until the client goes away or the fixture stops. A token service
-    /// or referrers listing that never ends, a blob that trickles.
+    /// body that never ends: `prefix`, then `chunk` again and again, one
+    /// every `every`, until the client goes away or the fixture stops. A
+    /// token service or referrers listing that never ends, a blob that
+    /// trickles.
     Endless {
         /// Extra headers; `Content-Type: application/json` unless one is given.
         headers: Vec<(String, String)>,
+        /// Sent once, first.
+        prefix: Vec<u8>,
         /// What is sent each time.
         chunk: Vec<u8>,
         /// The pause between two chunks (zero: as fast as the client reads).
@@ -559,6 +562,7 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         Some(Action::Endless {
             headers,
+            prefix,
             chunk,
             every,
         }) => {
@@ -572,6 +576,7 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             }
             text.push_str("Connection: close\r\n\r\n");
             client.write_all(text.as_bytes())?;
+            client.write_all(prefix)?;
             // Bounded like a stall: the client going away (a write error)
             // or the fixture stopping ends it.
             let started = Instant::now();
