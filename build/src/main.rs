@@ -35,7 +35,7 @@ use openshell_contract::{
 };
 use openshell_registry::{RegistryOptions, parse_attempts, parse_duration};
 use openshell_transport::limits::{
-    MAX_INDEX_DEPTH_FLAG, MAX_INDEX_MANIFESTS_FLAG, MAX_MANIFEST_SIZE_FLAG,
+    MAX_INDEX_DEPTH_FLAG, MAX_INDEX_MANIFESTS_FLAG, MAX_MANIFEST_SIZE_FLAG, MAX_REFERRERS_FLAG,
 };
 use openshell_transport::{ImageReference, ReadLimits, TransportOptions, open_source};
 
@@ -153,6 +153,10 @@ struct LimitArgs {
     /// Most manifests the indexes of one image may list, in all.
     #[arg(long = MAX_INDEX_MANIFESTS_FLAG.trim_start_matches("--"), value_name = "N", default_value_t = ReadLimits::default().max_index_manifests)]
     max_index_manifests: usize,
+    /// Most referrers (SBOMs, signatures) listed for one manifest; a
+    /// longer listing is refused before any of them is read.
+    #[arg(long = MAX_REFERRERS_FLAG.trim_start_matches("--"), value_name = "N", default_value_t = ReadLimits::default().max_referrers)]
+    max_referrers: usize,
     /// Largest file named like the binary a layer may hold, in bytes or
     /// with a unit (256MiB); a larger one is refused from its tar header,
     /// before it is read.
@@ -182,6 +186,7 @@ impl LimitArgs {
             max_document_size: self.max_manifest_size,
             max_index_depth: self.max_index_depth,
             max_index_manifests: self.max_index_manifests,
+            max_referrers: self.max_referrers,
         }
     }
 }

@@ -705,7 +705,12 @@ fn read_sbom(
         return found;
     }
     let what = format!("{} SBOM referrer {digest}", source.describe());
-    let manifest = match document::parse::<ImageManifest>(&what, &bytes) {
+    let declared = referrer.media_type().to_string();
+    let manifest = match document::parse::<ImageManifest>(&what, &bytes).and_then(|manifest| {
+        // Read as containerd reads it, or refused (see document::check_kind).
+        document::check_kind(&what, document::Kind::Manifest, Some(&declared), &bytes)?;
+        Ok(manifest)
+    }) {
         Ok(manifest) => manifest,
         Err(err) => {
             found

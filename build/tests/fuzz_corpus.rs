@@ -58,6 +58,11 @@ fn documents_corpus_and_regressions_pass() {
 }
 
 #[test]
+fn go_documents_corpus_and_regressions_pass() {
+    replay("go_documents", targets::go_documents);
+}
+
+#[test]
 fn image_corpus_and_regressions_pass() {
     replay("image", targets::image);
 }
@@ -448,6 +453,72 @@ fn tars_of_other_writers() -> Vec<(String, Vec<u8>)> {
     tars
 }
 
+/// Seeds of the `go_documents` target: the good image's documents, and
+/// the shapes Go and serde read differently (keys equal under Go's
+/// folding, duplicates, a manifest that is also an index, int64 overflow).
+fn go_document_seeds(good: &[Vec<u8>]) -> Vec<(String, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    let input = image_input(good, Shape::default());
+    let mut manifest = None;
+    for (position, part) in targets::split_parts(&input).into_iter().enumerate() {
+        if part.first() == Some(&b'{') {
+            seeds.push((format!("oci-{position}"), part.to_vec()));
+            if part.windows(8).any(|window| window == b"\"layers\"") && manifest.is_none() {
+                manifest = Some(String::from_utf8(part.to_vec()).unwrap());
+            }
+        }
+    }
+    let manifest = manifest.expect("the good image has a manifest");
+    let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2,"platform":{"architecture":"amd64","os":"linux"}}]}"#;
+    let add = |text: &str, extra: &str| format!("{},{extra}}}", &text[..text.len() - 1]);
+    for (name, text) in [
+        ("manifest-layers-cased", add(&manifest, r#""Layers":[]"#)),
+        ("manifest-long-s", add(&manifest, r#""layer\u017f":[]"#)),
+        (
+            "manifest-media-type-cased",
+            add(
+                &manifest,
+                r#""MediaType":"application/vnd.oci.image.index.v1+json""#,
+            ),
+        ),
+        ("manifest-duplicate", add(&manifest, r#""schemaVersion":2"#)),
+        (
+            "manifest-with-manifests",
+            add(&manifest, r#""manifests":[]"#),
+        ),
+        (
+            "manifest-subject-kelvin",
+            add(
+                &manifest,
+                r#""subject":{"mediaType":"a","digest":"sha256:00","size":1,"\u212aey":1}"#,
+            ),
+        ),
+        ("index-manifests-cased", add(index, r#""Manifests":[]"#)),
+        (
+            "index-with-config",
+            add(index, r#""config":{},"layers":[]"#),
+        ),
+        (
+            "index-digest-cased",
+            index.replace(r#""size":2,"#, r#""size":2,"Digest":"sha256:11","#),
+        ),
+        (
+            "index-size-int64",
+            index.replace(r#""size":2"#, r#""size":9223372036854775808"#),
+        ),
+        (
+            "index-null-media-type",
+            index.replace(
+                r#""mediaType":"application/vnd.oci.image.index.v1+json""#,
+                r#""mediaType":null"#,
+            ),
+        ),
+    ] {
+        seeds.push((name.to_string(), text.into_bytes()));
+    }
+    seeds
+}
+
 /// The hand-made seeds of the committed corpus are what this file makes
 /// now. After changing them, rewrite them with
 /// `OPENSHELL_WRITE_FUZZ_SEEDS=1 cargo test -p build-image --test fuzz_corpus committed_seeds_are_current`.
@@ -559,6 +630,9 @@ fn committed_seeds_are_current() {
     ];
     for (name, bytes) in documents {
         write("documents", name, &bytes);
+    }
+    for (name, bytes) in go_document_seeds(good) {
+        write("go_documents", &name, &bytes);
     }
     let stale = stale.into_inner();
     assert!(

@@ -212,6 +212,7 @@ pub fn small_read_limits() -> ReadLimits {
         max_document_size: 64 * 1024,
         max_index_depth: 3,
         max_index_manifests: 16,
+        max_referrers: 4,
     }
 }
 
@@ -446,4 +447,291 @@ fn check_tree(filesystem: &Filesystem) {
 /// sha256 of `bytes` as `sha256:<hex>` (for seeds that name real blobs).
 pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+// ---- the go_documents target: serde against a model of Go's decoder ----
+
+/// A JSON value as Go's `encoding/json` meets it: objects keep every key,
+/// duplicates included, in document order (serde_json's `Value` keeps one).
+#[derive(Debug, Clone)]
+pub enum GoValue {
+    /// `null`.
+    Null,
+    /// `true`, `false` (no field verify compares is one).
+    Bool,
+    /// A number that is an integer Go's int64 holds.
+    Int(i64),
+    /// Any other number (Go's int fields refuse it).
+    OtherNumber,
+    /// A string.
+    String(String),
+    /// An array.
+    Array(Vec<GoValue>),
+    /// An object: its members in order.
+    Object(Vec<(String, GoValue)>),
+}
+
+impl<'de> serde::Deserialize<'de> for GoValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = GoValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_unit<E>(self) -> Result<GoValue, E> {
+                Ok(GoValue::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<GoValue, E> {
+                Ok(GoValue::Bool)
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<GoValue, E> {
+                Ok(GoValue::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<GoValue, E> {
+                Ok(i64::try_from(v).map_or(GoValue::OtherNumber, GoValue::Int))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<GoValue, E> {
+                Ok(GoValue::OtherNumber)
+            }
+            fn visit_str<E>(self, v: &str) -> Result<GoValue, E> {
+                Ok(GoValue::String(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<GoValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(GoValue::Array(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<GoValue, A::Error> {
+                let mut members = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    members.push((key, map.next_value()?));
+                }
+                Ok(GoValue::Object(members))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// Why Go's decoder would refuse a document.
+pub type GoError = String;
+
+impl GoValue {
+    /// A struct field as Go's decoder fills it: of the members whose key
+    /// equals `name` under Go's folding, the last (`None`: no such member,
+    /// or only `null`, which leaves a Go field untouched).
+    pub fn field(&self, name: &str) -> Result<Option<&GoValue>, GoError> {
+        let GoValue::Object(members) = self else {
+            return Err(format!("not an object where {name} is looked up"));
+        };
+        let folded = openshell_transport::go_json::fold_name(name);
+        Ok(members
+            .iter()
+            .rev()
+            .find(|(key, _)| openshell_transport::go_json::fold_name(key) == folded)
+            .map(|(_, value)| value)
+            .filter(|value| !matches!(value, GoValue::Null)))
+    }
+
+    fn string(&self, name: &str) -> Result<String, GoError> {
+        match self.field(name)? {
+            None => Ok(String::new()),
+            Some(GoValue::String(text)) => Ok(text.clone()),
+            Some(other) => Err(format!("{name} is {other:?}, not a string")),
+        }
+    }
+
+    fn int(&self, name: &str) -> Result<i64, GoError> {
+        match self.field(name)? {
+            None => Ok(0),
+            Some(GoValue::Int(value)) => Ok(*value),
+            Some(other) => Err(format!("{name} is {other:?}, not an int64")),
+        }
+    }
+
+    fn array(&self, name: &str) -> Result<Option<&[GoValue]>, GoError> {
+        match self.field(name)? {
+            None => Ok(None),
+            Some(GoValue::Array(items)) => Ok(Some(items)),
+            Some(other) => Err(format!("{name} is {other:?}, not an array")),
+        }
+    }
+}
+
+/// The fields of a descriptor verify and containerd act on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenDescriptor {
+    /// `mediaType` ("" when absent).
+    pub media_type: String,
+    /// `digest`.
+    pub digest: String,
+    /// `size`.
+    pub size: i64,
+    /// `platform.os`, `platform.architecture` ("" when absent).
+    pub platform: (String, String),
+}
+
+/// The fields of a manifest or index verify and containerd act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenDocument {
+    /// `schemaVersion`.
+    pub schema_version: i64,
+    /// `mediaType` ("" when absent).
+    pub media_type: String,
+    /// `config` (manifests).
+    pub config: Option<SeenDescriptor>,
+    /// `layers` (manifests) or `manifests` (indexes).
+    pub entries: Vec<SeenDescriptor>,
+    /// `subject.digest` ("" when absent).
+    pub subject: String,
+    /// `artifactType` ("" when absent).
+    pub artifact_type: String,
+}
+
+fn go_descriptor(value: &GoValue) -> Result<SeenDescriptor, GoError> {
+    // oci-spec renames a few platform values as it reads them ("armbe"
+    // becomes "arm64be"); verify accepts only linux on amd64 and arm64,
+    // which it keeps as they are, so the model reads them the same way.
+    let platform = match value.field("platform")? {
+        None => (String::new(), String::new()),
+        Some(platform) => (
+            oci_spec::image::Os::from(platform.string("os")?.as_str()).to_string(),
+            oci_spec::image::Arch::from(platform.string("architecture")?.as_str()).to_string(),
+        ),
+    };
+    Ok(SeenDescriptor {
+        media_type: value.string("mediaType")?,
+        digest: value.string("digest")?,
+        size: value.int("size")?,
+        platform,
+    })
+}
+
+/// Decodes `data` as Go's decoder would into image-spec's `Manifest`
+/// (`index == false`) or `Index`: the fields both sides act on.
+pub fn go_decode(data: &[u8], index: bool) -> Result<SeenDocument, GoError> {
+    let value: GoValue = serde_json::from_slice(data).map_err(|err| err.to_string())?;
+    let entries_field = if index { "manifests" } else { "layers" };
+    let entries = match value.array(entries_field)? {
+        None => Vec::new(),
+        Some(items) => items.iter().map(go_descriptor).collect::<Result<_, _>>()?,
+    };
+    // image-spec's Manifest holds its config by value: absent, it is a
+    // zero descriptor.
+    let config = if index {
+        None
+    } else {
+        Some(
+            value
+                .field("config")?
+                .map(go_descriptor)
+                .transpose()?
+                .unwrap_or_default(),
+        )
+    };
+    let subject = match value.field("subject")? {
+        None => String::new(),
+        Some(subject) => subject.string("digest")?,
+    };
+    Ok(SeenDocument {
+        schema_version: value.int("schemaVersion")?,
+        media_type: value.string("mediaType")?,
+        config,
+        entries,
+        subject,
+        artifact_type: value.string("artifactType")?,
+    })
+}
+
+fn seen(descriptor: &Descriptor) -> SeenDescriptor {
+    SeenDescriptor {
+        media_type: descriptor.media_type().to_string(),
+        digest: descriptor.digest().to_string(),
+        size: i64::try_from(descriptor.size()).unwrap_or(-1),
+        platform: descriptor
+            .platform()
+            .as_ref()
+            .map(|platform| {
+                (
+                    platform.os().to_string(),
+                    platform.architecture().to_string(),
+                )
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The `go_documents` target: `data` read as a manifest and as an index
+/// both by verify's reader (serde, with the refusals of
+/// `openshell_transport::go_json` and `document::check_kind`) and by a
+/// model of Go's `encoding/json` (keys matched by Go's folding, the last
+/// duplicate winning, int64 numbers). Whatever verify's reader accepts,
+/// Go must read the same: any difference is a crash.
+pub fn go_documents(data: &[u8]) {
+    use openshell_transport::document::Kind;
+    if let Ok(manifest) = document::parse::<ImageManifest>("manifest", data).and_then(|manifest| {
+        document::check_kind("manifest", Kind::Manifest, None, data)?;
+        Ok(manifest)
+    }) {
+        let go = go_decode(data, false)
+            .unwrap_or_else(|err| panic!("verify reads a manifest that Go refuses: {err}"));
+        let ours = SeenDocument {
+            schema_version: i64::from(manifest.schema_version()),
+            media_type: manifest
+                .media_type()
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            config: Some(seen(manifest.config())),
+            entries: manifest.layers().iter().map(seen).collect(),
+            subject: manifest
+                .subject()
+                .as_ref()
+                .map(|subject| subject.digest().to_string())
+                .unwrap_or_default(),
+            artifact_type: manifest
+                .artifact_type()
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        };
+        assert_eq!(ours, go, "verify and Go read this manifest differently");
+    }
+    if let Ok(index) = document::parse::<ImageIndex>("index", data).and_then(|index| {
+        document::check_kind("index", Kind::Index, None, data)?;
+        Ok(index)
+    }) {
+        let go = go_decode(data, true)
+            .unwrap_or_else(|err| panic!("verify reads an index that Go refuses: {err}"));
+        let ours = SeenDocument {
+            schema_version: i64::from(index.schema_version()),
+            media_type: index
+                .media_type()
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            config: None,
+            entries: index.manifests().iter().map(seen).collect(),
+            subject: index
+                .subject()
+                .as_ref()
+                .map(|subject| subject.digest().to_string())
+                .unwrap_or_default(),
+            artifact_type: index
+                .artifact_type()
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        };
+        assert_eq!(ours, go, "verify and Go read this index differently");
+    }
 }

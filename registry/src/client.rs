@@ -4,8 +4,10 @@
 //! retried when the failure is transient, and reported in one line that
 //! names the registry, the reference and the operation.
 //!
-//! Authentication (the registry's challenge and the token exchange) is
-//! oci-client's. The requests themselves are sent here, with the reqwest
+//! Authentication (the registry's challenge and the token exchange) is done
+//! here too, as oci-client does it, because oci-client reads the token
+//! service's answer whole, however large or endless. The requests are sent
+//! with the reqwest
 //! that oci-client is built on, because oci-client 0.18 hides what bounding
 //! and retrying them needs: it drops response headers from its errors (no
 //! `Retry-After`), reads a manifest body whole before any size check,
@@ -18,16 +20,15 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use oci_client::errors::OciDistributionError;
+use oci_client::Reference;
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
     OCI_IMAGE_MEDIA_TYPE,
 };
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderValue, LOCATION,
-    RANGE, RETRY_AFTER,
+    RANGE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
@@ -37,7 +38,7 @@ use crate::retry::{
     Attempts, ERROR_BODY_LIMIT, Failure, Next, manifest_blobs_lagging, parse_retry_after,
 };
 use crate::settings::NetworkSettings;
-use crate::{RegistryError, RegistryOptions, ResolvedAuth, classify, resolve_auth};
+use crate::{RegistryError, RegistryOptions, ResolvedAuth, resolve_auth};
 
 /// Manifest types asked for: OCI and Docker, single and multi-platform.
 pub const ACCEPTED_MANIFEST_TYPES: &[&str] = &[
@@ -55,6 +56,10 @@ pub const DEFAULT_MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
 /// Size of the pieces an upload body is handed to the connection in: each
 /// one taken counts as progress for the read timeout.
 const UPLOAD_PIECE: usize = 64 * 1024;
+
+/// Largest token service answer read: a token is a few kilobytes (a JWT),
+/// so a larger answer is not one.
+pub const TOKEN_RESPONSE_LIMIT: u64 = 1024 * 1024;
 
 /// The header in which registries give a manifest's or blob's digest.
 const DIGEST_HEADER: &str = "docker-content-digest";
@@ -79,6 +84,9 @@ pub struct PulledManifest {
     pub digest: String,
     /// The media type the document states, when it states one.
     pub media_type: Option<String>,
+    /// The media type the registry served it as (its `Content-Type`,
+    /// without parameters), when it gave one.
+    pub content_type: Option<String>,
 }
 
 /// Credentials as negotiated for one kind of access.
@@ -99,8 +107,6 @@ struct Authorization {
 pub struct RegistryClient {
     reference: Reference,
     auth: ResolvedAuth,
-    /// oci-client, for the authentication handshake only.
-    oci: Client,
     /// The requests.
     http: reqwest::Client,
     /// `http://REGISTRY` or `https://REGISTRY`.
@@ -134,7 +140,6 @@ impl RegistryClient {
         Ok(Self {
             reference: reference.clone(),
             auth,
-            oci: crate::oci_client_for(options, &settings),
             http,
             base,
             settings,
@@ -253,6 +258,7 @@ impl RegistryClient {
             received: 0,
             hasher: parsed.hasher(),
             total: None,
+            credited: 0,
             progress,
         };
         let outcome = loop {
@@ -418,6 +424,14 @@ impl RegistryClient {
             return Err(too_large(format!("the manifest ({length} bytes)")));
         }
         let announced = header_text(&response, DIGEST_HEADER);
+        let content_type = header_text(&response, CONTENT_TYPE.as_str()).map(|value| {
+            value
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        });
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(Failure::from_reqwest)? {
             attempts.touch();
@@ -439,6 +453,7 @@ impl RegistryClient {
             bytes: body,
             digest,
             media_type,
+            content_type,
         })
     }
 
@@ -572,11 +587,7 @@ impl RegistryClient {
                 return Err(self.blob_too_large(attempts, state, format!("{total} bytes")));
             }
             if state.total.is_none() {
-                // The deadline grows with the size, once it is known.
                 state.total = Some(total);
-                attempts.activity.extend(
-                    self.settings.deadline_for_size(total) - self.settings.operation_timeout,
-                );
                 state.progress.set_total(total);
             }
         }
@@ -604,6 +615,17 @@ impl RegistryClient {
             })?;
             state.received += piece.len() as u64;
             state.progress.update(state.received);
+            // The deadline grows with the bytes that arrive, not with the
+            // size announced: a registry announcing a terabyte and sending a
+            // trickle would otherwise get days. A transfer at least as fast
+            // as the floor rate never meets it.
+            let credit = deadline_millis(state.received) - deadline_millis(state.credited);
+            if credit > 0 {
+                attempts
+                    .activity
+                    .extend(std::time::Duration::from_millis(credit));
+                state.credited = state.received;
+            }
         }
         if skip > 0 {
             return Err(attempts.other(format!(
@@ -807,8 +829,8 @@ impl RegistryClient {
     // ---- authentication ----
 
     /// The credentials to send for `access`: cached, or negotiated now
-    /// (oci-client follows the registry's challenge: basic credentials, or
-    /// a token from its token service). Basic credentials are checked with
+    /// (following the registry's challenge: basic credentials, or a token
+    /// from its token service, [`Self::token`]). Basic credentials are checked with
     /// `GET /v2/`, so that a wrong password fails before any transfer; a
     /// token service has checked them already.
     async fn authorization(
@@ -819,15 +841,7 @@ impl RegistryClient {
         if let Some(cached) = self.cached_authorization(access) {
             return Ok(cached);
         }
-        let operation = match access {
-            Access::Pull => RegistryOperation::Pull,
-            Access::Push => RegistryOperation::Push,
-        };
-        let token = self
-            .oci
-            .auth(&self.reference, &self.auth.auth, operation)
-            .await
-            .map_err(|error| self.authentication_failure(error))?;
+        let token = self.token(attempts, access).await?;
         attempts.touch();
         let header = match (token, &self.auth.auth) {
             (Some(token), _) => Some(sensitive(&format!("Bearer {token}"))?),
@@ -857,6 +871,102 @@ impl RegistryClient {
         Ok(authorization)
     }
 
+    /// A bearer token for `access`, when the registry's challenge (to an
+    /// anonymous `GET /v2/`) names a token service: asked for with the
+    /// basic credentials when there are some, as oci-client and docker do.
+    /// `None` when the registry asks for no token. The answer is read up to
+    /// [`TOKEN_RESPONSE_LIMIT`], chunk by chunk, each one counting as
+    /// progress for the read timeout; the operation's deadline bounds the
+    /// whole exchange.
+    async fn token(&self, attempts: &Attempts, access: Access) -> Result<Option<String>, Failure> {
+        let basic = match &self.auth.auth {
+            RegistryAuth::Bearer(token) => return Ok(Some(token.clone())),
+            RegistryAuth::Basic(username, password) => Some((username, password)),
+            RegistryAuth::Anonymous => None,
+        };
+        let url = self.join("/v2/")?;
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(Failure::from_reqwest)?;
+        attempts.touch();
+        let Some(challenge) = header_text(&response, WWW_AUTHENTICATE.as_str()) else {
+            return Ok(None);
+        };
+        // The body of the challenge is not needed: dropping the response
+        // closes the connection instead of reading it.
+        drop(response);
+        let Some((realm, service)) = bearer_challenge(&challenge) else {
+            return Ok(None);
+        };
+        let realm = Url::parse(&realm).map_err(|error| {
+            attempts.other(format!(
+                "the registry's token service {realm:?} is not a URL: {error}"
+            ))
+        })?;
+        let scope = match access {
+            Access::Pull => format!("repository:{}:pull", self.reference.repository()),
+            Access::Push => format!("repository:{}:pull,push", self.reference.repository()),
+        };
+        let mut query = vec![("scope", scope)];
+        if let Some(service) = service {
+            query.push(("service", service));
+        }
+        let mut request = self.http.get(realm).query(&query);
+        if let Some((username, password)) = basic {
+            request = request.basic_auth(username, Some(password));
+        }
+        let mut response = request.send().await.map_err(Failure::from_reqwest)?;
+        attempts.touch();
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(Failure::Denied),
+            _ => return Err(self.status_failure(attempts, response).await),
+        }
+        let too_large = |size: String| {
+            Failure::fatal(RegistryError::TooLarge {
+                registry: attempts.registry.clone(),
+                reference: attempts.reference.clone(),
+                operation: attempts.operation.clone(),
+                what: format!("the token service's answer ({size})"),
+                limit: TOKEN_RESPONSE_LIMIT,
+            })
+        };
+        if let Some(length) = response
+            .content_length()
+            .filter(|length| *length > TOKEN_RESPONSE_LIMIT)
+        {
+            return Err(too_large(format!("{length} bytes")));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(Failure::from_reqwest)? {
+            attempts.touch();
+            if (body.len() + chunk.len()) as u64 > TOKEN_RESPONSE_LIMIT {
+                return Err(too_large(format!("over {TOKEN_RESPONSE_LIMIT} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|error| {
+            attempts.other(format!(
+                "the token service's answer is not a token (expected JSON with `token` or `access_token`): {error}"
+            ))
+        })?;
+        match answer.token.or(answer.access_token) {
+            Some(token) if !token.is_empty() => Ok(Some(token)),
+            _ => Err(attempts.other(
+                "the token service answered without a token (expected `token` or `access_token`)"
+                    .to_string(),
+            )),
+        }
+    }
+
     fn cached_authorization(&self, access: Access) -> Option<Authorization> {
         let cache = self.authorization.lock().ok()?;
         cache
@@ -868,15 +978,6 @@ impl RegistryClient {
     fn forget_authorization(&self) {
         if let Ok(mut cache) = self.authorization.lock() {
             *cache = None;
-        }
-    }
-
-    fn authentication_failure(&self, error: OciDistributionError) -> Failure {
-        match error {
-            OciDistributionError::RequestError(error) => Failure::from_reqwest(error),
-            OciDistributionError::AuthenticationFailure(_)
-            | OciDistributionError::UnauthorizedError { .. } => Failure::Denied,
-            other => Failure::fatal(classify(other, &self.reference, &self.auth)),
         }
     }
 
@@ -1033,7 +1134,15 @@ struct BlobPull {
     hasher: crate::digest::Hasher,
     /// The blob's size, once a response told it.
     total: Option<u64>,
+    /// Bytes received whose time at the floor rate has been added to the
+    /// deadline.
+    credited: u64,
     progress: Arc<Progress>,
+}
+
+/// Milliseconds `bytes` take at [`crate::BLOB_FLOOR_RATE`].
+fn deadline_millis(bytes: u64) -> u64 {
+    bytes.saturating_mul(1000) / crate::BLOB_FLOOR_RATE
 }
 
 fn sensitive(text: &str) -> Result<HeaderValue, Failure> {
@@ -1046,6 +1155,23 @@ fn same_origin(url: &Url, base: &Url) -> bool {
     url.scheme() == base.scheme()
         && url.host_str() == base.host_str()
         && url.port_or_known_default() == base.port_or_known_default()
+}
+
+/// The realm and service of the first `Bearer` challenge of a
+/// `WWW-Authenticate` value (parsed as oci-client parses it).
+fn bearer_challenge(value: &str) -> Option<(String, Option<String>)> {
+    let challenges = http_auth::parse_challenges(value).ok()?;
+    let bearer = challenges
+        .iter()
+        .find(|challenge| challenge.scheme.eq_ignore_ascii_case("Bearer"))?;
+    let param = |name: &str| {
+        bearer
+            .params
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.to_unescaped())
+    };
+    Some((param("realm")?, param("service")))
 }
 
 fn header_text(response: &Response, name: &str) -> Option<String> {

@@ -44,6 +44,7 @@ pub use auth::{ResolvedAuth, auth_file_candidates, resolve_auth};
 #[cfg(feature = "client")]
 pub use client::{
     ACCEPTED_MANIFEST_TYPES, Access, DEFAULT_MANIFEST_LIMIT, PulledManifest, RegistryClient,
+    TOKEN_RESPONSE_LIMIT,
 };
 pub use error::RegistryError;
 #[cfg(feature = "client")]

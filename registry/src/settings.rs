@@ -39,8 +39,9 @@ pub const MAX_ATTEMPTS: u32 = 20;
 /// The slowest transfer rate a blob's deadline allows for, in bytes per
 /// second. A fixed deadline would cut a healthy multi-GiB transfer on a slow
 /// link, while the read timeout alone would let a registry trickle one byte
-/// every few seconds forever; so a blob of N bytes gets the operation
-/// timeout plus N / this rate.
+/// every few seconds forever; so a blob gets the operation timeout plus N /
+/// this rate once N bytes of it have arrived (arrived, not announced: an
+/// announced size would let a registry claim a terabyte and trickle).
 pub const BLOB_FLOOR_RATE: u64 = 1024 * 1024;
 
 /// The timeouts and retry bound in force for one client.

@@ -69,6 +69,22 @@ pub enum Action {
     /// with the registry's own headers (its `Docker-Content-Digest`
     /// included).
     ReplaceBody(Vec<u8>),
+    /// Answer 200 without forwarding, with these headers (a
+    /// `Content-Length` among them is sent as given, however large) and a
+    /// body that never ends: `prefix`, then `chunk` again and again, one
+    /// every `every`, until the client goes away or the fixture stops. A
+    /// token service or referrers listing that never ends, a blob that
+    /// trickles.
+    Endless {
+        /// Extra headers; `Content-Type: application/json` unless one is given.
+        headers: Vec<(String, String)>,
+        /// Sent once, first.
+        prefix: Vec<u8>,
+        /// What is sent each time.
+        chunk: Vec<u8>,
+        /// The pause between two chunks (zero: as fast as the client reads).
+        every: Duration,
+    },
 }
 
 impl Action {
@@ -95,6 +111,7 @@ impl Action {
             Self::Respond { status, .. } => format!("respond {status}"),
             Self::Tamper => "tamper".into(),
             Self::ReplaceBody(_) => "replace body".into(),
+            Self::Endless { .. } => "endless body".into(),
         }
     }
 }
@@ -285,6 +302,12 @@ impl Drop for FaultRegistry {
             let _ = acceptor.join();
         }
     }
+}
+
+fn has_header(headers: &[(String, String)], name: &str) -> bool {
+    headers
+        .iter()
+        .any(|(key, _)| key.eq_ignore_ascii_case(name))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -526,13 +549,45 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             for (key, value) in headers {
                 text.push_str(&format!("{key}: {value}\r\n"));
             }
+            if !has_header(headers, "content-type") {
+                text.push_str("Content-Type: application/json\r\n");
+            }
             text.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "Content-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             ));
             client.write_all(text.as_bytes())?;
             client.write_all(body)?;
             return finish(client);
+        }
+        Some(Action::Endless {
+            headers,
+            prefix,
+            chunk,
+            every,
+        }) => {
+            read_request_body(&mut client, &head)?;
+            let mut text = "HTTP/1.1 200 Injected\r\n".to_string();
+            for (key, value) in headers {
+                text.push_str(&format!("{key}: {value}\r\n"));
+            }
+            if !has_header(headers, "content-type") {
+                text.push_str("Content-Type: application/json\r\n");
+            }
+            text.push_str("Connection: close\r\n\r\n");
+            client.write_all(text.as_bytes())?;
+            client.write_all(prefix)?;
+            // Bounded like a stall: the client going away (a write error)
+            // or the fixture stopping ends it.
+            let started = Instant::now();
+            while !shared.stopping.load(Ordering::SeqCst) && started.elapsed() < LONGEST_STALL {
+                client.write_all(chunk)?;
+                if !every.is_zero() {
+                    client.flush()?;
+                    std::thread::sleep(*every);
+                }
+            }
+            return Ok(());
         }
         _ => {}
     }
@@ -628,7 +683,8 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             Action::Stall
             | Action::ResetRequestAfter(_)
             | Action::StallRequestAfter(_)
-            | Action::Respond { .. },
+            | Action::Respond { .. }
+            | Action::Endless { .. },
         ) => {
             return Ok(());
         }

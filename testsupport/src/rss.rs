@@ -70,3 +70,18 @@ pub fn run_measured(command: Command, deadline: Duration) -> MeasuredRun {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// This process's own peak resident set size so far (`VmHWM`), in bytes:
+/// for a test that bounds what its own calls cost. nextest runs each test
+/// in a process of its own, so the peak is that test's (with its fixtures).
+pub fn own_peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_else(|err| panic!("could not read /proc/self/status: {err}"));
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().strip_suffix("kB"))
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .unwrap_or_else(|| panic!("no VmHWM in /proc/self/status"))
+}

@@ -68,6 +68,7 @@ pub async fn list_referrers(
     };
     let listing: Listing =
         crate::document::parse(&format!("the referrers of {}", subject.whole()), &bytes)?;
+    limits.check_referrers(&subject.whole(), listing.manifests.len())?;
     Ok(listing.manifests)
 }
 
@@ -120,6 +121,54 @@ impl RegistrySource {
     }
 }
 
+impl RegistrySource {
+    /// The media type the registry served `pulled` as, which must be a
+    /// manifest or index type, the one the document states (when it
+    /// states one) and the one its descriptor gives (`declared`, when
+    /// there is one): a manifest served as `text/plain`, or as another
+    /// kind than it says, could be read two ways.
+    fn served_as(
+        &self,
+        pulled: &openshell_registry::PulledManifest,
+        declared: Option<&str>,
+    ) -> Result<String, TransportError> {
+        let refuse = |detail: String| TransportError::Malformed {
+            document: format!("{} manifest {}", self.describe(), pulled.digest),
+            detail,
+        };
+        let accepted = openshell_registry::ACCEPTED_MANIFEST_TYPES;
+        let Some(served) = pulled.content_type.as_deref() else {
+            return Err(refuse(format!(
+                "was served without a Content-Type (expected one of {})",
+                accepted.join(", ")
+            )));
+        };
+        if !accepted.contains(&served) {
+            return Err(refuse(format!(
+                "was served as {served} (expected one of {})",
+                accepted.join(", ")
+            )));
+        }
+        if let Some(stated) = pulled
+            .media_type
+            .as_deref()
+            .filter(|stated| *stated != served)
+        {
+            return Err(refuse(format!(
+                "states media type {stated} but was served as {served} (expected the two to agree)"
+            )));
+        }
+        if let Some(declared) =
+            declared.filter(|declared| !declared.is_empty() && *declared != served)
+        {
+            return Err(refuse(format!(
+                "was served as {served}, but its descriptor says {declared} (expected the two to agree)"
+            )));
+        }
+        Ok(served.to_string())
+    }
+}
+
 impl ImageSource for RegistrySource {
     fn describe(&self) -> String {
         format!("docker://{}", self.text)
@@ -141,10 +190,10 @@ impl ImageSource for RegistrySource {
             .reference
             .digest()
             .map_or_else(|| pulled.digest.clone(), str::to_string);
-        let media_type = pulled
-            .media_type
-            .as_deref()
-            .map_or(MediaType::ImageManifest, MediaType::from);
+        // The registry's Content-Type is the media type the top is read as
+        // (containerd takes it from there); a document stating another is
+        // refused when the image is planned.
+        let media_type = MediaType::from(self.served_as(&pulled, None)?.as_str());
         let parsed = digest.parse::<oci_spec::image::Digest>().map_err(|err| {
             TransportError::Missing(format!(
                 "{}: the registry gave the manifest digest {digest:?}, which is not a digest: {err}",
@@ -168,6 +217,7 @@ impl ImageSource for RegistrySource {
             self.client
                 .pull_manifest(&reference, limits.max_document_size),
         )?;
+        self.served_as(&pulled, Some(descriptor.media_type().as_ref()))?;
         Ok(pulled.bytes)
     }
 

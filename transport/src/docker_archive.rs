@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::destination::{Destination, Published};
 use crate::digest::{Digester, DigestingReader};
 use crate::document::{self, canonical_json};
+use crate::go_json::Schema;
 use crate::image::ImageToWrite;
 use crate::limits::{ReadLimits, read_bounded};
 use crate::progress::{Progress, human_size};
@@ -46,6 +47,25 @@ pub struct ArchiveManifestEntry {
     /// Paths of the layer files, bottom first.
     #[serde(rename = "Layers")]
     pub layers: Vec<String>,
+}
+
+/// Refuses a `manifest.json` that gives one tag to two images: `docker
+/// load` tags the last, other readers pick the first.
+fn check_unique_tags(what: &str, entries: &[ArchiveManifestEntry]) -> Result<(), TransportError> {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (index, entry) in entries.iter().enumerate() {
+        for tag in entry.repo_tags.iter().flatten() {
+            if let Some(earlier) = first.insert(tag, index) {
+                return Err(TransportError::Malformed {
+                    document: what.to_string(),
+                    detail: format!(
+                        "entries {earlier} and {index} are both tagged {tag:?}, so readers disagree on which image it names (expected each tag on one entry)"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where a file's bytes sit in the tarball.
@@ -99,20 +119,29 @@ impl DockerArchiveSource {
         name: Option<String>,
         limits: &ReadLimits,
     ) -> Result<Self, TransportError> {
-        let file = std::fs::File::open(path).map_err(TransportError::io("read", path))?;
+        let file = crate::files::open_regular(path)?;
         let mut spans: HashMap<String, Span> = HashMap::new();
+        let mut irregular: HashMap<String, tar::EntryType> = HashMap::new();
         let mut archive = tar::Archive::new(std::io::BufReader::new(file));
         for entry in archive
             .entries()
             .map_err(TransportError::io("read", path))?
         {
             let entry = entry.map_err(TransportError::io("read", path))?;
-            if entry.header().entry_type() != tar::EntryType::Regular {
-                continue;
-            }
             let name = String::from_utf8_lossy(&entry.path_bytes())
                 .trim_start_matches("./")
                 .to_string();
+            let entry_type = entry.header().entry_type();
+            if entry_type != tar::EntryType::Regular {
+                // Remembered so that a file the image needs is refused as
+                // what it is, not reported missing; later a regular entry
+                // of the same name replaces it, as extraction would.
+                if entry_type != tar::EntryType::Directory && irregular.len() < MAX_ARCHIVE_FILES {
+                    irregular.insert(name.clone(), entry_type);
+                }
+                continue;
+            }
+            irregular.remove(&name);
             spans.insert(
                 name,
                 Span {
@@ -128,14 +157,22 @@ impl DockerArchiveSource {
             }
         }
         let missing = |what: String| TransportError::Missing(format!("{}: {what}", path.display()));
+        // A name the image needs whose entry is a FIFO, device, link...
+        let irregular_entry = |name: &str| {
+            irregular.get(name).map(|entry_type| {
+                missing(format!(
+                    "{name} is a {entry_type:?} entry, not a regular file (expected the files of a docker-archive to be regular files)"
+                ))
+            })
+        };
         let open_span = |span: Span| -> Result<std::io::Take<std::fs::File>, TransportError> {
-            let mut file = std::fs::File::open(path).map_err(TransportError::io("read", path))?;
+            let mut file = crate::files::open_regular(path)?;
             file.seek(SeekFrom::Start(span.offset))
                 .map_err(TransportError::io("read", path))?;
             Ok(file.take(span.size))
         };
         let manifest_span = spans.get(MANIFEST_FILE).copied().ok_or_else(|| {
-            missing(format!("no {MANIFEST_FILE} (expected a docker-archive written by docker save, podman save or build-image)"))
+            irregular_entry(MANIFEST_FILE).unwrap_or_else(|| missing(format!("no {MANIFEST_FILE} (expected a docker-archive written by docker save, podman save or build-image)")))
         })?;
         let what = format!("{} {MANIFEST_FILE}", path.display());
         let manifest_json = read_bounded(
@@ -144,7 +181,9 @@ impl DockerArchiveSource {
             limits,
             TransportError::io("read", path),
         )?;
-        let entries: Vec<ArchiveManifestEntry> = document::parse(&what, &manifest_json)?;
+        let entries: Vec<ArchiveManifestEntry> =
+            document::parse_as(Schema::DockerArchive, &what, &manifest_json)?;
+        check_unique_tags(&what, &entries)?;
         let entry = match &name {
             Some(name) => entries.iter().find(|entry| {
                 entry
@@ -167,10 +206,12 @@ impl DockerArchiveSource {
 
         let mut blobs = HashMap::new();
         let config_span = spans.get(&entry.config).copied().ok_or_else(|| {
-            missing(format!(
-                "the config {} listed in {MANIFEST_FILE} is not in the archive",
-                entry.config
-            ))
+            irregular_entry(&entry.config).unwrap_or_else(|| {
+                missing(format!(
+                    "the config {} listed in {MANIFEST_FILE} is not in the archive",
+                    entry.config
+                ))
+            })
         })?;
         let config_digest = match digest_in_name(&entry.config) {
             Some(digest) => digest,
@@ -187,9 +228,11 @@ impl DockerArchiveSource {
         let mut layers = Vec::new();
         for layer_name in &entry.layers {
             let span = spans.get(layer_name).copied().ok_or_else(|| {
-                missing(format!(
-                    "the layer {layer_name} listed in {MANIFEST_FILE} is not in the archive"
-                ))
+                irregular_entry(layer_name).unwrap_or_else(|| {
+                    missing(format!(
+                        "the layer {layer_name} listed in {MANIFEST_FILE} is not in the archive"
+                    ))
+                })
             })?;
             let mut magic = Vec::with_capacity(4);
             open_span(span)?
@@ -238,8 +281,7 @@ impl ImageSource for DockerArchiveSource {
         let span = self.blobs.get(&digest).copied().ok_or_else(|| {
             TransportError::Missing(format!("{}: no blob {digest}", self.path.display()))
         })?;
-        let mut file =
-            std::fs::File::open(&self.path).map_err(TransportError::io("read", &self.path))?;
+        let mut file = crate::files::open_regular(&self.path)?;
         file.seek(SeekFrom::Start(span.offset))
             .map_err(TransportError::io("read", &self.path))?;
         Ok(Box::new(std::io::BufReader::with_capacity(

@@ -24,6 +24,8 @@ pub mod docker;
 pub mod docker_archive;
 pub mod document;
 mod error;
+pub mod files;
+pub mod go_json;
 pub mod image;
 pub mod limits;
 pub mod oci_layout;

@@ -13,6 +13,8 @@ pub const MAX_MANIFEST_SIZE_FLAG: &str = "--max-manifest-size";
 pub const MAX_INDEX_DEPTH_FLAG: &str = "--max-index-depth";
 /// `--max-index-manifests`: entries of one index.
 pub const MAX_INDEX_MANIFESTS_FLAG: &str = "--max-index-manifests";
+/// `--max-referrers`: referrers listed for one manifest.
+pub const MAX_REFERRERS_FLAG: &str = "--max-referrers";
 
 /// Limits on the documents of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,10 @@ pub struct ReadLimits {
     /// Most entries one index may list. Default 1024: a multi-platform
     /// supervisor image has a handful, with attestations a few more.
     pub max_index_manifests: usize,
+    /// Most referrers (SBOMs, signatures) one manifest may have listed.
+    /// Default 64: the supervisor image has one SBOM per platform, and
+    /// each listed referrer may cost a manifest read.
+    pub max_referrers: usize,
 }
 
 impl Default for ReadLimits {
@@ -34,6 +40,7 @@ impl Default for ReadLimits {
             max_document_size: 4 * 1024 * 1024,
             max_index_depth: 4,
             max_index_manifests: 1024,
+            max_referrers: 64,
         }
     }
 }
@@ -47,6 +54,26 @@ impl ReadLimits {
                 actual: format!("{size} bytes"),
                 limit: format!("{} bytes", self.max_document_size),
                 flag: MAX_MANIFEST_SIZE_FLAG,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl ReadLimits {
+    /// Refuses a listing of `count` referrers of `subject` over the limit,
+    /// before any of them is read.
+    pub fn check_referrers(&self, subject: &str, count: usize) -> Result<(), TransportError> {
+        if count > self.max_referrers {
+            return Err(TransportError::Limit {
+                what: format!("the number of referrers listed for {subject}"),
+                actual: if count == self.max_referrers + 1 {
+                    format!("more than {}", self.max_referrers)
+                } else {
+                    count.to_string()
+                },
+                limit: self.max_referrers.to_string(),
+                flag: MAX_REFERRERS_FLAG,
             });
         }
         Ok(())

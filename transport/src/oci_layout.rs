@@ -65,15 +65,17 @@ pub fn tag_of(entry: &Descriptor) -> Option<&str> {
 /// Reads a layout's `index.json` within `limits`.
 pub fn read_index(dir: &Path, limits: &ReadLimits) -> Result<ImageIndex, TransportError> {
     let path = dir.join(INDEX_FILE);
-    let mut file = match std::fs::File::open(&path) {
+    let mut file = match crate::files::open_regular(&path) {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound && dir.is_dir() => {
+        Err(TransportError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound && dir.is_dir() =>
+        {
             return Err(TransportError::Missing(format!(
                 "{}: not an OCI image layout (no {INDEX_FILE}; expected a folder written by build-image or `skopeo copy ... oci:DIR:TAG`)",
                 dir.display()
             )));
         }
-        Err(err) => return Err(TransportError::io("read", &path)(err)),
+        Err(err) => return Err(err),
     };
     let bytes = read_bounded(
         &mut file,
@@ -94,6 +96,27 @@ pub fn resolve(
     let index = read_index(dir, limits)?;
     let index_path = dir.join(INDEX_FILE);
     let tags: Vec<&str> = index.manifests().iter().filter_map(tag_of).collect();
+    // One tag on two entries: skopeo and containers/image take the first,
+    // other tools the last; neither is safe to verify for the other.
+    let mut seen = std::collections::HashSet::new();
+    for tag in &tags {
+        if !seen.insert(*tag) {
+            let digests: Vec<String> = index
+                .manifests()
+                .iter()
+                .filter(|entry| tag_of(entry) == Some(tag))
+                .map(|entry| format!("{} ({})", entry.digest(), entry.media_type()))
+                .collect();
+            return Err(TransportError::Malformed {
+                document: index_path.display().to_string(),
+                detail: format!(
+                    "the tag {tag:?} is on {} entries: {} (expected each tag on one entry)",
+                    digests.len(),
+                    digests.join(", ")
+                ),
+            });
+        }
+    }
     let listed = if tags.is_empty() {
         "none".to_string()
     } else {
@@ -201,10 +224,14 @@ impl ImageSource for OciLayoutSource {
                             .set_artifact_type(facts.artifact_type.as_deref().map(MediaType::from));
                     }
                     found.push(descriptor);
+                    limits.check_referrers(subject.digest().as_ref(), found.len())?;
                 }
                 // An artifact whose manifest cannot be read is listed, so
                 // the reader reports it broken rather than absent.
-                Err(_) if entry.artifact_type().is_some() => found.push(entry.clone()),
+                Err(_) if entry.artifact_type().is_some() => {
+                    found.push(entry.clone());
+                    limits.check_referrers(subject.digest().as_ref(), found.len())?;
+                }
                 Err(_) => {}
             }
         }
@@ -222,7 +249,7 @@ impl ImageSource for OciLayoutSource {
                 self.describe()
             ))
         })?;
-        let file = std::fs::File::open(&path).map_err(TransportError::io("read", &path))?;
+        let file = crate::files::open_regular(&path)?;
         Ok(Box::new(std::io::BufReader::with_capacity(
             256 * 1024,
             file,

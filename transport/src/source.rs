@@ -12,7 +12,7 @@ use std::io::Read;
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 
-use crate::document::{self, looks_like_index};
+use crate::document::{self, Kind, looks_like_index};
 use crate::limits::{MAX_INDEX_DEPTH_FLAG, MAX_INDEX_MANIFESTS_FLAG, ReadLimits, read_bounded};
 use crate::{TransportError, digest};
 
@@ -218,6 +218,12 @@ fn walk_index(
         Some(descriptor) => format!("{} {path} {}", plan.source, descriptor.digest()),
         None => format!("{} {path}", plan.source),
     };
+    // The kind first: an index under a manifest's media type is refused
+    // for that, not for the fields it then lacks.
+    let declared = expected
+        .as_ref()
+        .map(|descriptor| descriptor.media_type().to_string());
+    document::check_kind(&what, Kind::Index, declared.as_deref(), &bytes)?;
     let index: ImageIndex = document::parse(&what, &bytes)?;
     let (digest, matches_descriptor) = match &expected {
         Some(descriptor) => match digest::check_bytes(&path, descriptor, &bytes) {
@@ -369,7 +375,14 @@ pub fn load_manifest(
         None => digest::sha256_digest(&raw),
     };
     let what = format!("{} manifest {digest}", source.describe());
-    let parsed = document::parse::<ImageManifest>(&what, &raw).map_err(|err| err.to_string());
+    let declared = entry
+        .expected
+        .as_ref()
+        .map(|descriptor| descriptor.media_type().to_string());
+    // The kind first, as for indexes.
+    let parsed = document::check_kind(&what, Kind::Manifest, declared.as_deref(), &raw)
+        .and_then(|()| document::parse::<ImageManifest>(&what, &raw))
+        .map_err(|err| err.to_string());
     let config = match &parsed {
         Ok(manifest) => {
             let expected = manifest.config().clone();
