@@ -109,6 +109,10 @@ const MAX_LINK_FOLLOWS: usize = 255;
 /// Unsafe entries listed one by one; more are counted in a last entry.
 pub const MAX_LISTED_UNSAFE: usize = 100;
 
+/// Removals of at most this many paths take them out one by one; larger
+/// ones split the map.
+const SMALL_REMOVAL: usize = 64;
+
 /// Linux's `NAME_MAX`: longer path components cannot be created.
 const NAME_MAX: usize = 255;
 
@@ -304,6 +308,21 @@ pub struct Filesystem {
     sparse_expanded: u64,
     /// The other extractors' readings of the same layers.
     shadows: Vec<Shadow>,
+    /// In a reading beside umoci's: files dropped from `nodes` because
+    /// they cannot reach the binary's path, kept by a hash of their path
+    /// for hard links that name them.
+    pruned_files: Option<PrunedFiles>,
+    /// Whether a symlink (or a hard link, which may be one) was ever
+    /// applied: until then every path resolves literally.
+    has_symlinks: bool,
+}
+
+/// Files a reading dropped from its tree, by a keyed 64-bit hash of their
+/// paths (see [`PathSet`]).
+#[derive(Debug, Default, Clone)]
+struct PrunedFiles {
+    hasher: RandomState,
+    nodes: std::collections::HashMap<u64, Node>,
 }
 
 impl Default for Filesystem {
@@ -631,6 +650,8 @@ impl Filesystem {
             link_target_bytes: 0,
             sparse_expanded: 0,
             shadows: Vec::new(),
+            pruned_files: None,
+            has_symlinks: false,
         }
     }
 
@@ -1262,20 +1283,50 @@ impl Filesystem {
         if path.is_empty() {
             return std::mem::take(&mut self.nodes);
         }
-        let mut taken = self.nodes.split_off(path);
-        let mut rest = taken.split_off(&format!("{path}0"));
-        self.nodes.append(&mut rest);
-        // `taken` holds `path`, `path/...`, and names that merely start
-        // with `path` and a byte before '/' (`path-x`): those go back, and
+        // The range holds `path`, `path/...`, and names that merely start
+        // with `path` and a byte before '/' (`path-x`), which stay, as does
         // `path` itself when only what is below it is wanted.
-        let strangers: Vec<String> = taken
-            .keys()
-            .filter(|key| {
-                (below_only && key.as_str() == path)
-                    || (key.as_str() != path && !key[path.len()..].starts_with('/'))
-            })
-            .cloned()
-            .collect();
+        let end = format!("{path}0");
+        let range = (
+            std::ops::Bound::Included(path),
+            std::ops::Bound::Excluded(end.as_str()),
+        );
+        let wanted = |key: &str| {
+            if key == path {
+                !below_only
+            } else {
+                key[path.len()..].starts_with('/')
+            }
+        };
+        if self
+            .nodes
+            .range::<str, _>(range)
+            .nth(SMALL_REMOVAL)
+            .is_none()
+        {
+            // A few keys: removed one by one (splitting and re-appending
+            // the map would cost its whole size for each of many small
+            // removals).
+            let doomed: Vec<String> = self
+                .nodes
+                .range::<str, _>(range)
+                .map(|(key, _)| key)
+                .filter(|key| wanted(key))
+                .cloned()
+                .collect();
+            let mut taken = BTreeMap::new();
+            for key in doomed {
+                if let Some(node) = self.nodes.remove(&key) {
+                    taken.insert(key, node);
+                }
+            }
+            return taken;
+        }
+        // Many: the range is split off whole, without copying its keys.
+        let mut taken = self.nodes.split_off(path);
+        let mut rest = taken.split_off(end.as_str());
+        self.nodes.append(&mut rest);
+        let strangers: Vec<String> = taken.keys().filter(|key| !wanted(key)).cloned().collect();
         for key in strangers {
             if let Some(node) = taken.remove(&key) {
                 self.nodes.insert(key, node);
@@ -1307,6 +1358,61 @@ impl Filesystem {
     }
 
     /// Applies one entry (its data, for a regular file, already read).
+    /// In a reading beside umoci's: skips an entry that cannot reach the
+    /// binary's path (a file, folder, device or fifo away from it, while no
+    /// symlink can redirect it), keeping only what a later hard link or
+    /// containers/storage's duplicate check needs. True when skipped.
+    fn skip_unreachable(
+        &mut self,
+        layer: usize,
+        header: &gotar::Header,
+        raw_path: &str,
+        cleaned: &[&str],
+        data: Option<&FileData>,
+        state: &mut LayerState,
+    ) -> bool {
+        let binary = openshell_contract::LAYER_BINARY_PATH;
+        let plain = matches!(
+            header.typeflag,
+            types::REGULAR | types::DIR | types::CHAR | types::BLOCK | types::FIFO
+        );
+        let (Some(first), Some(last)) = (cleaned.first(), cleaned.last()) else {
+            return false;
+        };
+        if self.has_symlinks
+            || !plain
+            || *first == binary
+            || *last == binary
+            || last.starts_with(".wh.")
+            || self.extractor == Extractor::ContainersStorage
+                && !state.names.insert(&go_clean(raw_path))
+        {
+            // (A duplicate name is left for apply_entry to refuse: it was
+            // only inserted here when the entry is skipped.)
+            return false;
+        }
+        if let (types::REGULAR, Some(data)) = (header.typeflag, data) {
+            let node = Node {
+                kind: NodeKind::File {
+                    size: header.size,
+                    sha256: data.sha256,
+                    contents: data.contents.clone(),
+                },
+                mode: u32::try_from(header.mode & 0o7777).unwrap_or(0),
+                uid: u64::try_from(header.uid).unwrap_or(0),
+                gid: u64::try_from(header.gid).unwrap_or(0),
+                layer,
+                inode: self.new_inode(),
+                file_capabilities: false,
+            };
+            let key = join(cleaned);
+            self.nodes.remove(&key);
+            let pruned = self.pruned_files.get_or_insert_with(PrunedFiles::default);
+            pruned.nodes.insert(pruned.hasher.hash_one(&key), node);
+        }
+        true
+    }
+
     fn apply_entry(
         &mut self,
         layer: usize,
@@ -1321,6 +1427,9 @@ impl Filesystem {
             path: raw_path.to_string(),
             reason,
         };
+        if matches!(header.typeflag, types::SYMLINK | types::LINK) {
+            self.has_symlinks = true;
+        }
         let landing = format!("/{}", join(cleaned));
         if std::str::from_utf8(&header.name).is_err() {
             self.report(
@@ -1454,7 +1563,7 @@ impl Filesystem {
                     errno.describe()
                 ))
             })?;
-            let found = self.nodes.get(&child(&join(&target_dir), target_name));
+            let found = self.lookup(&child(&join(&target_dir), target_name));
             let node = Self::linked(entry, &target, found)?;
             if self.overlay {
                 // containerd's createTarFile lchowns and lchmods the link,
@@ -1538,10 +1647,13 @@ impl Filesystem {
                     "a hard link to {target:?}, the root folder, which Linux refuses"
                 )));
             }
+            // A file a reading skipped has no folders in its tree: it is
+            // found by its literal path.
             let found = self
                 .resolve_kernel(&target_parts, false)
                 .ok()
-                .and_then(|stack| self.nodes.get(&join(&stack)));
+                .and_then(|stack| self.lookup(&join(&stack)))
+                .or_else(|| self.pruned(&join(&target_parts)));
             let node = Self::linked(entry, &target, found)?;
             // The link's own header is applied to the shared inode.
             self.apply_link_header(entry, node)
@@ -1619,6 +1731,58 @@ impl Filesystem {
             },
         );
         Ok(())
+    }
+
+    /// The node at `key`, or the file a reading pruned there.
+    fn lookup(&self, key: &str) -> Option<&Node> {
+        self.nodes.get(key).or_else(|| self.pruned(key))
+    }
+
+    /// The file a reading pruned (or skipped) at `key`.
+    fn pruned(&self, key: &str) -> Option<&Node> {
+        let pruned = self.pruned_files.as_ref()?;
+        pruned.nodes.get(&pruned.hasher.hash_one(key))
+    }
+
+    /// Drops from the tree what cannot reach the binary's path: every node
+    /// but folders (unless `folders_too`), symlinks (which redirect later
+    /// entries), what lies at or below the binary's path, and the folders
+    /// above those. Files dropped are remembered by a hash of their path,
+    /// for hard links. Returns the bytes of the paths still held.
+    fn prune(&mut self, folders_too: bool) -> u64 {
+        let binary = openshell_contract::LAYER_BINARY_PATH;
+        let mut keep: HashSet<&str> = HashSet::new();
+        for (key, node) in &self.nodes {
+            let relevant = key.split('/').next() == Some(binary)
+                || matches!(node.kind, NodeKind::Symlink(_))
+                || (!folders_too && node.kind.is_dir());
+            if relevant {
+                keep.insert(key);
+                let mut ancestor = key.as_str();
+                while let Some((parent, _)) = ancestor.rsplit_once('/') {
+                    if !keep.insert(parent) {
+                        break;
+                    }
+                    ancestor = parent;
+                }
+            }
+        }
+        let dropped: Vec<String> = self
+            .nodes
+            .keys()
+            .filter(|key| !keep.contains(key.as_str()))
+            .cloned()
+            .collect();
+        let held = keep.iter().map(|key| key.len() as u64 + 1).sum();
+        let pruned = self.pruned_files.get_or_insert_with(PrunedFiles::default);
+        for key in dropped {
+            if let Some(node) = self.nodes.remove(&key) {
+                if matches!(node.kind, NodeKind::File { .. }) {
+                    pruned.nodes.insert(pruned.hasher.hash_one(&key), node);
+                }
+            }
+        }
+        held
     }
 
     /// A hard link's target, reported when it leaves the image.

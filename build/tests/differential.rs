@@ -411,48 +411,51 @@ fn split_dev(rdev: u64) -> (u64, u64) {
     (major, minor)
 }
 
+/// What sits at `path` on disk (its `lstat` is `meta`).
+fn seen_on_disk(path: &Path, meta: &std::fs::Metadata) -> Seen {
+    let kind = meta.file_type();
+    let seen_kind = if kind.is_dir() {
+        Kind::Dir
+    } else if kind.is_symlink() {
+        Kind::Symlink(
+            std::fs::read_link(path)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        )
+    } else if kind.is_file() {
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        Kind::File {
+            size: meta.len(),
+            sha256: sha256_hex(&bytes),
+        }
+    } else if kind.is_char_device() {
+        let (major, minor) = split_dev(meta.rdev());
+        Kind::Char(major, minor)
+    } else if kind.is_block_device() {
+        let (major, minor) = split_dev(meta.rdev());
+        Kind::Block(major, minor)
+    } else {
+        Kind::Fifo
+    };
+    Seen {
+        kind: seen_kind,
+        mode: meta.mode() & 0o7777,
+        uid: u64::from(meta.uid()),
+        gid: u64::from(meta.gid()),
+    }
+}
+
 /// The tree found on disk under `root`.
 fn walk(root: &Path) -> Tree {
     fn visit(path: &Path, name: String, tree: &mut Tree) {
         let meta = std::fs::symlink_metadata(path).unwrap();
         let kind = meta.file_type();
-        let seen_kind = if kind.is_dir() {
-            Kind::Dir
-        } else if kind.is_symlink() {
-            Kind::Symlink(
-                std::fs::read_link(path)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned(),
-            )
-        } else if kind.is_file() {
-            let mut bytes = Vec::new();
-            std::fs::File::open(path)
-                .unwrap()
-                .read_to_end(&mut bytes)
-                .unwrap();
-            Kind::File {
-                size: meta.len(),
-                sha256: sha256_hex(&bytes),
-            }
-        } else if kind.is_char_device() {
-            let (major, minor) = split_dev(meta.rdev());
-            Kind::Char(major, minor)
-        } else if kind.is_block_device() {
-            let (major, minor) = split_dev(meta.rdev());
-            Kind::Block(major, minor)
-        } else {
-            Kind::Fifo
-        };
-        tree.insert(
-            name.clone(),
-            Seen {
-                kind: seen_kind,
-                mode: meta.mode() & 0o7777,
-                uid: u64::from(meta.uid()),
-                gid: u64::from(meta.gid()),
-            },
-        );
+        tree.insert(name.clone(), seen_on_disk(path, &meta));
         if kind.is_dir() {
             let mut children: Vec<_> = std::fs::read_dir(path)
                 .unwrap()
@@ -1094,7 +1097,10 @@ fn podman_overlay_binary(
     };
     let mount = podman(&["image", "mount", &image]);
     let root = Path::new(&mount);
-    let found = walk(root).remove("/openshell-sandbox");
+    let binary = root.join("openshell-sandbox");
+    let found = std::fs::symlink_metadata(&binary)
+        .ok()
+        .map(|meta| seen_on_disk(&binary, &meta));
     podman(&["image", "unmount", &image]);
     podman(&["image", "rm", &image]);
     Ok(found)

@@ -23,14 +23,40 @@
 //! layer holding it has there; a 0/0 character device there is a whiteout,
 //! so the name is gone; an opaque marker at a layer's root hides nothing.
 //! Only the root entry named like the binary is kept from each layer's
-//! folder: memory stays within one layer's tree, whatever the number of
-//! layers. A
-//! hard link to a file of a lower layer fails, since the folder it is
-//! applied into does not hold that file.
+//! folder. A hard link to a file of a lower layer fails, since the folder
+//! it is applied into does not hold that file.
+//!
+//! **Memory**: a reading keeps only the paths that can lead to the binary.
+//! Once its tree grows past [`PRUNE_AT`] nodes it drops every node but
+//! symlinks (which redirect later entries), what lies at the binary's path
+//! and the folders above those; dropped files stay findable by a hash of
+//! their path, for hard links. What is left may hold at most
+//! [`READING_BUDGET`] bytes of paths, else the image is refused. A layer
+//! pruned while it is applied skips containers/storage's final check of
+//! its folders away from the binary's path.
 
 use openshell_contract::LAYER_BINARY_PATH;
 
 use super::{Extractor, FileData, Filesystem, LayerState, Limits, Node, NodeKind, gotar};
+
+/// A reading drops what cannot reach the binary's path once its tree
+/// holds more nodes than this (and twice what it kept the last time).
+pub const PRUNE_AT: usize = 1024;
+
+/// Most bytes of paths a reading may still hold once pruned (symlinks and
+/// what lies at the binary's path): beyond it the image is refused, since
+/// verification could no longer compare the extractors within its memory
+/// bound.
+pub const READING_BUDGET: u64 = 8 * 1024 * 1024;
+
+/// `limits` for a reading: umoci's model counts the entries, and a reading
+/// re-creates folders it pruned, which must not count again.
+fn uncounted(limits: Limits) -> Limits {
+    Limits {
+        max_entries: u64::MAX,
+        ..limits
+    }
+}
 
 /// One layer's contribution to the merged root: what its folder holds at
 /// the binary's path. An opaque marker at a layer's root is not kept:
@@ -66,16 +92,24 @@ pub(super) struct Shadow {
     /// Why it could not apply the layers; nothing more is applied then.
     failure: Option<String>,
     state: LayerState,
+    /// Prune when the tree holds more nodes than this.
+    prune_at: usize,
+    /// Whether the tree was pruned while this layer was applied (its
+    /// folder entries may then be gone from the tree, not from the disk).
+    pruned_in_layer: bool,
 }
 
 impl Shadow {
     /// The three readings verification compares with umoci's.
     pub(super) fn all(limits: Limits) -> Vec<Self> {
+        let limits = uncounted(limits);
         let shadow = |name, reading| Self {
             name,
             reading,
             failure: None,
             state: LayerState::default(),
+            prune_at: PRUNE_AT,
+            pruned_in_layer: false,
         };
         let overlay = |resolution| Reading::Overlay {
             resolution,
@@ -111,11 +145,12 @@ impl Shadow {
     /// A new layer starts: an overlay reading gets an empty folder.
     pub(super) fn begin_layer(&mut self, limits: Limits) {
         self.state = LayerState::default();
+        self.pruned_in_layer = false;
         if let Reading::Overlay {
             resolution, folder, ..
         } = &mut self.reading
         {
-            **folder = Filesystem::overlay_folder(limits, *resolution);
+            **folder = Filesystem::overlay_folder(uncounted(limits), *resolution);
         }
     }
 
@@ -133,12 +168,40 @@ impl Shadow {
         }
         let mut state = std::mem::take(&mut self.state);
         let filesystem = self.filesystem();
-        let result = filesystem.count_entry(layer).and_then(|()| {
-            filesystem.apply_entry(layer, header, raw_path, cleaned, data, &mut state)
-        });
+        if filesystem.skip_unreachable(layer, header, raw_path, cleaned, data.as_ref(), &mut state)
+        {
+            self.state = state;
+            return;
+        }
+        let result = filesystem.apply_entry(layer, header, raw_path, cleaned, data, &mut state);
         self.state = state;
         if let Err(err) = result {
             self.failure = Some(err.to_string());
+            return;
+        }
+        if self.filesystem().nodes.len() > self.prune_at {
+            self.pruned_in_layer = true;
+            self.prune(layer);
+        }
+    }
+
+    /// Drops what cannot reach the binary's path; fails the reading when
+    /// what is left is over [`READING_BUDGET`].
+    fn prune(&mut self, layer: usize) {
+        let filesystem = self.filesystem();
+        // Folders first stay (re-creating them costs time on every entry
+        // below them); they go too when they alone are over half the
+        // budget.
+        let mut held = filesystem.prune(false);
+        if held > READING_BUDGET / 2 {
+            held = filesystem.prune(true);
+        }
+        let kept = filesystem.nodes.len();
+        self.prune_at = PRUNE_AT.max(kept.saturating_mul(2));
+        if held > READING_BUDGET {
+            self.failure = Some(format!(
+                "layer {layer}: the symlinks and the paths at the binary's path hold {held} bytes of paths, more than the {READING_BUDGET} bytes verification compares extractors within (expected a supervisor image of one file)"
+            ));
         }
     }
 
@@ -147,7 +210,14 @@ impl Shadow {
         if self.failure.is_some() {
             return;
         }
-        let state = std::mem::take(&mut self.state);
+        let mut state = std::mem::take(&mut self.state);
+        if self.pruned_in_layer {
+            // Folders pruned from the tree are still there on disk: only
+            // those at the binary's path are checked.
+            state.dirs.retain(|dir| {
+                dir.trim_start_matches('/').split('/').next() == Some(LAYER_BINARY_PATH)
+            });
+        }
         if let Err(err) = self.filesystem().finish_layer(layer, &state) {
             self.failure = Some(err.to_string());
             return;
@@ -156,6 +226,9 @@ impl Shadow {
             tops.push(Top {
                 binary: folder.nodes.get(LAYER_BINARY_PATH).cloned(),
             });
+        }
+        if self.filesystem().nodes.len() > PRUNE_AT {
+            self.prune(layer);
         }
     }
 
