@@ -81,7 +81,7 @@ use sha2::{Digest, Sha256};
 pub mod contents;
 pub mod gotar;
 pub mod limits;
-mod overlay;
+pub mod overlay;
 
 pub use contents::{ContentsReader, FileContents};
 pub use limits::{
@@ -92,6 +92,7 @@ pub use limits::{
 
 use contents::{MEMORY_BUDGET, Spill};
 use gotar::types;
+pub use overlay::READING_BUDGET;
 use overlay::Shadow;
 
 /// In a refusal, marks what makes containers/storage hang rather than fail.
@@ -1171,7 +1172,8 @@ impl Filesystem {
 
     /// `ENOTDIR` or `ENOENT` unless `stack` names a folder.
     fn check_dir(&self, stack: &[String]) -> Result<(), Errno> {
-        match self.node(&join(stack)) {
+        let key = join(stack);
+        match self.node(&key).or_else(|| self.pruned(&key)) {
             Some(node) if node.kind.is_dir() => Ok(()),
             Some(_) => Err(Errno::NotDir),
             None => Err(Errno::NoEnt),
@@ -1237,6 +1239,14 @@ impl Filesystem {
                             "its folder /{key} is {}, not a folder",
                             node.kind.describe()
                         ),
+                    });
+                }
+                // A file a reading skipped is still in the way.
+                None if self.pruned(&key).is_some() => {
+                    return Err(FilesystemError::Extraction {
+                        layer,
+                        path: raw_path.to_string(),
+                        reason: format!("its folder /{key} is a regular file, not a folder"),
                     });
                 }
                 None => self.create_implicit_dir(layer, key)?,
@@ -1359,9 +1369,11 @@ impl Filesystem {
 
     /// Applies one entry (its data, for a regular file, already read).
     /// In a reading beside umoci's: skips an entry that cannot reach the
-    /// binary's path (a file, folder, device or fifo away from it, while no
-    /// symlink can redirect it), keeping only what a later hard link or
-    /// containers/storage's duplicate check needs. True when skipped.
+    /// binary's path (a regular file away from it, while no symlink can
+    /// redirect it), keeping only what later entries need of it: its node
+    /// by a hash of its path (for hard links, and as a file in the way) and
+    /// its name for containers/storage's duplicate check. True when
+    /// skipped.
     fn skip_unreachable(
         &mut self,
         layer: usize,
@@ -1372,10 +1384,10 @@ impl Filesystem {
         state: &mut LayerState,
     ) -> bool {
         let binary = openshell_contract::LAYER_BINARY_PATH;
-        let plain = matches!(
-            header.typeflag,
-            types::REGULAR | types::DIR | types::CHAR | types::BLOCK | types::FIFO
-        );
+        // Only regular files: they are the bulk of an image, and a file
+        // skipped is still found (by a hash of its path) where a later
+        // entry would need it as a folder or a whiteout would mknod over it.
+        let plain = header.typeflag == types::REGULAR;
         let (Some(first), Some(last)) = (cleaned.first(), cleaned.last()) else {
             return false;
         };
@@ -1605,12 +1617,19 @@ impl Filesystem {
             if self.overlay {
                 let dir = self
                     .resolve_kernel(entry.parent, true)
-                    .and_then(|dir| {
-                        self.check_dir(&dir)?;
-                        Ok(dir)
-                    })
                     .map_err(|errno| entry.fail(format!("its folder: {}", errno.describe())))?;
-                return self.whiteout_overlay(entry, &join(&dir), hidden);
+                let key = join(&dir);
+                if hidden == ".wh..opq" {
+                    // setxattr on the folder, following symlinks: anything
+                    // there takes it (a file too); nothing there fails.
+                    if self.lookup(&key).is_none() && !key.is_empty() {
+                        return Err(entry.fail(format!("its folder: {}", Errno::NoEnt.describe())));
+                    }
+                    return Ok(());
+                }
+                self.check_dir(&dir)
+                    .map_err(|errno| entry.fail(format!("its folder: {}", errno.describe())))?;
+                return self.whiteout_overlay(entry, &key, hidden);
             }
             return self.whiteout_containers_storage(entry, hidden, &state.unpacked);
         }
@@ -1710,7 +1729,7 @@ impl Filesystem {
         } else {
             child(dir, hidden)
         };
-        if let Some(node) = self.node(&target) {
+        if let Some(node) = self.node(&target).or_else(|| self.pruned(&target)) {
             return Err(entry.fail(format!(
                 "the overlay snapshotters turn this whiteout into a 0/0 character device at /{target}, and mknod fails there: the same layer already holds {} at that path",
                 node.kind.describe()

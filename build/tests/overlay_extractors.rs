@@ -624,3 +624,39 @@ fn every_case_matches_podman_overlay_vfs_and_umoci() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn the_readings_hold_symlink_paths_within_their_budget() {
+    use build_image::filesystem::READING_BUDGET;
+    // 9,000 symlinks under 1,000-byte paths: 9 MB of paths that can each
+    // redirect a later entry, so the readings cannot drop them.
+    let mut entries = Vec::new();
+    let folder = [
+        "s".repeat(240),
+        "t".repeat(240),
+        "u".repeat(240),
+        "v".repeat(240),
+    ]
+    .join("/");
+    let names: Vec<&'static str> = (0..9000)
+        .map(|index| &*Box::leak(format!("{folder}/{index:05}").into_boxed_str()))
+        .collect();
+    for name in &names {
+        entries.push(E::Pax(b'x', vec![("path", name.as_bytes().to_vec())]));
+        entries.push(E::Symlink("x", "target"));
+    }
+    entries.push(good());
+    let (found, disagreements) = readings(&[tar(&entries)]);
+    assert_eq!(found.umoci, GOOD, "{disagreements:#?}");
+    const { assert!(READING_BUDGET < 9000 * 1000) };
+    assert!(
+        disagreements
+            .iter()
+            .any(|reason| reason.contains("expected a supervisor image of one file")),
+        "{disagreements:#?}"
+    );
+    // A few hundred are well within it.
+    let (found, disagreements) = readings(&[tar(&entries[entries.len() - 601..])]);
+    assert_eq!(found.umoci, GOOD);
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+}
