@@ -1403,6 +1403,15 @@ impl Filesystem {
             // only inserted here when the entry is skipped.)
             return false;
         }
+        // Its folders are made as the extractors make them (and a file in
+        // the way fails it as it fails them): no symlink can redirect them.
+        let parent: Vec<String> = cleaned[..cleaned.len() - 1]
+            .iter()
+            .map(|part| (*part).to_string())
+            .collect();
+        if self.make_parents(layer, raw_path, &parent).is_err() {
+            return false;
+        }
         if let (types::REGULAR, Some(data)) = (header.typeflag, data) {
             let node = Node {
                 kind: NodeKind::File {
@@ -1418,7 +1427,7 @@ impl Filesystem {
                 file_capabilities: false,
             };
             let key = join(cleaned);
-            self.nodes.remove(&key);
+            self.remove_tree(&key, None);
             let pruned = self.pruned_files.get_or_insert_with(PrunedFiles::default);
             pruned.nodes.insert(pruned.hasher.hash_one(&key), node);
         }
@@ -1619,6 +1628,7 @@ impl Filesystem {
                     .resolve_kernel(entry.parent, true)
                     .map_err(|errno| entry.fail(format!("its folder: {}", errno.describe())))?;
                 let key = join(&dir);
+                let errno = self.check_dir(&dir).err();
                 if hidden == ".wh..opq" {
                     // setxattr on the folder, following symlinks: anything
                     // there takes it (a file too); nothing there fails.
@@ -1627,9 +1637,14 @@ impl Filesystem {
                     }
                     return Ok(());
                 }
-                self.check_dir(&dir)
-                    .map_err(|errno| entry.fail(format!("its folder: {}", errno.describe())))?;
-                return self.whiteout_overlay(entry, &key, hidden);
+                return match errno {
+                    None => self.whiteout_overlay(entry, &key, hidden),
+                    // mknod under a file fails with ENOTDIR, which
+                    // containers/storage's overlay converter lets pass (as
+                    // podman's overlay driver shows).
+                    Some(Errno::NotDir) => Ok(()),
+                    Some(errno) => Err(entry.fail(format!("its folder: {}", errno.describe()))),
+                };
             }
             return self.whiteout_containers_storage(entry, hidden, &state.unpacked);
         }
