@@ -1624,9 +1624,14 @@ impl Filesystem {
         }
         if let Some(hidden) = entry.name.strip_prefix(".wh.") {
             if self.overlay {
-                let dir = self
-                    .resolve_kernel(entry.parent, true)
-                    .map_err(|errno| entry.fail(format!("its folder: {}", errno.describe())))?;
+                let dir = match self.resolve_kernel(entry.parent, true) {
+                    Ok(dir) => dir,
+                    // mknod through a file: ENOTDIR, let pass (see below).
+                    Err(Errno::NotDir) if hidden != ".wh..opq" => return Ok(()),
+                    Err(errno) => {
+                        return Err(entry.fail(format!("its folder: {}", errno.describe())));
+                    }
+                };
                 let key = join(&dir);
                 let errno = self.check_dir(&dir).err();
                 if hidden == ".wh..opq" {
