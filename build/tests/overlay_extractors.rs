@@ -660,3 +660,46 @@ fn the_readings_hold_symlink_paths_within_their_budget() {
     assert_eq!(found.umoci, GOOD);
     assert!(disagreements.is_empty(), "{disagreements:#?}");
 }
+
+#[test]
+fn gnu_tar_pax_sparse_files_of_every_format_are_read_with_their_holes() {
+    let test = "gnu_tar_pax_sparse_files_of_every_format_are_read_with_their_holes";
+    if !require(test, &["tar"], "apt-get install tar") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(BIN);
+    // Data, a 1 MiB hole, data: GNU tar stores it sparse.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(&binary()).unwrap();
+        file.seek(SeekFrom::Start(1 << 20)).unwrap();
+        file.write_all(b"tail").unwrap();
+    }
+    let expected = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
+    for version in ["0.0", "0.1", "1.0"] {
+        let archive = dir.path().join(format!("sparse-{version}.tar"));
+        let output = Command::new("tar")
+            .args(["--sparse", "--format=posix", "--owner=0", "--group=0"])
+            .arg(format!("--sparse-version={version}"))
+            .arg("-C")
+            .arg(dir.path())
+            .arg("-cf")
+            .arg(&archive)
+            .arg(BIN)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", output_text(&output));
+        let mut filesystem = Filesystem::new(Limits::default());
+        filesystem
+            .apply_layer(0, &std::fs::read(&archive).unwrap()[..])
+            .unwrap_or_else(|err| panic!("sparse {version}: {err}"));
+        assert_eq!(
+            filesystem.nodes[BIN].sha256_hex().unwrap(),
+            expected,
+            "sparse {version}"
+        );
+        assert!(filesystem.extractor_disagreements().is_empty());
+    }
+}
