@@ -27,13 +27,21 @@
 //! it is applied into does not hold that file.
 //!
 //! **Memory**: a reading keeps only the paths that can lead to the binary.
+//! While no symlink (or hard link) has been applied, a regular file away
+//! from the binary's path is not put in its tree at all: its folders are
+//! made and it is remembered by a hash of its path (a file in the way of a
+//! later folder or whiteout, or a hard link's target).
 //! Once its tree grows past [`PRUNE_AT`] nodes it drops every node but
 //! symlinks (which redirect later entries), what lies at the binary's path
 //! and the folders above those; dropped files stay findable by a hash of
 //! their path, for hard links. What is left may hold at most
 //! [`READING_BUDGET`] bytes of paths, else the image is refused. A layer
 //! pruned while it is applied skips containers/storage's final check of
-//! its folders away from the binary's path.
+//! its folders away from the binary's path. Checked against podman's
+//! overlay driver on the differential test's generated stacks (500, none
+//! differing) and issue 16's cases (`build/tests/overlay_extractors.rs`);
+//! containerd's reading follows its source, as containerd does not run
+//! here.
 
 use openshell_contract::LAYER_BINARY_PATH;
 
