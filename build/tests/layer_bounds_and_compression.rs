@@ -400,3 +400,21 @@ fn a_gnu_header_whose_atime_go_reads_as_a_prefix_puts_the_binary_elsewhere() {
     let message = details(&report, "binary-location");
     assert!(message.contains("sub/openshell-sandbox"), "{message}");
 }
+
+#[test]
+fn a_whiteout_under_the_binary_in_a_later_layer_fails_as_the_overlay_shows_a_folder() {
+    let elf = tiny_elf(2, 1);
+    let lower = RawLayer::from_tar(&binary_tar(&elf));
+    let upper = RawLayer::from_tar(&end(header("openshell-sandbox/.wh.x", b'0', 0, "", 0o644)));
+    let (ok, report, _) = verify_layers(vec![lower, upper], &[]);
+    assert!(!ok);
+    let message = details(&report, "filesystem");
+    assert!(
+        message.contains("containers/storage's overlay driver (CRI-O, podman) shows /openshell-sandbox differently: a folder where umoci has a regular file"),
+        "{message}"
+    );
+    assert!(
+        message.contains("containerd's overlayfs snapshotter"),
+        "{message}"
+    );
+}
