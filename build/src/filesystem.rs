@@ -34,8 +34,10 @@
 //! - **Hard links** are resolved like parents (the link target's folder
 //!   inside the root, its last component not followed); linking to nothing,
 //!   to a folder, or to the entry itself is an error. A link shares its
-//!   target's metadata and contents; its own header's mode and owner are
-//!   ignored.
+//!   target's inode: a later replacement or whiteout of the target leaves
+//!   the link as it was. umoci ignores the link header's own mode and
+//!   owner; containerd and containers/storage apply them to the inode, and
+//!   the readings that follow them (see [`Filesystem::new`]) do so too.
 //! - **Symbolic links** get mode 0777 whatever the header says; only owners
 //!   are set on them.
 //! - **Whiteouts** `.wh.NAME` remove NAME in the (resolved) folder, an opaque
@@ -44,9 +46,14 @@
 //!   this; containerd and containers/storage remove a same-layer path named
 //!   by a plain whiteout too. A whiteout in a folder that is missing, or is
 //!   not a folder, removes nothing.
+//! - **PAX global headers** are read as Go's `archive/tar` hands them
+//!   over, an entry of type `g` named by the header, and applied as
+//!   containerd and containers/storage apply them: what sits at that name
+//!   is removed, nothing is created. (umoci refuses such a layer; the
+//!   runtimes that mount images do not.)
 //! - **Anything an extractor stops on** (a parent that is a file, a symlink
-//!   loop, a dangling hard link, a PAX global header, a contiguous-file
-//!   entry, a name longer than Linux allows) fails the layer with
+//!   loop, a dangling hard link, a contiguous-file entry, a name longer
+//!   than Linux allows) fails the layer with
 //!   [`FilesystemError::Extraction`]: the image cannot be unpacked.
 //!
 //! Entries that are unsafe in an image volume are reported in
@@ -54,7 +61,9 @@
 //! them: absolute or `..` paths, device nodes and fifos, links whose target
 //! leaves the image root, names that are not UTF-8.
 //!
-//! Resources are bounded by [`Limits`]: a declared size is checked before
+//! Resources are bounded by [`Limits`]: the layer count, each path's depth
+//! and length (after symlinks in its folders are followed), each link
+//! target's length and all targets together, and a declared size checked before
 //! any of its data is read, nothing is allocated from a declared size, and
 //! kept contents live in memory only up to [`contents::MEMORY_BUDGET`] in
 //! all, beyond that in one anonymous temporary file.
@@ -72,14 +81,19 @@ use sha2::{Digest, Sha256};
 pub mod contents;
 pub mod gotar;
 pub mod limits;
+pub mod overlay;
 
 pub use contents::{ContentsReader, FileContents};
 pub use limits::{
-    Limit, Limits, MAX_BINARY_SIZE_FLAG, MAX_ENTRIES_FLAG, MAX_UNCOMPRESSED_SIZE_FLAG, parse_size,
+    Limit, Limits, MAX_BINARY_SIZE_FLAG, MAX_ENTRIES_FLAG, MAX_LAYERS_FLAG, MAX_PATH_DEPTH_FLAG,
+    MAX_PATH_LENGTH_FLAG, MAX_SYMLINK_TARGET_FLAG, MAX_SYMLINK_TARGETS_TOTAL_FLAG,
+    MAX_UNCOMPRESSED_SIZE_FLAG, parse_size,
 };
 
 use contents::{MEMORY_BUDGET, Spill};
 use gotar::types;
+pub use overlay::READING_BUDGET;
+use overlay::Shadow;
 
 /// In a refusal, marks what makes containers/storage hang rather than fail.
 pub const CONTAINERS_STORAGE_HANGS: &str = "containers/storage hangs here";
@@ -95,6 +109,10 @@ const MAX_LINK_FOLLOWS: usize = 255;
 
 /// Unsafe entries listed one by one; more are counted in a last entry.
 pub const MAX_LISTED_UNSAFE: usize = 100;
+
+/// Removals of at most this many paths take them out one by one; larger
+/// ones split the map.
+const SMALL_REMOVAL: usize = 64;
 
 /// Linux's `NAME_MAX`: longer path components cannot be created.
 const NAME_MAX: usize = 255;
@@ -170,6 +188,10 @@ pub struct Node {
     pub layer: usize,
     /// Identity of the underlying inode: hard links share it.
     pub inode: u64,
+    /// Whether its header sets the `security.capability` extended
+    /// attribute (file capabilities), which containerd and
+    /// containers/storage apply.
+    pub file_capabilities: bool,
 }
 
 impl Node {
@@ -277,6 +299,31 @@ pub struct Filesystem {
     in_memory: u64,
     next_inode: u64,
     spill: Arc<Spill>,
+    /// Whiteouts become 0/0 character devices and opaque markers an xattr,
+    /// as the overlay snapshotters apply a layer into its own folder; a
+    /// hard link's header applies to its inode (containerd does this too).
+    overlay: bool,
+    /// Bytes of all symlink and hard link targets so far.
+    link_target_bytes: u64,
+    /// Sizes of all PAX sparse files so far, holes included.
+    sparse_expanded: u64,
+    /// The other extractors' readings of the same layers.
+    shadows: Vec<Shadow>,
+    /// In a reading beside umoci's: files dropped from `nodes` because
+    /// they cannot reach the binary's path, kept by a hash of their path
+    /// for hard links that name them.
+    pruned_files: Option<PrunedFiles>,
+    /// Whether a symlink (or a hard link, which may be one) was ever
+    /// applied: until then every path resolves literally.
+    has_symlinks: bool,
+}
+
+/// Files a reading dropped from its tree, by a keyed 64-bit hash of their
+/// paths (see [`PathSet`]).
+#[derive(Debug, Default, Clone)]
+struct PrunedFiles {
+    hasher: RandomState,
+    nodes: std::collections::HashMap<u64, Node>,
 }
 
 impl Default for Filesystem {
@@ -323,6 +370,7 @@ impl<R> Counted<'_, R> {
 }
 
 /// What a regular file entry carried.
+#[derive(Clone)]
 struct FileData {
     sha256: [u8; 32],
     contents: Option<Arc<FileContents>>,
@@ -421,7 +469,7 @@ impl Errno {
 /// A set of paths kept as 64-bit keyed hashes: a hostile layer's thousands
 /// of 4 KiB paths cost 8 bytes each. The key is random per set, so no layer
 /// can be built to collide (the odds are about 2^-64 per pair otherwise).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct PathSet {
     hasher: RandomState,
     hashes: HashSet<u64>,
@@ -440,7 +488,7 @@ impl PathSet {
 }
 
 /// What the layer being applied has written so far.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct LayerState {
     /// umoci's `upperPaths`: resolved paths written, and their ancestors.
     upper: PathSet,
@@ -480,6 +528,28 @@ impl Entry<'_> {
     }
 }
 
+/// Reads until `buf` is full or the data ends; how much was read.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(filled)
+}
+
+/// A path for a message: at most 80 characters of it.
+fn shortened(path: &str) -> String {
+    if path.chars().count() <= 80 {
+        return path.to_string();
+    }
+    format!("{}...", path.chars().take(77).collect::<String>())
+}
+
 /// Go's `filepath.Clean`, lexical and unrooted (tar-split compares names
 /// this way).
 fn go_clean(path: &str) -> String {
@@ -507,9 +577,23 @@ fn go_clean(path: &str) -> String {
 
 impl Filesystem {
     /// An empty filesystem (a root folder, mode 0755, owned 0:0) that
-    /// applies `limits` and follows umoci.
+    /// applies `limits` and follows umoci, while containers/storage's vfs
+    /// driver and the two overlay snapshotters read the same layers beside
+    /// it: [`Filesystem::extractor_disagreements`] says where any of them
+    /// fails or shows the binary differently, so verification judges by
+    /// the strictest.
     pub fn new(limits: Limits) -> Self {
-        Self::with_extractor(limits, Extractor::Umoci)
+        let mut filesystem = Self::with_extractor(limits, Extractor::Umoci);
+        filesystem.shadows = Shadow::all(limits);
+        filesystem
+    }
+
+    /// An empty folder that one layer is applied into, as the overlay
+    /// snapshotters do, resolving paths as `resolution` does.
+    fn overlay_folder(limits: Limits, resolution: Extractor) -> Self {
+        let mut filesystem = Self::with_extractor(limits, resolution);
+        filesystem.overlay = true;
+        filesystem
     }
 
     /// An empty filesystem that follows `extractor`. Where
@@ -551,6 +635,7 @@ impl Filesystem {
                 gid: 0,
                 layer: 0,
                 inode: 0,
+                file_capabilities: false,
             },
             removed: BTreeMap::new(),
             unsafe_entries: Vec::new(),
@@ -562,6 +647,12 @@ impl Filesystem {
             in_memory: 0,
             next_inode: 1,
             spill: Arc::new(Spill::default()),
+            overlay: false,
+            link_target_bytes: 0,
+            sparse_expanded: 0,
+            shadows: Vec::new(),
+            pruned_files: None,
+            has_symlinks: false,
         }
     }
 
@@ -617,6 +708,17 @@ impl Filesystem {
         input: R,
         source: Source<'_>,
     ) -> Result<(), FilesystemError> {
+        if layer as u64 >= self.limits.max_layers {
+            return Err(FilesystemError::Limit {
+                layer,
+                limit: Limit::Layers,
+                max: self.limits.max_layers,
+                what: format!(
+                    "the image has more than {} layers (overlayfs stacks at most 500, so containerd and CRI-O cannot mount it)",
+                    self.limits.max_layers
+                ),
+            });
+        }
         let count = Cell::new(0u64);
         let exceeded = Cell::new(false);
         let allowed = self
@@ -668,11 +770,37 @@ impl Filesystem {
         allowed: u64,
     ) -> Result<(), FilesystemError> {
         let mut state = LayerState::default();
+        let mut shadows = std::mem::take(&mut self.shadows);
+        for shadow in &mut shadows {
+            shadow.begin_layer(self.limits);
+        }
+        let result =
+            self.apply_entries_with(layer, reader, source, allowed, &mut state, &mut shadows);
+        let result = result.and_then(|()| self.finish_layer(layer, &state));
+        if result.is_ok() {
+            for shadow in &mut shadows {
+                shadow.end_layer(layer);
+            }
+        }
+        self.shadows = shadows;
+        result
+    }
+
+    fn apply_entries_with<R: gotar::Input>(
+        &mut self,
+        layer: usize,
+        reader: &mut gotar::Reader<Counted<'_, R>>,
+        source: Source<'_>,
+        allowed: u64,
+        state: &mut LayerState,
+        shadows: &mut [Shadow],
+    ) -> Result<(), FilesystemError> {
         while let Some(header) = reader
             .next_entry()
             .map_err(|source| FilesystemError::Tar { layer, source })?
         {
             self.count_entry(layer)?;
+            self.check_link_target(layer, &header)?;
             let raw_path = String::from_utf8_lossy(&header.name).into_owned();
             let cleaned = clean(&raw_path);
             let name = cleaned.last().copied().unwrap_or("");
@@ -690,7 +818,15 @@ impl Filesystem {
                         ),
                     });
                 }
-                let reach = reader.offset().saturating_add(header.size);
+                // A sparse file's holes are read (as zeros) and hashed too:
+                // they count against the limit like stored bytes.
+                let reach = reader
+                    .offset()
+                    .saturating_add(header.size)
+                    .saturating_add(self.sparse_expanded);
+                if header.sparse {
+                    self.sparse_expanded = self.sparse_expanded.saturating_add(header.size);
+                }
                 if reach > allowed {
                     let total = self.uncompressed.saturating_add(reach);
                     return Err(FilesystemError::Limit {
@@ -707,8 +843,85 @@ impl Filesystem {
             } else {
                 None
             };
-            self.apply_entry(layer, &header, &raw_path, &cleaned, data, &mut state)?;
+            for shadow in shadows.iter_mut() {
+                shadow.entry(layer, &header, &raw_path, &cleaned, data.clone());
+            }
+            self.apply_entry(layer, &header, &raw_path, &cleaned, data, state)?;
         }
+        Ok(())
+    }
+
+    /// Refuses a symlink or hard link target over its limit, or one that
+    /// brings all targets over theirs.
+    fn check_link_target(
+        &mut self,
+        layer: usize,
+        header: &gotar::Header,
+    ) -> Result<(), FilesystemError> {
+        if header.typeflag != types::SYMLINK && header.typeflag != types::LINK {
+            return Ok(());
+        }
+        let length = header.linkname.len() as u64;
+        let path = String::from_utf8_lossy(&header.name);
+        if length > self.limits.max_symlink_target {
+            return Err(FilesystemError::Limit {
+                layer,
+                limit: Limit::SymlinkTarget,
+                max: self.limits.max_symlink_target,
+                what: format!("{path} has a link target of {length} bytes"),
+            });
+        }
+        self.link_target_bytes = self.link_target_bytes.saturating_add(length);
+        if self.link_target_bytes > self.limits.max_symlink_targets_total {
+            return Err(FilesystemError::Limit {
+                layer,
+                limit: Limit::SymlinkTargetsTotal,
+                max: self.limits.max_symlink_targets_total,
+                what: format!(
+                    "{path} brings the link targets of all layers to {} bytes",
+                    self.link_target_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a path deeper or longer than the limits allow.
+    fn check_path(
+        &self,
+        layer: usize,
+        raw_path: &str,
+        parts: &[impl AsRef<str>],
+    ) -> Result<(), FilesystemError> {
+        let depth = parts.len() as u64;
+        if depth > self.limits.max_path_depth {
+            return Err(FilesystemError::Limit {
+                layer,
+                limit: Limit::PathDepth,
+                max: self.limits.max_path_depth,
+                what: format!("{raw_path} lands {depth} components deep"),
+            });
+        }
+        let length = parts
+            .iter()
+            .map(|part| part.as_ref().len() as u64 + 1)
+            .sum::<u64>();
+        if length > self.limits.max_path_length {
+            return Err(FilesystemError::Limit {
+                layer,
+                limit: Limit::PathLength,
+                max: self.limits.max_path_length,
+                what: format!(
+                    "{} lands at a path of {length} bytes, which with the node's storage prefix nears or passes Linux's PATH_MAX",
+                    shortened(raw_path)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// What an extractor does once a layer's entries are applied.
+    fn finish_layer(&mut self, layer: usize, state: &LayerState) -> Result<(), FilesystemError> {
         // containers/storage then sets each folder entry's times, through
         // the path as spelled: one that is gone by now fails the layer.
         for dir in &state.dirs {
@@ -768,7 +981,8 @@ impl Filesystem {
                 source: err,
             },
         };
-        if let Source::Shared(buffer) = source {
+        // A sparse file's bytes are not a range of the tar.
+        if let (Source::Shared(buffer), false) = (source, header.sparse) {
             let start = usize::try_from(reader.offset()).ok();
             let len = usize::try_from(header.size).ok();
             if let Some(contents) = start
@@ -777,37 +991,53 @@ impl Filesystem {
             {
                 let sha256 = contents.sha256_bytes();
                 // The reader skips the data when it moves to the next entry.
+                // What is kept is what a stream keeps (see below).
+                let elf = contents
+                    .in_memory()
+                    .is_some_and(|bytes| bytes.starts_with(b"\x7fELF"))
+                    && header.size <= self.limits.max_binary_size;
                 return Ok(FileData {
                     sha256,
-                    contents: kept.then(|| Arc::new(contents)),
+                    contents: (kept || elf).then(|| Arc::new(contents)),
                 });
             }
         }
+        let mut first = Vec::new();
         if !kept {
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 64 * 1024];
             let mut data = reader.data();
-            loop {
-                let read = data.read(&mut buf).map_err(&io_error)?;
-                if read == 0 {
-                    break;
-                }
+            let read = read_up_to(&mut data, &mut buf).map_err(&io_error)?;
+            // An ELF file of a size the binary may have is kept too: a hard
+            // link named like the binary may name it later, and then its
+            // bytes are what runs.
+            if buf[..read].starts_with(b"\x7fELF") && header.size <= self.limits.max_binary_size {
+                first = buf[..read].to_vec();
+            } else {
                 hasher.update(&buf[..read]);
+                loop {
+                    let read = data.read(&mut buf).map_err(&io_error)?;
+                    if read == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..read]);
+                }
+                return Ok(FileData {
+                    sha256: hasher.finalize().into(),
+                    contents: None,
+                });
             }
-            return Ok(FileData {
-                sha256: hasher.finalize().into(),
-                contents: None,
-            });
         }
         let size = header.size;
         let contents = if self.in_memory.saturating_add(size) <= MEMORY_BUDGET {
             self.in_memory += size;
             // Within the budget, so the capacity is bounded by it.
             let capacity = usize::try_from(size).unwrap_or(0);
-            FileContents::read_to_memory(&mut reader.data(), capacity).map_err(&io_error)?
+            let mut data = io::Cursor::new(first).chain(reader.data());
+            FileContents::read_to_memory(&mut data, capacity).map_err(&io_error)?
         } else {
             let spill = Arc::clone(&self.spill);
-            let mut data = reader.data();
+            let mut data = io::Cursor::new(first).chain(reader.data());
             FileContents::spill(&spill, &mut data, size).map_err(|source| match source.kind() {
                 io::ErrorKind::UnexpectedEof | io::ErrorKind::Other => io_error(source),
                 _ => FilesystemError::Spill {
@@ -942,7 +1172,8 @@ impl Filesystem {
 
     /// `ENOTDIR` or `ENOENT` unless `stack` names a folder.
     fn check_dir(&self, stack: &[String]) -> Result<(), Errno> {
-        match self.node(&join(stack)) {
+        let key = join(stack);
+        match self.node(&key).or_else(|| self.pruned(&key)) {
             Some(node) if node.kind.is_dir() => Ok(()),
             Some(_) => Err(Errno::NotDir),
             None => Err(Errno::NoEnt),
@@ -982,6 +1213,7 @@ impl Filesystem {
                 gid,
                 layer,
                 inode,
+                file_capabilities: false,
             },
         );
         Ok(())
@@ -1007,6 +1239,14 @@ impl Filesystem {
                             "its folder /{key} is {}, not a folder",
                             node.kind.describe()
                         ),
+                    });
+                }
+                // A file a reading skipped is still in the way.
+                None if self.pruned(&key).is_some() => {
+                    return Err(FilesystemError::Extraction {
+                        layer,
+                        path: raw_path.to_string(),
+                        reason: format!("its folder /{key} is a regular file, not a folder"),
                     });
                 }
                 None => self.create_implicit_dir(layer, key)?,
@@ -1053,20 +1293,50 @@ impl Filesystem {
         if path.is_empty() {
             return std::mem::take(&mut self.nodes);
         }
-        let mut taken = self.nodes.split_off(path);
-        let mut rest = taken.split_off(&format!("{path}0"));
-        self.nodes.append(&mut rest);
-        // `taken` holds `path`, `path/...`, and names that merely start
-        // with `path` and a byte before '/' (`path-x`): those go back, and
+        // The range holds `path`, `path/...`, and names that merely start
+        // with `path` and a byte before '/' (`path-x`), which stay, as does
         // `path` itself when only what is below it is wanted.
-        let strangers: Vec<String> = taken
-            .keys()
-            .filter(|key| {
-                (below_only && key.as_str() == path)
-                    || (key.as_str() != path && !key[path.len()..].starts_with('/'))
-            })
-            .cloned()
-            .collect();
+        let end = format!("{path}0");
+        let range = (
+            std::ops::Bound::Included(path),
+            std::ops::Bound::Excluded(end.as_str()),
+        );
+        let wanted = |key: &str| {
+            if key == path {
+                !below_only
+            } else {
+                key[path.len()..].starts_with('/')
+            }
+        };
+        if self
+            .nodes
+            .range::<str, _>(range)
+            .nth(SMALL_REMOVAL)
+            .is_none()
+        {
+            // A few keys: removed one by one (splitting and re-appending
+            // the map would cost its whole size for each of many small
+            // removals).
+            let doomed: Vec<String> = self
+                .nodes
+                .range::<str, _>(range)
+                .map(|(key, _)| key)
+                .filter(|key| wanted(key))
+                .cloned()
+                .collect();
+            let mut taken = BTreeMap::new();
+            for key in doomed {
+                if let Some(node) = self.nodes.remove(&key) {
+                    taken.insert(key, node);
+                }
+            }
+            return taken;
+        }
+        // Many: the range is split off whole, without copying its keys.
+        let mut taken = self.nodes.split_off(path);
+        let mut rest = taken.split_off(end.as_str());
+        self.nodes.append(&mut rest);
+        let strangers: Vec<String> = taken.keys().filter(|key| !wanted(key)).cloned().collect();
         for key in strangers {
             if let Some(node) = taken.remove(&key) {
                 self.nodes.insert(key, node);
@@ -1098,6 +1368,72 @@ impl Filesystem {
     }
 
     /// Applies one entry (its data, for a regular file, already read).
+    /// In a reading beside umoci's: skips an entry that cannot reach the
+    /// binary's path (a regular file away from it, while no symlink can
+    /// redirect it), keeping only what later entries need of it: its node
+    /// by a hash of its path (for hard links, and as a file in the way) and
+    /// its name for containers/storage's duplicate check. True when
+    /// skipped.
+    fn skip_unreachable(
+        &mut self,
+        layer: usize,
+        header: &gotar::Header,
+        raw_path: &str,
+        cleaned: &[&str],
+        data: Option<&FileData>,
+        state: &mut LayerState,
+    ) -> bool {
+        let binary = openshell_contract::LAYER_BINARY_PATH;
+        // Only regular files: they are the bulk of an image, and a file
+        // skipped is still found (by a hash of its path) where a later
+        // entry would need it as a folder or a whiteout would mknod over it.
+        let plain = header.typeflag == types::REGULAR;
+        let (Some(first), Some(last)) = (cleaned.first(), cleaned.last()) else {
+            return false;
+        };
+        if self.has_symlinks
+            || !plain
+            || *first == binary
+            || *last == binary
+            || last.starts_with(".wh.")
+            || self.extractor == Extractor::ContainersStorage
+                && !state.names.insert(&go_clean(raw_path))
+        {
+            // (A duplicate name is left for apply_entry to refuse: it was
+            // only inserted here when the entry is skipped.)
+            return false;
+        }
+        // Its folders are made as the extractors make them (and a file in
+        // the way fails it as it fails them): no symlink can redirect them.
+        let parent: Vec<String> = cleaned[..cleaned.len() - 1]
+            .iter()
+            .map(|part| (*part).to_string())
+            .collect();
+        if self.make_parents(layer, raw_path, &parent).is_err() {
+            return false;
+        }
+        if let (types::REGULAR, Some(data)) = (header.typeflag, data) {
+            let node = Node {
+                kind: NodeKind::File {
+                    size: header.size,
+                    sha256: data.sha256,
+                    contents: data.contents.clone(),
+                },
+                mode: u32::try_from(header.mode & 0o7777).unwrap_or(0),
+                uid: u64::try_from(header.uid).unwrap_or(0),
+                gid: u64::try_from(header.gid).unwrap_or(0),
+                layer,
+                inode: self.new_inode(),
+                file_capabilities: false,
+            };
+            let key = join(cleaned);
+            self.remove_tree(&key, None);
+            let pruned = self.pruned_files.get_or_insert_with(PrunedFiles::default);
+            pruned.nodes.insert(pruned.hasher.hash_one(&key), node);
+        }
+        true
+    }
+
     fn apply_entry(
         &mut self,
         layer: usize,
@@ -1112,6 +1448,9 @@ impl Filesystem {
             path: raw_path.to_string(),
             reason,
         };
+        if matches!(header.typeflag, types::SYMLINK | types::LINK) {
+            self.has_symlinks = true;
+        }
         let landing = format!("/{}", join(cleaned));
         if std::str::from_utf8(&header.name).is_err() {
             self.report(
@@ -1137,6 +1476,7 @@ impl Filesystem {
                 ),
             );
         }
+        self.check_path(layer, raw_path, cleaned)?;
         if cleaned.iter().any(|part| part.len() > NAME_MAX) || landing.len() > PATH_MAX {
             return Err(extraction(
                 "the name is longer than Linux allows (NAME_MAX 255, PATH_MAX 4096)".into(),
@@ -1160,7 +1500,11 @@ impl Filesystem {
         let gid = owner(header.gid, "gid")?;
 
         let Some((&name, parent)) = cleaned.split_last() else {
-            // The root itself ("./").
+            // The root itself ("./"); containerd skips a global header
+            // there.
+            if header.typeflag == types::PAX_GLOBAL {
+                return Ok(());
+            }
             if header.typeflag != types::DIR {
                 return Err(extraction(
                     "an entry for the root folder that is not a folder".into(),
@@ -1198,8 +1542,15 @@ impl Filesystem {
         let dir = self
             .resolve(entry.parent)
             .map_err(|errno| entry.fail(format!("its folder: {}", errno.describe())))?;
+        self.check_path(entry.layer, entry.raw_path, &dir)?;
         let dir_key = join(&dir);
         if let Some(hidden) = entry.name.strip_prefix(".wh.") {
+            if self.overlay {
+                // containerd's applyNaive makes the folder first (mkparent),
+                // then OverlayConvertWhiteout writes the device or xattr.
+                self.make_parents(entry.layer, entry.raw_path, &dir)?;
+                return self.whiteout_overlay(entry, &dir_key, hidden);
+            }
             return self.whiteout_umoci(entry, &dir_key, hidden, &state.upper);
         }
         self.make_parents(entry.layer, entry.raw_path, &dir)?;
@@ -1211,6 +1562,13 @@ impl Filesystem {
             .map(|node| node.inode);
         if existing_dir.is_none() || entry.header.typeflag != types::DIR {
             self.remove_tree(&path, None);
+        }
+        if entry.header.typeflag == types::PAX_GLOBAL {
+            // containerd and containers/storage remove what is at a global
+            // header's name, then ignore it ("PAX Global Extended Headers
+            // found and ignored", pkg/archive/tar.go). umoci itself refuses
+            // the layer; production extractors are followed here.
+            return Ok(());
         }
         let node = if entry.header.typeflag == types::LINK {
             let target = self.link_target(entry)?;
@@ -1226,8 +1584,15 @@ impl Filesystem {
                     errno.describe()
                 ))
             })?;
-            let found = self.nodes.get(&child(&join(&target_dir), target_name));
-            Self::linked(entry, &target, found)?
+            let found = self.lookup(&child(&join(&target_dir), target_name));
+            let node = Self::linked(entry, &target, found)?;
+            if self.overlay {
+                // containerd's createTarFile lchowns and lchmods the link,
+                // which is the shared inode.
+                self.apply_link_header(entry, node)
+            } else {
+                node
+            }
         } else {
             self.new_node(entry, data, existing_dir, &dir)?
         };
@@ -1258,6 +1623,34 @@ impl Filesystem {
             self.mkdir_all_kernel(entry, entry.parent)?;
         }
         if let Some(hidden) = entry.name.strip_prefix(".wh.") {
+            if self.overlay {
+                let dir = match self.resolve_kernel(entry.parent, true) {
+                    Ok(dir) => dir,
+                    // mknod through a file: ENOTDIR, let pass (see below).
+                    Err(Errno::NotDir) if hidden != ".wh..opq" => return Ok(()),
+                    Err(errno) => {
+                        return Err(entry.fail(format!("its folder: {}", errno.describe())));
+                    }
+                };
+                let key = join(&dir);
+                let errno = self.check_dir(&dir).err();
+                if hidden == ".wh..opq" {
+                    // setxattr on the folder, following symlinks: anything
+                    // there takes it (a file too); nothing there fails.
+                    if self.lookup(&key).is_none() && !key.is_empty() {
+                        return Err(entry.fail(format!("its folder: {}", Errno::NoEnt.describe())));
+                    }
+                    return Ok(());
+                }
+                return match errno {
+                    None => self.whiteout_overlay(entry, &key, hidden),
+                    // mknod under a file fails with ENOTDIR, which
+                    // containers/storage's overlay converter lets pass (as
+                    // podman's overlay driver shows).
+                    Some(Errno::NotDir) => Ok(()),
+                    Some(errno) => Err(entry.fail(format!("its folder: {}", errno.describe()))),
+                };
+            }
             return self.whiteout_containers_storage(entry, hidden, &state.unpacked);
         }
         let mut parts = entry.parent.to_vec();
@@ -1271,6 +1664,10 @@ impl Filesystem {
                 _ => self.remove_tree(&key, None),
             }
         }
+        if entry.header.typeflag == types::PAX_GLOBAL {
+            // Removed what was there, created nothing (UnpackLayer).
+            return Ok(());
+        }
         let dir = self
             .resolve_kernel(entry.parent, true)
             .and_then(|dir| match self.node(&join(&dir)) {
@@ -1279,6 +1676,7 @@ impl Filesystem {
                 None => Err(Errno::NoEnt),
             })
             .map_err(|errno| entry.fail(format!("its folder: {}", errno.describe())))?;
+        self.check_path(entry.layer, entry.raw_path, &dir)?;
         let path = child(&join(&dir), entry.name);
         let node = if entry.header.typeflag == types::LINK {
             let target = self.link_target(entry)?;
@@ -1288,25 +1686,16 @@ impl Filesystem {
                     "a hard link to {target:?}, the root folder, which Linux refuses"
                 )));
             }
+            // A file a reading skipped has no folders in its tree: it is
+            // found by its literal path.
             let found = self
                 .resolve_kernel(&target_parts, false)
                 .ok()
-                .and_then(|stack| self.nodes.get(&join(&stack)));
-            let mut node = Self::linked(entry, &target, found)?;
+                .and_then(|stack| self.lookup(&join(&stack)))
+                .or_else(|| self.pruned(&join(&target_parts)));
+            let node = Self::linked(entry, &target, found)?;
             // The link's own header is applied to the shared inode.
-            node.uid = entry.uid;
-            node.gid = entry.gid;
-            if !matches!(node.kind, NodeKind::Symlink(_)) {
-                node.mode = entry.mode;
-            }
-            for other in self.nodes.values_mut() {
-                if other.inode == node.inode {
-                    other.uid = node.uid;
-                    other.gid = node.gid;
-                    other.mode = node.mode;
-                }
-            }
-            node
+            self.apply_link_header(entry, node)
         } else {
             self.new_node(entry, data, existing_dir, &dir)?
         };
@@ -1318,6 +1707,121 @@ impl Filesystem {
             state.dirs.push(spelled);
         }
         Ok(())
+    }
+
+    /// Gives a hard link's header owner (and mode, unless the inode is a
+    /// symlink) to `node` and every path sharing its inode.
+    fn apply_link_header(&mut self, entry: &Entry<'_>, mut node: Node) -> Node {
+        node.uid = entry.uid;
+        node.gid = entry.gid;
+        if !matches!(node.kind, NodeKind::Symlink(_)) {
+            node.mode = entry.mode;
+        }
+        for other in self.nodes.values_mut() {
+            if other.inode == node.inode {
+                other.uid = node.uid;
+                other.gid = node.gid;
+                other.mode = node.mode;
+            }
+        }
+        node
+    }
+
+    /// A whiteout as the overlay snapshotters apply it into a layer's own
+    /// folder `dir` (already made): `.wh.NAME` becomes a 0/0 character
+    /// device NAME (`mknod`, which fails when NAME exists), an opaque
+    /// marker the `trusted.overlay.opaque` xattr on the folder
+    /// (containerd's `OverlayConvertWhiteout`, containers/storage's
+    /// `overlayWhiteoutConverter`).
+    fn whiteout_overlay(
+        &mut self,
+        entry: &Entry<'_>,
+        dir: &str,
+        hidden: &str,
+    ) -> Result<(), FilesystemError> {
+        if hidden == ".wh..opq" {
+            // Only the root's entries are merged here (see overlay.rs),
+            // and overlayfs ignores the xattr on a layer's root.
+            return Ok(());
+        }
+        let target = if hidden.is_empty() {
+            dir.to_string()
+        } else {
+            child(dir, hidden)
+        };
+        if let Some(node) = self.node(&target).or_else(|| self.pruned(&target)) {
+            return Err(entry.fail(format!(
+                "the overlay snapshotters turn this whiteout into a 0/0 character device at /{target}, and mknod fails there: the same layer already holds {} at that path",
+                node.kind.describe()
+            )));
+        }
+        let inode = self.new_inode();
+        self.removed.remove(&target);
+        self.nodes.insert(
+            target,
+            Node {
+                kind: NodeKind::CharDevice { major: 0, minor: 0 },
+                mode: 0,
+                uid: entry.uid,
+                gid: entry.gid,
+                layer: entry.layer,
+                inode,
+                file_capabilities: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// The node at `key`, or the file a reading pruned there.
+    fn lookup(&self, key: &str) -> Option<&Node> {
+        self.nodes.get(key).or_else(|| self.pruned(key))
+    }
+
+    /// The file a reading pruned (or skipped) at `key`.
+    fn pruned(&self, key: &str) -> Option<&Node> {
+        let pruned = self.pruned_files.as_ref()?;
+        pruned.nodes.get(&pruned.hasher.hash_one(key))
+    }
+
+    /// Drops from the tree what cannot reach the binary's path: every node
+    /// but folders (unless `folders_too`), symlinks (which redirect later
+    /// entries), what lies at or below the binary's path, and the folders
+    /// above those. Files dropped are remembered by a hash of their path,
+    /// for hard links. Returns the bytes of the paths still held.
+    fn prune(&mut self, folders_too: bool) -> u64 {
+        let binary = openshell_contract::LAYER_BINARY_PATH;
+        let mut keep: HashSet<&str> = HashSet::new();
+        for (key, node) in &self.nodes {
+            let relevant = key.split('/').next() == Some(binary)
+                || matches!(node.kind, NodeKind::Symlink(_))
+                || (!folders_too && node.kind.is_dir());
+            if relevant {
+                keep.insert(key);
+                let mut ancestor = key.as_str();
+                while let Some((parent, _)) = ancestor.rsplit_once('/') {
+                    if !keep.insert(parent) {
+                        break;
+                    }
+                    ancestor = parent;
+                }
+            }
+        }
+        let dropped: Vec<String> = self
+            .nodes
+            .keys()
+            .filter(|key| !keep.contains(key.as_str()))
+            .cloned()
+            .collect();
+        let held = keep.iter().map(|key| key.len() as u64 + 1).sum();
+        let pruned = self.pruned_files.get_or_insert_with(PrunedFiles::default);
+        for key in dropped {
+            if let Some(node) = self.nodes.remove(&key) {
+                if matches!(node.kind, NodeKind::File { .. }) {
+                    pruned.nodes.insert(pruned.hasher.hash_one(&key), node);
+                }
+            }
+        }
+        held
     }
 
     /// A hard link's target, reported when it leaves the image.
@@ -1410,12 +1914,6 @@ impl Filesystem {
                 );
                 NodeKind::Fifo
             }
-            types::PAX_GLOBAL => {
-                return Err(entry.fail(
-                    "a PAX global header, which umoci refuses to unpack (unknown typeflag 'g')"
-                        .into(),
-                ));
-            }
             other => {
                 return Err(entry.fail(format!(
                     "tar entry type {:?}, which extractors do not unpack",
@@ -1440,6 +1938,10 @@ impl Filesystem {
             gid: entry.gid,
             layer,
             inode,
+            file_capabilities: header
+                .xattrs
+                .iter()
+                .any(|name| name == "security.capability"),
         })
     }
 

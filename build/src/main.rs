@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use build_image::epoch::Epoch;
 use build_image::filesystem::limits::{
-    Limits as TreeLimits, MAX_BINARY_SIZE_FLAG, MAX_ENTRIES_FLAG, MAX_UNCOMPRESSED_SIZE_FLAG,
-    parse_size,
+    Limits as TreeLimits, MAX_BINARY_SIZE_FLAG, MAX_ENTRIES_FLAG, MAX_LAYERS_FLAG,
+    MAX_PATH_DEPTH_FLAG, MAX_PATH_LENGTH_FLAG, MAX_SYMLINK_TARGET_FLAG,
+    MAX_SYMLINK_TARGETS_TOTAL_FLAG, MAX_UNCOMPRESSED_SIZE_FLAG, parse_size,
 };
 use build_image::image::ImageMetadata;
 use build_image::layer::LayerSettings;
@@ -170,6 +171,23 @@ struct LimitArgs {
     /// missing parents included.
     #[arg(long = MAX_ENTRIES_FLAG.trim_start_matches("--"), value_name = "N", default_value_t = TreeLimits::default().max_entries)]
     max_entries: u64,
+    /// Most components a path may have once symlinks in its folders are
+    /// followed.
+    #[arg(long = MAX_PATH_DEPTH_FLAG.trim_start_matches("--"), value_name = "N", default_value_t = TreeLimits::default().max_path_depth)]
+    max_path_depth: u64,
+    /// Longest path an entry may land at, in bytes (PATH_MAX less room for
+    /// the node's storage prefix).
+    #[arg(long = MAX_PATH_LENGTH_FLAG.trim_start_matches("--"), value_name = "BYTES", default_value_t = TreeLimits::default().max_path_length)]
+    max_path_length: u64,
+    /// Longest target one symlink may have, in bytes.
+    #[arg(long = MAX_SYMLINK_TARGET_FLAG.trim_start_matches("--"), value_name = "SIZE", default_value_t = TreeLimits::default().max_symlink_target, value_parser = parse_size)]
+    max_symlink_target: u64,
+    /// Most bytes all symlink targets may hold together.
+    #[arg(long = MAX_SYMLINK_TARGETS_TOTAL_FLAG.trim_start_matches("--"), value_name = "SIZE", default_value_t = TreeLimits::default().max_symlink_targets_total, value_parser = parse_size)]
+    max_symlink_targets_total: u64,
+    /// Most layers an image may have (overlayfs stacks at most 500).
+    #[arg(long = MAX_LAYERS_FLAG.trim_start_matches("--"), value_name = "N", default_value_t = TreeLimits::default().max_layers)]
+    max_layers: u64,
 }
 
 impl LimitArgs {
@@ -178,6 +196,11 @@ impl LimitArgs {
             max_binary_size: self.max_binary_size,
             max_uncompressed_size: self.max_uncompressed_size,
             max_entries: self.max_entries,
+            max_path_depth: self.max_path_depth,
+            max_path_length: self.max_path_length,
+            max_symlink_target: self.max_symlink_target,
+            max_symlink_targets_total: self.max_symlink_targets_total,
+            max_layers: self.max_layers,
         }
     }
 

@@ -821,21 +821,13 @@ fn stream_layer(
     };
     let mut blob = DigestingReader::new(stream, digester);
     let media_type = descriptor.media_type().to_string();
-    let mut magic = [0u8; 4];
+    let mut magic = [0u8; 6];
     let magic_len = read_up_to(&mut blob, &mut magic);
     let magic = &magic[..magic_len];
-    let gzip = magic.starts_with(&[0x1f, 0x8b]);
-    let applied = if media_type.ends_with("zstd") || magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Err(format!(
-            "{what} is zstd-compressed, which this verifier cannot read (expected a gzip or plain tar layer)"
-        ))
-    } else if media_type.ends_with("gzip") && !gzip {
-        Err(format!(
-            "{what} is declared {media_type} but is not gzip data"
-        ))
-    } else {
-        Ok(())
-    };
+    // Judged by its bytes, as containerd does (crate::gzip).
+    let compression = crate::gzip::layer_compression(&what, &media_type, magic);
+    let gzip = compression == Ok(crate::gzip::LayerCompression::Gzip);
+    let applied = compression.map(|_| ());
     let mut diff_id = None;
     let mut applied = applied;
     if applied.is_ok() {
@@ -1289,6 +1281,12 @@ fn check_filesystem(facts: &Facts, options: &VerifyOptions) -> Verdict {
             };
         }
     };
+    // The strictest of the extractors decides: any that fails, or shows
+    // the binary otherwise, fails the check.
+    let disagreements = tree.extractor_disagreements();
+    if !disagreements.is_empty() {
+        return Verdict::Fail(disagreements);
+    }
     let others: Vec<&str> = tree
         .nodes
         .keys()
@@ -1409,6 +1407,11 @@ fn check_binary_mode(facts: &Facts, _options: &VerifyOptions) -> Verdict {
     if mode & 0o002 != 0 {
         failures.push(format!(
             "{IMAGE_BINARY_PATH} has mode {mode:04o}, which is world-writable (expected 0555)"
+        ));
+    }
+    if node.file_capabilities {
+        failures.push(format!(
+            "{IMAGE_BINARY_PATH} carries file capabilities (the security.capability xattr in its PAX records), which containerd and CRI-O set on it (expected none: the supervisor gets its privileges from the pod)"
         ));
     }
     Verdict::from_failures(failures, Vec::new())

@@ -10,8 +10,15 @@
 //! the model must refuse it too. A sample is also compared with podman's
 //! image mount (containers/storage, as CRI-O uses).
 //!
+//! The overlay reading (each layer applied alone into an empty folder,
+//! whiteouts as 0/0 devices, merged as overlayfs merges) is compared with
+//! podman's image mount under the **overlay** driver on a seeded sample:
+//! what sits at `/openshell-sandbox` must match.
+//!
 //! `OPENSHELL_DIFF_SEED=N` runs the one case with seed N (as a failure
-//! prints it); `OPENSHELL_DIFF_CASES=N` runs N cases from the base seed.
+//! prints it); `OPENSHELL_DIFF_CASES=N` runs N cases from the base seed;
+//! `OPENSHELL_DIFF_OVERLAY_CASES=N` compares N cases with the overlay
+//! driver (CI runs a seeded sample; 500 is the full run).
 
 // Helpers outside #[test] functions panic on failure too: that fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -45,6 +52,11 @@ const SEED_VAR: &str = "OPENSHELL_DIFF_SEED";
 const CASES_VAR: &str = "OPENSHELL_DIFF_CASES";
 /// Runs this many cases against podman.
 const PODMAN_CASES_VAR: &str = "OPENSHELL_DIFF_PODMAN_CASES";
+/// Runs this many cases against podman's overlay driver.
+const OVERLAY_CASES_VAR: &str = "OPENSHELL_DIFF_OVERLAY_CASES";
+/// Cases compared with the overlay driver by default (a seeded sample of
+/// the 500; see the module documentation for the full run).
+const OVERLAY_CASES: u64 = 120;
 /// Parallel unpacks (the machines have 2 cores; umoci waits on the disk
 /// much of the time).
 const WORKERS: usize = 3;
@@ -365,7 +377,16 @@ fn predict(layers: &[Vec<u8>], extractor: Extractor) -> Outcome {
             .map_err(|err| err.to_string())?;
     }
     let mut tree = Tree::new();
-    let seen = |node: &build_image::filesystem::Node| Seen {
+    tree.insert("/".into(), seen(&fs.root));
+    for (path, node) in &fs.nodes {
+        tree.insert(format!("/{path}"), seen(node));
+    }
+    Ok(tree)
+}
+
+/// A node of the model, as compared.
+fn seen(node: &build_image::filesystem::Node) -> Seen {
+    Seen {
         kind: match &node.kind {
             NodeKind::File { size, .. } => Kind::File {
                 size: *size,
@@ -380,12 +401,7 @@ fn predict(layers: &[Vec<u8>], extractor: Extractor) -> Outcome {
         mode: node.mode,
         uid: node.uid,
         gid: node.gid,
-    };
-    tree.insert("/".into(), seen(&fs.root));
-    for (path, node) in &fs.nodes {
-        tree.insert(format!("/{path}"), seen(node));
     }
-    Ok(tree)
 }
 
 /// glibc's `major()`/`minor()`.
@@ -395,48 +411,51 @@ fn split_dev(rdev: u64) -> (u64, u64) {
     (major, minor)
 }
 
+/// What sits at `path` on disk (its `lstat` is `meta`).
+fn seen_on_disk(path: &Path, meta: &std::fs::Metadata) -> Seen {
+    let kind = meta.file_type();
+    let seen_kind = if kind.is_dir() {
+        Kind::Dir
+    } else if kind.is_symlink() {
+        Kind::Symlink(
+            std::fs::read_link(path)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        )
+    } else if kind.is_file() {
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        Kind::File {
+            size: meta.len(),
+            sha256: sha256_hex(&bytes),
+        }
+    } else if kind.is_char_device() {
+        let (major, minor) = split_dev(meta.rdev());
+        Kind::Char(major, minor)
+    } else if kind.is_block_device() {
+        let (major, minor) = split_dev(meta.rdev());
+        Kind::Block(major, minor)
+    } else {
+        Kind::Fifo
+    };
+    Seen {
+        kind: seen_kind,
+        mode: meta.mode() & 0o7777,
+        uid: u64::from(meta.uid()),
+        gid: u64::from(meta.gid()),
+    }
+}
+
 /// The tree found on disk under `root`.
 fn walk(root: &Path) -> Tree {
     fn visit(path: &Path, name: String, tree: &mut Tree) {
         let meta = std::fs::symlink_metadata(path).unwrap();
         let kind = meta.file_type();
-        let seen_kind = if kind.is_dir() {
-            Kind::Dir
-        } else if kind.is_symlink() {
-            Kind::Symlink(
-                std::fs::read_link(path)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned(),
-            )
-        } else if kind.is_file() {
-            let mut bytes = Vec::new();
-            std::fs::File::open(path)
-                .unwrap()
-                .read_to_end(&mut bytes)
-                .unwrap();
-            Kind::File {
-                size: meta.len(),
-                sha256: sha256_hex(&bytes),
-            }
-        } else if kind.is_char_device() {
-            let (major, minor) = split_dev(meta.rdev());
-            Kind::Char(major, minor)
-        } else if kind.is_block_device() {
-            let (major, minor) = split_dev(meta.rdev());
-            Kind::Block(major, minor)
-        } else {
-            Kind::Fifo
-        };
-        tree.insert(
-            name.clone(),
-            Seen {
-                kind: seen_kind,
-                mode: meta.mode() & 0o7777,
-                uid: u64::from(meta.uid()),
-                gid: u64::from(meta.gid()),
-            },
-        );
+        tree.insert(name.clone(), seen_on_disk(path, &meta));
         if kind.is_dir() {
             let mut children: Vec<_> = std::fs::read_dir(path)
                 .unwrap()
@@ -1032,5 +1051,142 @@ fn containers_storage_hangs_on_a_whiteout_in_a_fifo() {
     assert_eq!(
         finished, None,
         "skopeo copy finished ({finished:?}): containers/storage no longer hangs on a whiteout in a fifo, so the model's prediction is out of date"
+    );
+}
+
+/// What podman's overlay driver shows at `/openshell-sandbox` for `tag`,
+/// in storage of its own under `storage`; `Err` when the load fails.
+fn podman_overlay_binary(
+    containers: &Containers,
+    storage: &Path,
+    layout: &Path,
+    tag: &str,
+) -> Result<Option<Seen>, String> {
+    let flags = [
+        "--root".to_string(),
+        storage.join("root").display().to_string(),
+        "--runroot".into(),
+        storage.join("runroot").display().to_string(),
+        "--storage-driver".into(),
+        "overlay".into(),
+    ];
+    let image = format!("localhost/differential-overlay:{tag}");
+    let mut copy = containers.skopeo();
+    copy.args(["copy", "--quiet"])
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .arg(format!(
+            "containers-storage:[overlay@{}+{}]{image}",
+            storage.join("root").display(),
+            storage.join("runroot").display()
+        ));
+    let output = run(copy);
+    if !output.status.success() {
+        return Err(output_text(&output));
+    }
+    let podman = |args: &[&str]| {
+        // The fixture's vfs flags come first; these override them.
+        let mut command = containers.podman();
+        command.args(&flags).args(args);
+        let output = run(command);
+        assert!(
+            output.status.success(),
+            "podman {args:?}: {}",
+            output_text(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let mount = podman(&["image", "mount", &image]);
+    let root = Path::new(&mount);
+    let binary = root.join("openshell-sandbox");
+    let found = std::fs::symlink_metadata(&binary)
+        .ok()
+        .map(|meta| seen_on_disk(&binary, &meta));
+    podman(&["image", "unmount", &image]);
+    podman(&["image", "rm", &image]);
+    Ok(found)
+}
+
+#[test]
+fn a_sample_agrees_with_podmans_overlay_driver() {
+    let test = "a_sample_agrees_with_podmans_overlay_driver";
+    let Some(containers) = Containers::new(test) else {
+        return;
+    };
+    if !require(test, &["skopeo"], INSTALL_HINT) || !require_root(test) {
+        return;
+    }
+    let cases = match std::env::var(OVERLAY_CASES_VAR) {
+        Ok(cases) => cases
+            .parse()
+            .unwrap_or_else(|_| panic!("{OVERLAY_CASES_VAR}={cases:?} is not a number")),
+        Err(_) => OVERLAY_CASES,
+    };
+    let seeds: Vec<u64> = match std::env::var(SEED_VAR) {
+        Ok(_) => seeds(1),
+        // Spread over the 500: every (500 / cases)-th seed.
+        Err(_) => (0..cases)
+            .map(|case| BASE_SEED + case * (DEFAULT_CASES / cases.clamp(1, DEFAULT_CASES)))
+            .collect(),
+    };
+    let started = Instant::now();
+    let cases: Vec<Case> = seeds.iter().map(|&seed| generated(seed, false)).collect();
+    let layout = containers.dir().join("layout");
+    let images: Vec<RawImage> = cases
+        .iter()
+        .enumerate()
+        .map(|(position, case)| RawImage {
+            tag: format!("case{position}"),
+            layers: case
+                .tars
+                .iter()
+                .map(|tar| RawLayer::from_tar(tar))
+                .collect(),
+        })
+        .collect();
+    write_layout(&layout, &images);
+    let storage = containers.dir().join("overlay");
+    let mut failures = Vec::new();
+    let (mut compared, mut umoci_refuses, mut both_refuse, mut present) = (0, 0, 0, 0);
+    for (position, case) in cases.iter().enumerate() {
+        let mut model = Filesystem::new(Limits::default());
+        let applied = case
+            .tars
+            .iter()
+            .enumerate()
+            .try_for_each(|(index, tar)| model.apply_layer(index, &tar[..]));
+        if applied.is_err() {
+            // verify refuses these whatever the overlay driver does.
+            umoci_refuses += 1;
+            continue;
+        }
+        let predicted = model
+            .reading_of_binary("overlay driver")
+            .unwrap()
+            .map(|node| node.as_ref().map(seen));
+        let found =
+            podman_overlay_binary(&containers, &storage, &layout, &format!("case{position}"));
+        compared += 1;
+        match (&predicted, &found) {
+            (Err(_), Err(_)) => both_refuse += 1,
+            (Ok(predicted), Ok(found)) if predicted == found => {
+                present += usize::from(found.is_some());
+            }
+            _ => failures.push(format!(
+                "{}:\n{}  the model's overlay reading: {predicted:?}\n  podman's overlay driver: {found:?}",
+                case.name, case.description
+            )),
+        }
+    }
+    eprintln!(
+        "{} cases against podman's overlay driver: {compared} compared ({present} with a binary, {both_refuse} refused by both), {umoci_refuses} refused by umoci's model (not run), {} differ; {:.1} s",
+        cases.len(),
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} cases differ from podman's overlay driver:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
     );
 }

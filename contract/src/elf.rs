@@ -2,8 +2,14 @@
 //!
 //! The binary runs on top of whatever libc the agent image has, or none, so
 //! it must carry no program interpreter and need no shared library. A
-//! static-PIE (`ET_DYN`) is allowed only when it says so with `DF_1_PIE`:
-//! otherwise it is a shared library, which the kernel would not start.
+//! static-PIE (`ET_DYN` without `PT_INTERP`) is accepted whatever its
+//! `DF_1` flags say: the kernel loads an `ET_DYN` with no interpreter at a
+//! base of its choosing and jumps to its entry, never reading `DT_FLAGS_1`.
+//! The checks of Linux's loader (`load_elf_binary` and `load_elf_phdrs` in
+//! `fs/binfmt_elf.c`) are applied too, so a file `execve` refuses is refused
+//! here: the program header table's entry size and total size, `p_filesz`
+//! not above `p_memsz`, file offsets congruent to addresses modulo the page
+//! size (else `mmap` fails), and at least one `PT_LOAD`.
 //! Parsing is done by the `object` crate; this module only applies the rules.
 //! A file can be inspected from memory ([`inspect`]) or from a reader
 //! ([`inspect_reader`]), which reads only the headers and the small segments
@@ -25,6 +31,15 @@ const MAX_DYNAMIC_SIZE: u64 = 1024 * 1024;
 
 /// Longest `DT_NEEDED` name read (`NAME_MAX` is 255).
 const MAX_LIBRARY_NAME: u64 = 4096;
+
+/// Largest program header table Linux loads: `load_elf_phdrs` in
+/// `fs/binfmt_elf.c` refuses `e_phnum * sizeof(struct elf_phdr)` over 64 KiB
+/// (1,170 entries in a 64-bit file, 2,048 in a 32-bit one).
+pub const MAX_PROGRAM_HEADER_BYTES: u64 = 65536;
+
+/// The smallest page size of the architectures OCI names: a `PT_LOAD`
+/// whose offset and address disagree modulo it cannot be mapped.
+const PAGE_SIZE: u64 = 4096;
 
 /// Why bytes could not be read as an ELF file at all.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +103,9 @@ pub struct ElfInfo {
     pub truncated_segments: Vec<TruncatedSegment>,
     /// Length of the file in bytes.
     pub file_len: u64,
+    /// What Linux's ELF loader refuses in this file, beyond the static
+    /// rules (see the module documentation).
+    pub loader_refusals: Vec<String>,
 }
 
 /// One way an ELF file fails to be a complete static executable.
@@ -99,10 +117,10 @@ pub enum StaticViolation {
     Interpreter(String),
     /// It needs shared libraries.
     NeededLibraries(Vec<String>),
-    /// `ET_DYN` without `DF_1_PIE`: a shared library, not an executable.
-    SharedObjectWithoutPieFlag,
     /// A loadable segment lies (partly) beyond the end of the file.
     TruncatedSegment(TruncatedSegment),
+    /// Linux's ELF loader refuses the file (`execve` fails), and why.
+    KernelRefuses(String),
 }
 
 impl fmt::Display for StaticViolation {
@@ -110,7 +128,7 @@ impl fmt::Display for StaticViolation {
         match self {
             Self::NotExecutable(e_type) => write!(
                 f,
-                "ELF type {e_type} is not an executable (expected ET_EXEC, or ET_DYN with DF_1_PIE)"
+                "ELF type {e_type} is not an executable (expected ET_EXEC, or ET_DYN without an interpreter)"
             ),
             Self::Interpreter(path) => write!(
                 f,
@@ -121,10 +139,6 @@ impl fmt::Display for StaticViolation {
                 "dynamically linked: DT_NEEDED names {} (expected no shared libraries)",
                 libs.join(", ")
             ),
-            Self::SharedObjectWithoutPieFlag => write!(
-                f,
-                "ET_DYN without DF_1_PIE in DT_FLAGS_1: a shared library, not a static-PIE executable"
-            ),
             Self::TruncatedSegment(seg) => write!(
                 f,
                 "truncated: PT_LOAD segment {} spans bytes {}..{} but the file has only {} bytes",
@@ -133,6 +147,9 @@ impl fmt::Display for StaticViolation {
                 seg.offset.saturating_add(seg.file_size),
                 seg.file_len
             ),
+            Self::KernelRefuses(reason) => {
+                write!(f, "Linux's ELF loader refuses it (execve fails): {reason}")
+            }
         }
     }
 }
@@ -151,14 +168,17 @@ impl ElfInfo {
         if !self.needed.is_empty() {
             violations.push(StaticViolation::NeededLibraries(self.needed.clone()));
         }
-        if self.kind == ElfKind::PositionIndependent && !self.pie_flag {
-            violations.push(StaticViolation::SharedObjectWithoutPieFlag);
-        }
         violations.extend(
             self.truncated_segments
                 .iter()
                 .cloned()
                 .map(StaticViolation::TruncatedSegment),
+        );
+        violations.extend(
+            self.loader_refusals
+                .iter()
+                .cloned()
+                .map(StaticViolation::KernelRefuses),
         );
         violations
     }
@@ -274,11 +294,43 @@ where
     let file_len = data
         .len()
         .map_err(|()| ElfError::Malformed("its length cannot be read".into()))?;
+    let mut loader_refusals = Vec::new();
+    // load_elf_phdrs: the entry size must be the kernel's own, and the
+    // table at most 64 KiB (the raw e_phnum: the kernel knows no PN_XNUM).
+    let phentsize = u64::from(header.e_phentsize(endian));
+    let phnum = u64::from(header.e_phnum(endian));
+    let entry_size = std::mem::size_of::<Elf::ProgramHeader>() as u64;
+    if phentsize != entry_size {
+        return Err(ElfError::Malformed(format!(
+            "e_phentsize is {phentsize}, expected {entry_size} (Linux's ELF loader refuses other sizes)"
+        )));
+    }
+    let table = phnum * entry_size;
+    if table == 0 || table > MAX_PROGRAM_HEADER_BYTES {
+        loader_refusals.push(format!(
+            "{phnum} program headers ({table} bytes), expected 1 to {} ({MAX_PROGRAM_HEADER_BYTES} bytes)",
+            MAX_PROGRAM_HEADER_BYTES / entry_size
+        ));
+        // Not read further: a table this size is not what the kernel loads.
+        return Ok(ElfInfo {
+            class_bits,
+            little_endian: endian == Endianness::Little,
+            machine: header.e_machine(endian).0,
+            kind,
+            interpreter: None,
+            needed: Vec::new(),
+            pie_flag: false,
+            truncated_segments: Vec::new(),
+            file_len,
+            loader_refusals,
+        });
+    }
     let segments = header.program_headers(endian, data)?;
 
     let mut interpreter = None;
     let mut truncated_segments = Vec::new();
     let mut dynamic = None;
+    let mut loads = 0usize;
     for (index, segment) in segments.iter().enumerate() {
         match segment.p_type(endian) {
             elf::PT_INTERP => {
@@ -293,6 +345,19 @@ where
             elf::PT_LOAD => {
                 let offset: u64 = segment.p_offset(endian).into();
                 let file_size: u64 = segment.p_filesz(endian).into();
+                let memory_size: u64 = segment.p_memsz(endian).into();
+                let vaddr: u64 = segment.p_vaddr(endian).into();
+                loads += 1;
+                if file_size > memory_size {
+                    loader_refusals.push(format!(
+                        "PT_LOAD segment {index} has p_filesz {file_size} above its p_memsz {memory_size}"
+                    ));
+                }
+                if offset % PAGE_SIZE != vaddr % PAGE_SIZE {
+                    loader_refusals.push(format!(
+                        "PT_LOAD segment {index} has offset {offset:#x} and address {vaddr:#x}, which differ modulo the {PAGE_SIZE}-byte page, so it cannot be mapped"
+                    ));
+                }
                 if offset
                     .checked_add(file_size)
                     .is_none_or(|end| end > file_len)
@@ -307,6 +372,10 @@ where
             }
             _ => {}
         }
+    }
+
+    if loads == 0 {
+        loader_refusals.push("no PT_LOAD segment, so nothing would be mapped".into());
     }
 
     let mut needed = Vec::new();
@@ -344,6 +413,7 @@ where
         pie_flag,
         truncated_segments,
         file_len,
+        loader_refusals,
     })
 }
 
@@ -465,6 +535,113 @@ mod tests {
             .collect();
         assert_eq!(truncated.len(), 1, "{violations:?}");
         assert!(truncated[0].to_string().contains("truncated"));
+    }
+
+    /// A minimal x86-64 ELF: the header, `phnum` program headers (the first
+    /// a `PT_LOAD` of the whole file, the rest `PT_NULL`), then code bytes.
+    fn tiny_elf(e_type: elf::FileType, phnum: u16, load_offset: u64) -> Vec<u8> {
+        let phoff = 64u64;
+        let mut file = vec![0u8; 64];
+        file[..4].copy_from_slice(&elf::ELFMAG);
+        file[4] = 2; // ELFCLASS64
+        file[5] = 1; // little-endian
+        file[6] = 1; // EV_CURRENT
+        file[16..18].copy_from_slice(&e_type.0.to_le_bytes());
+        file[18..20].copy_from_slice(&elf::EM_X86_64.0.to_le_bytes());
+        file[20..24].copy_from_slice(&1u32.to_le_bytes());
+        file[24..32].copy_from_slice(&0x40_1000u64.to_le_bytes());
+        file[32..40].copy_from_slice(&phoff.to_le_bytes());
+        file[52..54].copy_from_slice(&64u16.to_le_bytes());
+        file[54..56].copy_from_slice(&56u16.to_le_bytes());
+        file[56..58].copy_from_slice(&phnum.to_le_bytes());
+        let total = 64 + 56 * u64::from(phnum) + 16;
+        for index in 0..phnum {
+            let mut phdr = [0u8; 56];
+            if index == 0 {
+                phdr[..4].copy_from_slice(&elf::PT_LOAD.0.to_le_bytes());
+                phdr[4..8].copy_from_slice(&5u32.to_le_bytes());
+                phdr[8..16].copy_from_slice(&load_offset.to_le_bytes());
+                phdr[16..24].copy_from_slice(&0x40_0000u64.to_le_bytes());
+                phdr[32..40].copy_from_slice(&(total - load_offset).to_le_bytes());
+                phdr[40..48].copy_from_slice(&(total - load_offset).to_le_bytes());
+            }
+            file.extend_from_slice(&phdr);
+        }
+        file.extend_from_slice(&[0xcc; 16]);
+        file
+    }
+
+    #[test]
+    fn a_static_pie_without_the_pie_flag_is_accepted() {
+        // ET_DYN, no PT_INTERP, no PT_DYNAMIC at all (so no DF_1_PIE): the
+        // kernel runs it.
+        let info = inspect(&tiny_elf(elf::ET_DYN, 1, 0)).unwrap();
+        assert!(!info.pie_flag);
+        assert_eq!(info.static_violations(), []);
+        assert_eq!(
+            inspect(&tiny_elf(elf::ET_EXEC, 3, 0))
+                .unwrap()
+                .static_violations(),
+            []
+        );
+    }
+
+    #[test]
+    fn more_program_headers_than_the_kernel_loads_are_refused() {
+        // 1,170 entries of 56 bytes fit in 64 KiB; 1,171 and 1,200 do not.
+        assert!(
+            inspect(&tiny_elf(elf::ET_EXEC, 1170, 0))
+                .unwrap()
+                .is_static()
+        );
+        for phnum in [1171, 1200] {
+            let violations = inspect(&tiny_elf(elf::ET_EXEC, phnum, 0))
+                .unwrap()
+                .static_violations();
+            assert_eq!(violations.len(), 1, "{violations:?}");
+            let message = violations[0].to_string();
+            assert!(message.contains("execve fails"), "{message}");
+            assert!(
+                message.contains(&format!("{phnum} program headers")),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_loader_checks_refuse_what_execve_refuses() {
+        // No program header at all.
+        let none = inspect(&tiny_elf(elf::ET_EXEC, 0, 0)).unwrap();
+        assert!(
+            none.static_violations()[0]
+                .to_string()
+                .contains("0 program headers")
+        );
+        // No PT_LOAD.
+        let mut no_load = tiny_elf(elf::ET_EXEC, 1, 0);
+        no_load[64..68].copy_from_slice(&elf::PT_NOTE.0.to_le_bytes());
+        let message = inspect(&no_load).unwrap().static_violations()[0].to_string();
+        assert!(message.contains("no PT_LOAD"), "{message}");
+        // An offset that disagrees with the address modulo the page.
+        let message = inspect(&tiny_elf(elf::ET_EXEC, 1, 8))
+            .unwrap()
+            .static_violations()[0]
+            .to_string();
+        assert!(message.contains("cannot be mapped"), "{message}");
+        // p_filesz above p_memsz.
+        let mut bss = tiny_elf(elf::ET_EXEC, 1, 0);
+        bss[64 + 40..64 + 48].copy_from_slice(&1u64.to_le_bytes());
+        let message = inspect(&bss).unwrap().static_violations()[0].to_string();
+        assert!(message.contains("above its p_memsz"), "{message}");
+        // A program header entry size other than the kernel's.
+        let mut odd = tiny_elf(elf::ET_EXEC, 1, 0);
+        odd[54..56].copy_from_slice(&64u16.to_le_bytes());
+        assert!(
+            inspect(&odd)
+                .unwrap_err()
+                .to_string()
+                .contains("e_phentsize")
+        );
     }
 
     #[test]

@@ -266,6 +266,11 @@ pub fn small_layer_limits() -> Limits {
         max_binary_size: 4096,
         max_uncompressed_size: 32 * 1024,
         max_entries: 64,
+        max_path_depth: 16,
+        max_path_length: 512,
+        max_symlink_target: 256,
+        max_symlink_targets_total: 2048,
+        max_layers: 8,
     }
 }
 
@@ -295,6 +300,31 @@ pub fn layers(data: &[u8]) {
         Extractor::ContainersStorage,
         false,
     );
+    // The strictest reading: umoci's tree with the vfs and overlay readings
+    // beside it. Its own tree must be umoci's, whatever the others find.
+    let mut strict = Filesystem::new(Limits::default());
+    let mut umoci = Filesystem::with_extractor(Limits::default(), Extractor::Umoci);
+    for (layer, tar) in stack.iter().enumerate() {
+        let (left, right) = (
+            strict.apply_layer(layer, *tar),
+            umoci.apply_layer(layer, *tar),
+        );
+        assert_eq!(
+            left.as_ref().map_err(ToString::to_string),
+            right.as_ref().map_err(ToString::to_string),
+            "the other readings changed umoci's outcome"
+        );
+        if left.is_err() {
+            break;
+        }
+    }
+    assert_eq!(
+        strict.nodes, umoci.nodes,
+        "the other readings changed umoci's tree"
+    );
+    for disagreement in strict.extractor_disagreements() {
+        assert!(!disagreement.is_empty());
+    }
 }
 
 /// Applies `stack` in order, checking the tree after each layer; returns a

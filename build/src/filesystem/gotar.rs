@@ -21,8 +21,12 @@
 //! - GNU long names override PAX paths, and an empty PAX value keeps the
 //!   header's own.
 //!
-//! Sparse files (old GNU `'S'` and PAX `GNU.sparse.*`) are refused: none of
-//! the extractors writes them as anything a supervisor image needs.
+//! PAX sparse files (`GNU.sparse.*` records, formats 0.0, 0.1 and 1.0) are
+//! read as Go reads them (`readGNUSparsePAXHeaders`, `sparseFileReader`):
+//! the entry's data is the file with its holes filled with zeros, and a map
+//! that overlaps, leaves the file, or disagrees with the data stored is an
+//! error. Old GNU sparse entries (`'S'`) are refused: Go reads them, but
+//! containerd, containers/storage and umoci all refuse to unpack them.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -114,7 +118,28 @@ pub struct Header {
     pub devmajor: i64,
     /// Device minor number.
     pub devminor: i64,
+    /// Names of the extended attributes its PAX records set
+    /// (`SCHILY.xattr.NAME`, which containerd and containers/storage apply).
+    pub xattrs: Vec<String>,
+    /// Whether it is a PAX sparse file: `size` is then the file's size with
+    /// its holes, and its data is read expanded.
+    pub sparse: bool,
 }
+
+/// One stored fragment of a sparse file: its offset in the file and
+/// length.
+type Fragment = (u64, u64);
+
+/// Reading a sparse file's data: the fragments still ahead, and where in
+/// the file the reader is.
+struct Sparse {
+    fragments: std::collections::VecDeque<Fragment>,
+    position: u64,
+    size: u64,
+}
+
+/// Most bytes a PAX 1.0 sparse map may take at the start of the data.
+const MAX_SPARSE_MAP: u64 = MAX_SPECIAL_FILE_SIZE;
 
 /// Why a layer is not a tar archive Go would read.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +174,8 @@ pub struct Reader<R> {
     pad: u64,
     /// Set once the end (or an error) is reached.
     done: bool,
+    /// The current entry, when it is a sparse file.
+    sparse: Option<Sparse>,
 }
 
 fn is_header_only(typeflag: u8) -> bool {
@@ -238,6 +265,7 @@ fn parse_decimal(value: &str) -> Option<i64> {
 /// verdict is the same and the message too.
 fn parse_pax(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let mut records = BTreeMap::new();
+    let mut sparse_map: Vec<String> = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
         let space = rest
@@ -271,13 +299,69 @@ fn parse_pax(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
         if !valid {
             return Err(format!("an invalid PAX record {key:?}"));
         }
-        if key.starts_with("GNU.sparse.") {
-            return Err("a PAX sparse file (GNU.sparse records), which is not supported".into());
+        if key == "GNU.sparse.offset" || key == "GNU.sparse.numbytes" {
+            // Format 0.0 repeats these two, in turn; Go joins them into a
+            // GNU.sparse.map record.
+            let want_offset = sparse_map.len() % 2 == 0;
+            if want_offset != (key == "GNU.sparse.offset") || value.contains(&b',') {
+                return Err("a PAX sparse map (GNU.sparse.offset/numbytes) out of order".into());
+            }
+            sparse_map.push(String::from_utf8_lossy(value).into_owned());
+        } else {
+            records.insert(key, value.to_vec());
         }
-        records.insert(key, value.to_vec());
         rest = &rest[length..];
     }
+    if !sparse_map.is_empty() {
+        records.insert("GNU.sparse.map".into(), sparse_map.join(",").into_bytes());
+    }
     Ok(records)
+}
+
+/// Go's `strconv.ParseInt(text, 10, 64)` of a sparse record, as a
+/// non-negative number.
+fn sparse_number(text: &[u8]) -> Option<u64> {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(parse_decimal)
+        .and_then(|number| u64::try_from(number).ok())
+}
+
+/// The sparse map of PAX format 0.0 or 0.1 (`readGNUSparseMap0x1`).
+fn sparse_map_0x1(pax: &BTreeMap<String, Vec<u8>>) -> Option<Vec<Fragment>> {
+    let count = sparse_number(pax.get("GNU.sparse.numblocks")?)?;
+    let map = pax
+        .get("GNU.sparse.map")
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let numbers: Vec<&[u8]> = if map.is_empty() {
+        Vec::new()
+    } else {
+        map.split(|&byte| byte == b',').collect()
+    };
+    if numbers.len() as u64 != count.checked_mul(2)? {
+        return None;
+    }
+    numbers
+        .chunks(2)
+        .map(|pair| Some((sparse_number(pair[0])?, sparse_number(pair[1])?)))
+        .collect()
+}
+
+/// Go's `validateSparseEntries`: fragments in order, not overlapping,
+/// inside the file.
+fn valid_fragments(fragments: &[Fragment], size: u64) -> bool {
+    let mut end = 0u64;
+    for &(offset, length) in fragments {
+        let Some(fragment_end) = offset.checked_add(length) else {
+            return false;
+        };
+        if fragment_end > size || offset < end || i64::try_from(fragment_end).is_err() {
+            return false;
+        }
+        end = fragment_end;
+    }
+    true
 }
 
 /// Sums of the header with its checksum field read as spaces: unsigned and
@@ -306,6 +390,7 @@ impl<R: Input> Reader<R> {
             remaining: 0,
             pad: 0,
             done: false,
+            sparse: None,
         }
     }
 
@@ -418,6 +503,7 @@ impl<R: Input> Reader<R> {
         let mut pax: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut long_name: Vec<u8> = Vec::new();
         let mut long_link: Vec<u8> = Vec::new();
+        self.sparse = None;
         loop {
             // Unread data, then padding (the padding may be cut short).
             let (remaining, pad) = (self.remaining, self.pad);
@@ -529,6 +615,8 @@ impl<R: Input> Reader<R> {
                             gid: 0,
                             devmajor: 0,
                             devminor: 0,
+                            xattrs: Vec::new(),
+                            sparse: false,
                         }));
                     }
                 }
@@ -541,12 +629,17 @@ impl<R: Input> Reader<R> {
                 types::GNU_SPARSE => {
                     return Err(TarError::Invalid {
                         offset: header_offset,
-                        reason: "a GNU sparse file, which is not supported (expected plain files)"
+                        reason: "an old GNU sparse file (type 'S'), which containerd, containers/storage and umoci refuse to unpack (expected plain files)"
                             .into(),
                     });
                 }
                 _ => {
                     // Merge the PAX records (an empty value keeps the header's).
+                    let xattrs = pax
+                        .keys()
+                        .filter_map(|key| key.strip_prefix("SCHILY.xattr."))
+                        .map(str::to_string)
+                        .collect();
                     for (key, value) in &pax {
                         if value.is_empty() {
                             continue;
@@ -593,20 +686,134 @@ impl<R: Input> Reader<R> {
                     })?;
                     self.remaining = data;
                     self.pad = data.wrapping_neg() & (BLOCK as u64 - 1);
+                    let sparse = self.sparse_file(&pax, &mut name, typeflag, header_offset)?;
+                    let size = sparse.as_ref().map_or(data, |sparse| sparse.size);
+                    let is_sparse = sparse.is_some();
+                    self.sparse = sparse;
                     return Ok(Some(Header {
                         typeflag,
                         name,
                         linkname,
-                        size: data,
+                        size,
+                        sparse: is_sparse,
                         mode,
                         uid,
                         gid,
                         devmajor,
                         devminor,
+                        xattrs,
                     }));
                 }
             }
         }
+    }
+
+    /// Go's `readGNUSparsePAXHeaders`: when the PAX records make the entry
+    /// a sparse file, its map (read from the start of the data for format
+    /// 1.0) and its size with the holes; `name` takes `GNU.sparse.name`.
+    fn sparse_file(
+        &mut self,
+        pax: &BTreeMap<String, Vec<u8>>,
+        name: &mut Vec<u8>,
+        typeflag: u8,
+        header_offset: u64,
+    ) -> Result<Option<Sparse>, TarError> {
+        let invalid = |reason: &str| TarError::Invalid {
+            offset: header_offset,
+            reason: format!("a PAX sparse file with {reason}"),
+        };
+        let record = |key: &str| pax.get(key).map(Vec::as_slice).unwrap_or_default();
+        let (major, minor) = (record("GNU.sparse.major"), record("GNU.sparse.minor"));
+        let version_1 = match (major, minor) {
+            (b"0", b"0" | b"1") => false,
+            (b"1", b"0") => true,
+            _ if !major.is_empty() || !minor.is_empty() => return Ok(None),
+            _ if !record("GNU.sparse.map").is_empty() => false,
+            _ => return Ok(None),
+        };
+        if !record("GNU.sparse.name").is_empty() {
+            *name = record("GNU.sparse.name").to_vec();
+        }
+        let mut size = self.remaining;
+        for key in ["GNU.sparse.size", "GNU.sparse.realsize"] {
+            if !record(key).is_empty() {
+                size = sparse_number(record(key)).ok_or_else(|| invalid("an unreadable size"))?;
+                break;
+            }
+        }
+        let fragments = if version_1 {
+            self.sparse_map_1x0(header_offset)?
+        } else {
+            sparse_map_0x1(pax).ok_or_else(|| invalid("an unreadable map"))?
+        };
+        if is_header_only(typeflag) || !valid_fragments(&fragments, size) {
+            return Err(invalid(
+                "a map that overlaps, is out of order or leaves the file",
+            ));
+        }
+        Ok(Some(Sparse {
+            fragments: fragments.into(),
+            position: 0,
+            size,
+        }))
+    }
+
+    /// Go's `readGNUSparseMap1x0`: decimal numbers, one a line, in whole
+    /// blocks at the start of the entry's data: a count, then offset and
+    /// length pairs.
+    fn sparse_map_1x0(&mut self, header_offset: u64) -> Result<Vec<Fragment>, TarError> {
+        let invalid = |reason: String| TarError::Invalid {
+            offset: header_offset,
+            reason,
+        };
+        let mut text: Vec<u8> = Vec::new();
+        let mut lines = 0u64;
+        let mut wanted = 1u64;
+        let mut count = None;
+        loop {
+            while lines < wanted {
+                if text.len() as u64 + BLOCK as u64 > MAX_SPARSE_MAP {
+                    return Err(invalid(format!(
+                        "a PAX sparse map over {MAX_SPARSE_MAP} bytes"
+                    )));
+                }
+                if self.remaining < BLOCK as u64 {
+                    return Err(invalid(
+                        "a PAX sparse map longer than the entry's data".into(),
+                    ));
+                }
+                let mut block = [0u8; BLOCK];
+                if !self.read_block(&mut block)? {
+                    return Err(self.io_error(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the stream ends inside a sparse map",
+                    )));
+                }
+                self.remaining -= BLOCK as u64;
+                lines += block.iter().filter(|&&byte| byte == b'\n').count() as u64;
+                text.extend_from_slice(&block);
+            }
+            if count.is_some() {
+                break;
+            }
+            let first = text.split(|&byte| byte == b'\n').next().unwrap_or_default();
+            let number = sparse_number(first)
+                .filter(|number| number.checked_mul(2).is_some())
+                .ok_or_else(|| invalid("a PAX sparse map with an unreadable count".into()))?;
+            count = Some(number);
+            wanted = number.saturating_mul(2).saturating_add(1);
+        }
+        let numbers: Vec<&[u8]> = text.split(|&byte| byte == b'\n').skip(1).collect();
+        let pairs = usize::try_from(count.unwrap_or(0)).unwrap_or(usize::MAX);
+        numbers
+            .chunks(2)
+            .take(pairs)
+            .map(|pair| {
+                let number = |index: usize| pair.get(index).and_then(|text| sparse_number(text));
+                number(0).zip(number(1))
+            })
+            .collect::<Option<Vec<Fragment>>>()
+            .ok_or_else(|| invalid("a PAX sparse map with an unreadable entry".into()))
     }
 
     /// The current entry's data (what is left of it).
@@ -622,6 +829,67 @@ pub struct Data<'a, R> {
 
 impl<R: Input> Read for Data<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.reader.sparse.is_some() {
+            return self.read_sparse(buf);
+        }
+        self.read_stored(buf)
+    }
+}
+
+impl<R: Input> Data<'_, R> {
+    /// A sparse file's next bytes: zeros in a hole, else stored data
+    /// (Go's `sparseFileReader`, with its errors when the stored data is
+    /// shorter or longer than the map says).
+    fn read_sparse(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(sparse) = self.reader.sparse.as_mut() else {
+            return Ok(0);
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if sparse.position >= sparse.size {
+            if self.reader.remaining > 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a sparse file with more stored data than its map describes",
+                ));
+            }
+            return Ok(0);
+        }
+        while let Some(&(offset, length)) = sparse.fragments.front() {
+            if sparse.position < offset.saturating_add(length) {
+                break;
+            }
+            sparse.fragments.pop_front();
+        }
+        let (hole_end, fragment_end) = match sparse.fragments.front() {
+            Some(&(offset, length)) => (offset, offset + length),
+            None => (sparse.size, sparse.size),
+        };
+        if sparse.position < hole_end {
+            let zeros = usize::try_from((hole_end - sparse.position).min(buf.len() as u64))
+                .unwrap_or(buf.len());
+            buf[..zeros].fill(0);
+            sparse.position += zeros as u64;
+            return Ok(zeros);
+        }
+        let want = usize::try_from((fragment_end - sparse.position).min(buf.len() as u64))
+            .unwrap_or(buf.len());
+        let read = self.read_stored(&mut buf[..want])?;
+        if read == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "a sparse file with less stored data than its map describes",
+            ));
+        }
+        if let Some(sparse) = self.reader.sparse.as_mut() {
+            sparse.position += read as u64;
+        }
+        Ok(read)
+    }
+
+    /// The entry's stored bytes, as the archive holds them.
+    fn read_stored(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let reader = &mut *self.reader;
         if reader.remaining == 0 || buf.is_empty() {
             return Ok(0);

@@ -17,6 +17,46 @@ pub const MAX_BINARY_SIZE_FLAG: &str = "--max-binary-size";
 pub const MAX_UNCOMPRESSED_SIZE_FLAG: &str = "--max-uncompressed-size";
 /// `--max-entries`: the most entries all layers may hold.
 pub const MAX_ENTRIES_FLAG: &str = "--max-entries";
+/// `--max-path-depth`: the most components a path may have.
+pub const MAX_PATH_DEPTH_FLAG: &str = "--max-path-depth";
+/// `--max-path-length`: the longest path an entry may land at.
+pub const MAX_PATH_LENGTH_FLAG: &str = "--max-path-length";
+/// `--max-symlink-target`: the longest target one symlink may have.
+pub const MAX_SYMLINK_TARGET_FLAG: &str = "--max-symlink-target";
+/// `--max-symlink-targets-total`: the most bytes all symlink targets may
+/// hold together.
+pub const MAX_SYMLINK_TARGETS_TOTAL_FLAG: &str = "--max-symlink-targets-total";
+/// `--max-layers`: the most layers an image may have.
+pub const MAX_LAYERS_FLAG: &str = "--max-layers";
+
+/// Default path depth limit: 128 components. Real images nest a few dozen
+/// deep at most; a hostile one of 1,990 nested folders made extractors and
+/// earlier verification crawl.
+pub const DEFAULT_MAX_PATH_DEPTH: u64 = 128;
+
+/// Room left for the node's storage prefix under Linux's `PATH_MAX`:
+/// extractors open `<storage>/<layer id>/diff/<path>` (containers/storage:
+/// `/var/lib/containers/storage/overlay/<64 hex>/diff/`, 110 bytes;
+/// containerd's snapshotter about 90), so a path that fits alone can still
+/// fail on the node.
+pub const STORAGE_PREFIX_ROOM: u64 = 256;
+
+/// Default path length limit: `PATH_MAX` (4096, with its NUL) less
+/// [`STORAGE_PREFIX_ROOM`].
+pub const DEFAULT_MAX_PATH_LENGTH: u64 = 4095 - STORAGE_PREFIX_ROOM;
+
+/// Default symlink target limit: 4095 bytes, what Linux stores in a
+/// symlink (`PATH_MAX` less its NUL); a longer one cannot be created.
+pub const DEFAULT_MAX_SYMLINK_TARGET: u64 = 4095;
+
+/// Default limit on all symlink targets together: 4 MiB, a thousand
+/// maximal targets, far above what real images hold, and with the entry
+/// limit's paths within the memory verification may use.
+pub const DEFAULT_MAX_SYMLINK_TARGETS_TOTAL: u64 = 4 * MIB;
+
+/// Default layer limit: 500, the most lower layers overlayfs stacks in one
+/// mount (`OVL_MAX_STACK`); containerd and CRI-O fail a deeper image.
+pub const DEFAULT_MAX_LAYERS: u64 = 500;
 
 /// Default binary size limit: 256 MiB, eight times the supervisor's size
 /// today.
@@ -50,6 +90,21 @@ pub struct Limits {
     /// Most entries all layers together may hold, implicit folders included
     /// ([`MAX_ENTRIES_FLAG`], default [`DEFAULT_MAX_ENTRIES`]).
     pub max_entries: u64,
+    /// Most components a path may have, after symlinks in its folders are
+    /// followed ([`MAX_PATH_DEPTH_FLAG`], default [`DEFAULT_MAX_PATH_DEPTH`]).
+    pub max_path_depth: u64,
+    /// Longest path an entry may land at, in bytes
+    /// ([`MAX_PATH_LENGTH_FLAG`], default [`DEFAULT_MAX_PATH_LENGTH`]).
+    pub max_path_length: u64,
+    /// Longest symlink target ([`MAX_SYMLINK_TARGET_FLAG`], default
+    /// [`DEFAULT_MAX_SYMLINK_TARGET`]).
+    pub max_symlink_target: u64,
+    /// Most bytes all symlink targets may hold together
+    /// ([`MAX_SYMLINK_TARGETS_TOTAL_FLAG`], default
+    /// [`DEFAULT_MAX_SYMLINK_TARGETS_TOTAL`]).
+    pub max_symlink_targets_total: u64,
+    /// Most layers ([`MAX_LAYERS_FLAG`], default [`DEFAULT_MAX_LAYERS`]).
+    pub max_layers: u64,
 }
 
 impl Default for Limits {
@@ -58,6 +113,11 @@ impl Default for Limits {
             max_binary_size: DEFAULT_MAX_BINARY_SIZE,
             max_uncompressed_size: DEFAULT_MAX_UNCOMPRESSED_SIZE,
             max_entries: DEFAULT_MAX_ENTRIES,
+            max_path_depth: DEFAULT_MAX_PATH_DEPTH,
+            max_path_length: DEFAULT_MAX_PATH_LENGTH,
+            max_symlink_target: DEFAULT_MAX_SYMLINK_TARGET,
+            max_symlink_targets_total: DEFAULT_MAX_SYMLINK_TARGETS_TOTAL,
+            max_layers: DEFAULT_MAX_LAYERS,
         }
     }
 }
@@ -71,6 +131,16 @@ pub enum Limit {
     UncompressedSize,
     /// [`Limits::max_entries`].
     Entries,
+    /// [`Limits::max_path_depth`].
+    PathDepth,
+    /// [`Limits::max_path_length`].
+    PathLength,
+    /// [`Limits::max_symlink_target`].
+    SymlinkTarget,
+    /// [`Limits::max_symlink_targets_total`].
+    SymlinkTargetsTotal,
+    /// [`Limits::max_layers`].
+    Layers,
 }
 
 impl Limit {
@@ -80,6 +150,11 @@ impl Limit {
             Self::BinarySize => MAX_BINARY_SIZE_FLAG,
             Self::UncompressedSize => MAX_UNCOMPRESSED_SIZE_FLAG,
             Self::Entries => MAX_ENTRIES_FLAG,
+            Self::PathDepth => MAX_PATH_DEPTH_FLAG,
+            Self::PathLength => MAX_PATH_LENGTH_FLAG,
+            Self::SymlinkTarget => MAX_SYMLINK_TARGET_FLAG,
+            Self::SymlinkTargetsTotal => MAX_SYMLINK_TARGETS_TOTAL_FLAG,
+            Self::Layers => MAX_LAYERS_FLAG,
         }
     }
 
@@ -89,6 +164,11 @@ impl Limit {
             Self::BinarySize => limits.max_binary_size,
             Self::UncompressedSize => limits.max_uncompressed_size,
             Self::Entries => limits.max_entries,
+            Self::PathDepth => limits.max_path_depth,
+            Self::PathLength => limits.max_path_length,
+            Self::SymlinkTarget => limits.max_symlink_target,
+            Self::SymlinkTargetsTotal => limits.max_symlink_targets_total,
+            Self::Layers => limits.max_layers,
         }
     }
 
@@ -96,6 +176,11 @@ impl Limit {
     pub fn show(self, value: u64) -> String {
         match self {
             Self::Entries => format!("{value} entries"),
+            Self::PathDepth => format!("{value} path components"),
+            Self::Layers => format!("{value} layers"),
+            Self::PathLength | Self::SymlinkTarget | Self::SymlinkTargetsTotal => {
+                format!("{value} bytes")
+            }
             Self::BinarySize | Self::UncompressedSize => {
                 format!("{value} bytes ({})", human_size(value))
             }
@@ -109,6 +194,11 @@ impl fmt::Display for Limit {
             Self::BinarySize => "binary size limit",
             Self::UncompressedSize => "uncompressed size limit",
             Self::Entries => "entry limit",
+            Self::PathDepth => "path depth limit",
+            Self::PathLength => "path length limit",
+            Self::SymlinkTarget => "symlink target limit",
+            Self::SymlinkTargetsTotal => "symlink targets limit",
+            Self::Layers => "layer limit",
         })
     }
 }
@@ -168,6 +258,11 @@ mod tests {
             (Limit::BinarySize, "--max-binary-size"),
             (Limit::UncompressedSize, "--max-uncompressed-size"),
             (Limit::Entries, "--max-entries"),
+            (Limit::PathDepth, "--max-path-depth"),
+            (Limit::PathLength, "--max-path-length"),
+            (Limit::SymlinkTarget, "--max-symlink-target"),
+            (Limit::SymlinkTargetsTotal, "--max-symlink-targets-total"),
+            (Limit::Layers, "--max-layers"),
         ] {
             assert_eq!(limit.flag(), flag);
         }

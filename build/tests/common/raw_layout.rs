@@ -21,6 +21,8 @@ pub struct RawLayer {
     pub blob: Vec<u8>,
     /// `sha256:` of the uncompressed tar.
     pub diff_id: String,
+    /// The media type its descriptor declares (gzip unless a test says).
+    pub media_type: MediaType,
 }
 
 impl RawLayer {
@@ -31,13 +33,24 @@ impl RawLayer {
         Self {
             blob: encoder.finish().expect("gzip"),
             diff_id: sha256_digest(tar),
+            media_type: MediaType::ImageLayerGzip,
         }
+    }
+
+    /// The same layer declared with another media type.
+    #[allow(dead_code)] // Not every test binary declares other types.
+    pub fn declared(self, media_type: MediaType) -> Self {
+        Self { media_type, ..self }
     }
 
     /// A layer whose blob and diff ID are given as they are (for streams
     /// too large to build in memory).
     pub fn prebuilt(blob: Vec<u8>, diff_id: String) -> Self {
-        Self { blob, diff_id }
+        Self {
+            blob,
+            diff_id,
+            media_type: MediaType::ImageLayerGzip,
+        }
     }
 }
 
@@ -72,7 +85,7 @@ pub fn write_layout(dir: &Path, images: &[RawImage]) {
         for layer in &image.layers {
             let digest = put(&blobs, &layer.blob);
             layers.push(Descriptor::new(
-                MediaType::ImageLayerGzip,
+                layer.media_type.clone(),
                 layer.blob.len() as u64,
                 digest,
             ));
