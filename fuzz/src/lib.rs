@@ -668,9 +668,11 @@ pub fn go_decode(data: &[u8], index: bool) -> Result<SeenDocument, GoError> {
                 .unwrap_or_default(),
         )
     };
+    // Go decodes the whole subject descriptor (a size over int64 fails
+    // there too), though only its digest is acted on.
     let subject = match value.field("subject")? {
         None => String::new(),
-        Some(subject) => subject.string("digest")?,
+        Some(subject) => go_descriptor(subject)?.digest,
     };
     Ok(SeenDocument {
         schema_version: value.int("schemaVersion")?,
