@@ -73,7 +73,20 @@ enum Command {
     /// Check that an image (built here, by buildah/podman from
     /// Dockerfile.scratch, or pulled from a registry) will resolve at the
     /// image-volume mount; exits non-zero on any failure.
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
+    /// Write a signing key pair as `cosign generate-key-pair` does:
+    /// PREFIX.key (encrypted, cosign's format) and PREFIX.pub. The
+    /// passphrase comes from COSIGN_PASSWORD or standard input.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Args)]
+struct KeygenArgs {
+    /// Path prefix of the pair: writes PREFIX.key and PREFIX.pub.
+    prefix: PathBuf,
+    /// Replace an existing pair.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -316,6 +329,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Verify(args)) => run_verify(&args),
+        Some(Command::Keygen(args)) => run_keygen(&args),
         None => run_build(&cli.build),
     };
     match outcome {
@@ -347,6 +361,21 @@ fn ensure_registry_support(wanted: &ImageReference, quiet: bool) -> anyhow::Resu
         }
     })
     .into())
+}
+
+fn run_keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
+    let passphrase = build_image::passphrase::read(
+        &build_image::passphrase::PassphraseSources::default(),
+        "passphrase for the new private key: ",
+    )?;
+    let outcome = build_image::keygen::keygen(&args.prefix, &passphrase, args.force)?;
+    write_stdout(&format!(
+        "private key {}\npublic key  {} ({})\n",
+        outcome.private_key.display(),
+        outcome.public_key.display(),
+        outcome.key_id
+    ))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
