@@ -37,5 +37,6 @@ pub mod provenance;
 pub mod relaunch;
 pub mod run_binary;
 pub mod sbom;
+pub mod signatures;
 pub mod supervisor_build;
 pub mod verify;

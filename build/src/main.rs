@@ -29,6 +29,9 @@ use openshell_contract::registry::{
     ENV_REGISTRY_READ_TIMEOUT, FLAG_REGISTRY_ATTEMPTS, FLAG_REGISTRY_CONNECT_TIMEOUT,
     FLAG_REGISTRY_OPERATION_TIMEOUT, FLAG_REGISTRY_READ_TIMEOUT,
 };
+use openshell_contract::signing::{
+    ENV_COSIGN_PASSWORD, FLAG_SIGN_KEY, FLAG_SIGN_KEY_PASSPHRASE_FILE,
+};
 use openshell_contract::version::Libc;
 use openshell_contract::{
     DEFAULT_IMAGE_TAGS, DEFAULT_OCI_LAYOUT_DIR, MOUNT_PATH, SUPERVISOR_REPOSITORY,
@@ -290,9 +293,62 @@ struct BuildArgs {
     metadata_file: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    sign: SignArgs,
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// Signing: cosign-compatible signatures and SLSA provenance, attached to
+/// the index and each platform manifest.
+#[derive(Debug, Args)]
+struct SignArgs {
+    /// Sign with this ECDSA P-256 private key (cosign's encrypted .key, or
+    /// unencrypted PKCS#8 PEM). Its passphrase comes from COSIGN_PASSWORD,
+    /// --sign-key-passphrase-file, or standard input.
+    #[arg(long = FLAG_SIGN_KEY.trim_start_matches("--"), value_name = "FILE")]
+    sign_key: Option<PathBuf>,
+    /// Read the key's passphrase from the first line of FILE.
+    #[arg(long = FLAG_SIGN_KEY_PASSPHRASE_FILE.trim_start_matches("--"), value_name = "FILE", requires = "sign_key")]
+    sign_key_passphrase_file: Option<PathBuf>,
+}
+
+impl SignArgs {
+    /// Loads the key before any work; `identity` is the repository the
+    /// signatures claim.
+    fn settings(
+        &self,
+        identity: String,
+        workspace: Option<PathBuf>,
+        stdin_taken: bool,
+    ) -> anyhow::Result<Option<build_image::signatures::SignSettings>> {
+        let Some(file) = &self.sign_key else {
+            return Ok(None);
+        };
+        if stdin_taken
+            && self.sign_key_passphrase_file.is_none()
+            && std::env::var_os(ENV_COSIGN_PASSWORD).is_none()
+        {
+            bail!(
+                "--password-stdin reads standard input, so the signing key's passphrase cannot come from it too: set {ENV_COSIGN_PASSWORD} or pass {FLAG_SIGN_KEY_PASSPHRASE_FILE} FILE"
+            );
+        }
+        let key = build_image::signatures::load_key(
+            file,
+            &build_image::passphrase::PassphraseSources {
+                file: self.sign_key_passphrase_file.clone(),
+            },
+        )?;
+        Ok(Some(build_image::signatures::SignSettings {
+            key,
+            identity,
+            provenance: build_image::signatures::ProvenanceInputs {
+                invocation: std::env::args().collect(),
+                workspace,
+            },
+        }))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -501,6 +557,25 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         }
     });
     let limits = args.limits.limits();
+    // The signatures claim the first registry's repository (cosign's
+    // docker-reference), else the name the image is loaded under.
+    let identity = destinations
+        .iter()
+        .find_map(|destination| match destination {
+            ImageReference::Registry { reference, .. } => Some(format!(
+                "{}/{}",
+                reference.registry(),
+                reference.repository()
+            )),
+            _ => None,
+        })
+        .unwrap_or_else(|| args.archive_name.clone());
+    // The provenance lists the workspace's crates, also with --no-sbom.
+    let sign = args.sign.settings(
+        identity,
+        workspace.clone().or_else(|| workspace_root(&here).ok()),
+        args.registry.password_stdin,
+    )?;
     let options = BuildOptions {
         binaries: args.binaries.clone(),
         destinations,
@@ -524,6 +599,7 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             (None, true) => SbomChoice::Skip,
             (None, false) => SbomChoice::Generate,
         },
+        sign,
     };
     let outcome = pipeline::run(&options, &progress)?;
     let json = serde_json::to_string_pretty(&outcome.result)?;

@@ -17,3 +17,34 @@ pub const PRIVATE_KEY_SUFFIX: &str = ".key";
 
 /// Suffix of the public key `keygen PREFIX` writes (`cosign.pub`).
 pub const PUBLIC_KEY_SUFFIX: &str = ".pub";
+
+/// `artifactType` (and config media type) of cosign's simple-signing
+/// signature stored as an OCI 1.1 referrer (cosign's
+/// `ArtifactType("sig")`, written by `--registry-referrers-mode=oci-1-1`).
+pub const COSIGN_SIG_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+
+/// Media type of the layer holding cosign's simple-signing payload.
+pub const COSIGN_SIMPLE_SIGNING_MEDIA_TYPE: &str =
+    "application/vnd.dev.cosign.simplesigning.v1+json";
+
+/// Layer annotation carrying the base64 signature over that payload.
+pub const COSIGN_SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+
+/// Media type of a Sigstore bundle v0.3: the `artifactType` and layer of
+/// the referrers cosign v3 writes and reads.
+pub const SIGSTORE_BUNDLE_V03_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/// Annotation of a bundle referrer: what the bundle carries.
+pub const BUNDLE_CONTENT_ANNOTATION: &str = "dev.sigstore.bundle.content";
+
+/// Annotation of a bundle referrer: the in-toto predicate type inside.
+pub const BUNDLE_PREDICATE_TYPE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
+
+/// Predicate type of cosign v3's image signature statement.
+pub const COSIGN_SIGN_PREDICATE_TYPE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// SLSA `buildType` of build-image's provenance.
+pub const SLSA_BUILD_TYPE: &str = "https://github.com/NVIDIA/OpenShell/build-image/v1";
+
+/// SLSA `builder.id` of build-image's provenance.
+pub const SLSA_BUILDER_ID: &str = "https://github.com/NVIDIA/OpenShell/build-image";
