@@ -548,12 +548,14 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
             &sign.provenance,
         )?;
         step.done(format!(
-            "{} signature and provenance referrer(s), key {}, identity {}",
-            signatures.len(),
+            "{} signature and provenance referrer(s) and {} cosign tag(s) for registries, key {}, identity {}",
+            signatures.referrers.len(),
+            signatures.attachments.len(),
             sign.key.public_key().key_id(),
             sign.identity
         ));
-        built.referrers.extend(signatures);
+        built.referrers.extend(signatures.referrers);
+        built.attachments.extend(signatures.attachments);
     }
 
     let mut result = BuildResult {

@@ -28,6 +28,10 @@ use openshell_contract::signing::{
     COSIGN_SIGN_PREDICATE_TYPE, COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIMPLE_SIGNING_MEDIA_TYPE,
     SIGSTORE_BUNDLE_V03_MEDIA_TYPE, SLSA_BUILD_TYPE, SLSA_BUILDER_ID,
 };
+use openshell_contract::signing::{
+    COSIGN_ATT_TAG_SUFFIX, COSIGN_PREDICATE_TYPE_ANNOTATION, COSIGN_SIG_TAG_SUFFIX,
+    DSSE_ENVELOPE_MEDIA_TYPE, cosign_tag,
+};
 use openshell_signing::dsse::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
 use openshell_signing::intoto::{
     BuildDefinition, BuildMetadata, Builder, Provenance, ResourceDescriptor, RunDetails,
@@ -174,6 +178,79 @@ fn referrer(subject: &Blob, spec_: ReferrerSpec<'_>) -> Result<Referrer, ImageEr
     })
 }
 
+/// A manifest a registry keeps under a tag of its own (cosign v2's `.sig`
+/// and `.att`), with the blobs it needs.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// `sha256-<hex>.sig` or `.att`.
+    pub tag: String,
+    /// The manifest.
+    pub manifest: Blob,
+    /// Its config and layers.
+    pub blobs: Vec<Blob>,
+}
+
+/// A cosign v2 "signatures image": an OCI image manifest whose one layer
+/// is `layer_bytes` of `layer_type` with `layer_annotations`, and whose
+/// config lists that layer, as cosign's `static` layers build it.
+fn attachment(
+    what: &'static str,
+    tag: String,
+    layer_type: &str,
+    layer_bytes: Vec<u8>,
+    layer_annotations: HashMap<String, String>,
+) -> Result<Attachment, ImageError> {
+    let layer_digest = sha256_digest(&layer_bytes);
+    let config_json = serde_json::json!({
+        "architecture": "",
+        "os": "",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    });
+    let config_bytes = image::canonical_json(&config_json).map_err(|err| ImageError::Spec {
+        what,
+        source: oci_spec::OciSpecError::SerDe(err),
+    })?;
+    let config = image::descriptor(
+        MediaType::ImageConfig,
+        &sha256_digest(&config_bytes),
+        config_bytes.len() as u64,
+    )?;
+    let mut layer = image::descriptor(
+        MediaType::Other(layer_type.to_string()),
+        &layer_digest,
+        layer_bytes.len() as u64,
+    )?;
+    layer.set_annotations(Some(layer_annotations));
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(SCHEMA_VERSION)
+        .media_type(MediaType::ImageManifest)
+        .config(config.clone())
+        .layers(vec![layer.clone()])
+        .build()
+        .map_err(spec(what))?;
+    let bytes = image::canonical_json(&manifest).map_err(|err| ImageError::Spec {
+        what,
+        source: oci_spec::OciSpecError::SerDe(err),
+    })?;
+    let descriptor = image::descriptor(
+        MediaType::ImageManifest,
+        &sha256_digest(&bytes),
+        bytes.len() as u64,
+    )?;
+    Ok(Attachment {
+        tag,
+        manifest: Blob {
+            descriptor,
+            data: BlobData::Memory(Arc::new(bytes)),
+        },
+        blobs: vec![
+            Blob::in_memory(config, Arc::new(config_bytes)),
+            Blob::in_memory(layer, Arc::new(layer_bytes)),
+        ],
+    })
+}
+
 /// The two signatures of one manifest: cosign's simple signing, and the
 /// Sigstore bundle of cosign v3's sign statement.
 fn sign_manifest(
@@ -181,9 +258,19 @@ fn sign_manifest(
     identity: &str,
     subject: &Blob,
     created: &str,
-) -> Result<Vec<Referrer>, ImageError> {
+) -> Result<(Vec<Referrer>, Attachment), ImageError> {
     let digest = subject.digest();
     let signed = simple_signing::sign(key, identity, &digest);
+    let sig_tag = attachment(
+        "cosign signature manifest",
+        cosign_tag(&digest, COSIGN_SIG_TAG_SUFFIX),
+        COSIGN_SIMPLE_SIGNING_MEDIA_TYPE,
+        signed.payload.clone(),
+        HashMap::from([(
+            COSIGN_SIGNATURE_ANNOTATION.to_string(),
+            base64_encode(&signed.signature),
+        )]),
+    )?;
     let created_only = HashMap::from([(oci::CREATED.to_string(), created.to_string())]);
     let sig = referrer(
         subject,
@@ -223,7 +310,7 @@ fn sign_manifest(
             annotations: bundle_annotations(created, COSIGN_SIGN_PREDICATE_TYPE),
         },
     )?;
-    Ok(vec![sig, bundle])
+    Ok((vec![sig, bundle], sig_tag))
 }
 
 fn bundle_annotations(created: &str, predicate_type: &str) -> HashMap<String, String> {
@@ -347,25 +434,38 @@ fn crates_of(workspace: &Path) -> Vec<ResourceDescriptor> {
     crates
 }
 
+/// What [`sign_image`] attaches.
+#[derive(Debug, Clone, Default)]
+pub struct Signatures {
+    /// OCI 1.1 referrers: cosign's signatures, Sigstore bundles, the
+    /// provenance.
+    pub referrers: Vec<Referrer>,
+    /// cosign v2's `.sig` and `.att` tagged manifests (registries only).
+    pub attachments: Vec<Attachment>,
+}
+
 /// Signs `built` with `key`, claiming `identity` (the repository, as
-/// cosign's `docker-reference`), and returns the signature and provenance
-/// referrers to attach.
+/// cosign's `docker-reference`), and returns the signatures and provenance
+/// to attach.
 pub fn sign_image(
     built: &BuiltImage,
     key: &PrivateKey,
     identity: &str,
     metadata: &ImageMetadata,
     inputs: &ProvenanceInputs,
-) -> Result<Vec<Referrer>, ImageError> {
+) -> Result<Signatures, ImageError> {
     let created = metadata.epoch.rfc3339();
     let mut referrers = Vec::new();
+    let mut attachments = Vec::new();
     let mut subjects: Vec<&Blob> = Vec::new();
     if let Some(index) = &built.index {
         subjects.push(index);
     }
     subjects.extend(built.platforms.iter().map(|platform| &platform.manifest));
-    for subject in subjects {
-        referrers.extend(sign_manifest(key, identity, subject, &created)?);
+    for subject in &subjects {
+        let (signed, sig_tag) = sign_manifest(key, identity, subject, &created)?;
+        referrers.extend(signed);
+        attachments.push(sig_tag);
     }
     let statement = provenance_statement(built, metadata, inputs);
     let envelope = openshell_signing::intoto::sign_provenance(key, &statement).map_err(|err| {
@@ -374,6 +474,21 @@ pub fn sign_image(
             source: oci_spec::OciSpecError::SerDe(err),
         }
     })?;
+    // cosign v2's `.att` on every signed manifest: verify-attestation looks
+    // on the digest it is given, the index or a platform's.
+    let envelope_bytes = envelope.to_bytes();
+    for subject in &subjects {
+        attachments.push(attachment(
+            "cosign attestation manifest",
+            cosign_tag(&subject.digest(), COSIGN_ATT_TAG_SUFFIX),
+            DSSE_ENVELOPE_MEDIA_TYPE,
+            envelope_bytes.clone(),
+            HashMap::from([(
+                COSIGN_PREDICATE_TYPE_ANNOTATION.to_string(),
+                SLSA_PROVENANCE_V1.to_string(),
+            )]),
+        )?);
+    }
     referrers.push(referrer(
         &built.top,
         ReferrerSpec {
@@ -386,7 +501,10 @@ pub fn sign_image(
             annotations: bundle_annotations(&created, SLSA_PROVENANCE_V1),
         },
     )?);
-    Ok(referrers)
+    Ok(Signatures {
+        referrers,
+        attachments,
+    })
 }
 
 /// What a signed build needs: the key, the identity it claims, and the

@@ -385,3 +385,153 @@ fn a_public_key_or_a_passphrase_file_is_handled_by_name() {
         referrers(&layout, COSIGN_SIG_ARTIFACT_TYPE)[0].1
     );
 }
+
+/// `skopeo ARGS` against the test registry (plain HTTP, its credentials).
+fn skopeo(registry: &openshell_testsupport::Registry, args: &[&str]) -> String {
+    let (subcommand, rest) = args.split_first().unwrap();
+    let mut command = Command::new("skopeo");
+    command.arg(subcommand);
+    if *subcommand == "copy" {
+        command.args(["--src-tls-verify=false", "--src-creds", &registry.creds()]);
+    } else {
+        command.args(["--tls-verify=false", "--creds", &registry.creds()]);
+    }
+    command.args(rest);
+    openshell_testsupport::podman::run_ok(command)
+}
+
+#[test]
+fn a_signed_push_leaves_cosign_sig_and_att_tags_that_skopeo_reads() {
+    let test = "a_signed_push_leaves_cosign_sig_and_att_tags_that_skopeo_reads";
+    if !openshell_testsupport::require(test, &["skopeo"], "apt-get install skopeo") {
+        return;
+    }
+    let Some(registry) = openshell_testsupport::Registry::start(test) else {
+        return;
+    };
+    let dir = tempdir();
+    let (key, public) = keypair(dir.path());
+    let repository = format!("{}/openshell/supervisor", registry.host());
+    let mut command = build_image();
+    command
+        .args([
+            "--binary",
+            &format!("linux/amd64={}", supervisor_copy(dir.path()).display()),
+        ])
+        .args([
+            "--binary",
+            &format!("linux/arm64={}", aarch64_copy(dir.path()).display()),
+        ])
+        .arg("--output")
+        .arg(dir.path().join("layout"))
+        .args(["--push", &repository, "--tag", "1.0"])
+        .arg("--sign-key")
+        .arg(&key)
+        .args([
+            "--no-sbom",
+            "--plain-http",
+            "--username",
+            registry.username(),
+            "--password-stdin",
+        ])
+        .args(["--json", "--quiet"])
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("COSIGN_PASSWORD", PASS);
+    let result: BuildResult = serde_json::from_str(&ok(output_with_stdin(
+        command,
+        &format!("{}\n", registry.password()),
+    )))
+    .unwrap();
+    let mut subjects = vec![result.digest.clone()];
+    subjects.extend(result.platforms.iter().map(|p| p.manifest_digest.clone()));
+
+    let listed: serde_json::Value = serde_json::from_str(&skopeo(
+        &registry,
+        &["list-tags", &format!("docker://{repository}")],
+    ))
+    .unwrap();
+    let tags: Vec<&str> = listed["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let public_key = PublicKey::from_pem(&std::fs::read(&public).unwrap(), "cosign.pub").unwrap();
+    let python = python(test);
+    for subject in &subjects {
+        let hex = subject.trim_start_matches("sha256:");
+        for suffix in [".sig", ".att"] {
+            let tag = format!("sha256-{hex}{suffix}");
+            assert!(tags.contains(&tag.as_str()), "{tag} not in {tags:?}");
+            // containers/image (skopeo) reads it as an OCI image and copies it.
+            let raw: serde_json::Value = serde_json::from_str(&skopeo(
+                &registry,
+                &["inspect", "--raw", &format!("docker://{repository}:{tag}")],
+            ))
+            .unwrap();
+            assert_eq!(
+                raw["mediaType"],
+                "application/vnd.oci.image.manifest.v1+json"
+            );
+            let copy = dir.path().join(format!("copy{suffix}"));
+            skopeo(
+                &registry,
+                &[
+                    "copy",
+                    &format!("docker://{repository}:{tag}"),
+                    &format!("oci:{}:x", copy.display()),
+                ],
+            );
+            let layer = &raw["layers"][0];
+            let bytes = blob(&copy, layer["digest"].as_str().unwrap());
+            if suffix == ".sig" {
+                assert_eq!(layer["mediaType"], COSIGN_SIMPLE_SIGNING_MEDIA_TYPE);
+                let signature = layer["annotations"][COSIGN_SIGNATURE_ANNOTATION]
+                    .as_str()
+                    .unwrap();
+                // The identity is the pushed repository, as containers/image's
+                // sigstoreSigned policy matches it.
+                simple_signing::verify(
+                    &public_key,
+                    &bytes,
+                    &STANDARD.decode(signature).unwrap(),
+                    subject,
+                    Some(&repository),
+                    "sig",
+                )
+                .unwrap();
+                if let Some(python) = &python {
+                    let (payload_file, sig_file) =
+                        (dir.path().join("payload"), dir.path().join("sig"));
+                    std::fs::write(&payload_file, &bytes).unwrap();
+                    std::fs::write(&sig_file, signature).unwrap();
+                    python_check(
+                        python,
+                        &[Path::new("verify-sig"), &public, &payload_file, &sig_file],
+                    );
+                }
+            } else {
+                assert_eq!(layer["mediaType"], "application/vnd.dsse.envelope.v1+json");
+                assert_eq!(
+                    layer["annotations"]["predicateType"],
+                    "https://slsa.dev/provenance/v1"
+                );
+                let envelope: openshell_signing::dsse::Envelope =
+                    serde_json::from_slice(&bytes).unwrap();
+                openshell_signing::intoto::verify_provenance(
+                    &public_key,
+                    &envelope,
+                    subject,
+                    "att",
+                )
+                .unwrap();
+                if let Some(python) = &python {
+                    let file = dir.path().join("envelope.json");
+                    std::fs::write(&file, &bytes).unwrap();
+                    python_check(python, &[Path::new("verify-dsse"), &public, &file]);
+                }
+            }
+            std::fs::remove_dir_all(&copy).unwrap();
+        }
+    }
+}

@@ -48,3 +48,22 @@ pub const SLSA_BUILD_TYPE: &str = "https://github.com/NVIDIA/OpenShell/build-ima
 
 /// SLSA `builder.id` of build-image's provenance.
 pub const SLSA_BUILDER_ID: &str = "https://github.com/NVIDIA/OpenShell/build-image";
+
+/// Suffix of the tag cosign v2 keeps a manifest's signatures under:
+/// `sha256-<hex>.sig` (also where Kyverno and containers/image look).
+pub const COSIGN_SIG_TAG_SUFFIX: &str = ".sig";
+
+/// Suffix of the tag cosign v2 keeps a manifest's attestations under.
+pub const COSIGN_ATT_TAG_SUFFIX: &str = ".att";
+
+/// Media type of a layer holding a DSSE envelope in a `.att` manifest.
+pub const DSSE_ENVELOPE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+
+/// Layer annotation of a `.att` manifest naming the predicate type.
+pub const COSIGN_PREDICATE_TYPE_ANNOTATION: &str = "predicateType";
+
+/// The tag cosign v2 stores `digest`'s signatures (`suffix` = `.sig`) or
+/// attestations (`.att`) under: `sha256:HEX` becomes `sha256-HEX.sig`.
+pub fn cosign_tag(digest: &str, suffix: &str) -> String {
+    format!("{}{suffix}", digest.replacen(':', "-", 1))
+}

@@ -343,6 +343,9 @@ impl RegistryDestination {
             push_manifest(client.at_digest(&referrer.digest()), referrer).await?;
         }
         self.list_referrers(client, image, progress).await?;
+        for attachment in &image.attachments {
+            push_manifest(self.at_tag(&attachment.tag), &attachment.manifest).await?;
+        }
         published.pinned = Some(format!(
             "{}/{}@{}",
             self.reference.registry(),
