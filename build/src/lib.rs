@@ -37,6 +37,7 @@ pub mod provenance;
 pub mod relaunch;
 pub mod run_binary;
 pub mod sbom;
+pub mod signature_check;
 pub mod signatures;
 pub mod supervisor_build;
 pub mod verify;

@@ -372,6 +372,17 @@ struct VerifyArgs {
     /// a missing SBOM is reported and skipped; a broken one always fails).
     #[arg(long)]
     require_sbom: bool,
+    /// Also check the image's signatures and SLSA provenance with this
+    /// public key (PEM, a cosign .pub): every manifest must carry a
+    /// signature that verifies over its digest, and the top one a
+    /// provenance attestation naming every manifest.
+    #[arg(long, value_name = "PUB")]
+    key: Option<PathBuf>,
+    /// The repository the signatures must claim (cosign's
+    /// docker-reference). Default: the repository of a docker:// SOURCE;
+    /// for other sources, not checked unless given.
+    #[arg(long, value_name = "REPO", requires = "key")]
+    identity: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -449,6 +460,11 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     if matches!(args.source, ImageReference::Registry { .. }) {
         ensure_registry_support(&args.source, args.quiet)?;
     }
+    // The key is read before the image, so a bad key costs no download.
+    let key = match &args.key {
+        Some(file) => Some(build_image::signature_check::read_public_key(file)?),
+        None => None,
+    };
     let options = TransportOptions {
         registry: args.registry.options(args.quiet)?,
         limits: args.limits.limits(),
@@ -468,12 +484,43 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .with_context(|| format!("could not read {}", args.source))?;
+    let signatures = match &key {
+        Some(key) => {
+            let identity = args.identity.clone().or_else(|| match &args.source {
+                ImageReference::Registry { reference, .. } => Some(format!(
+                    "{}/{}",
+                    reference.registry(),
+                    reference.repository()
+                )),
+                _ => None,
+            });
+            Some(
+                build_image::signature_check::check(
+                    image_source.as_mut(),
+                    key,
+                    identity.as_deref(),
+                    &options.limits,
+                )
+                .with_context(|| format!("could not read the signatures of {}", args.source))?,
+            )
+        }
+        None => None,
+    };
+    let ok = report.ok && signatures.as_ref().is_none_or(|s| s.ok);
     if args.json {
-        write_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        let mut value = serde_json::to_value(&report)?;
+        if let Some(signatures) = &signatures {
+            value["signatures"] = serde_json::to_value(signatures)?;
+            value["ok"] = ok.into();
+        }
+        write_stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
     } else {
         write_stdout(&report.to_string())?;
+        if let Some(signatures) = &signatures {
+            write_stdout(&signatures.to_string())?;
+        }
     }
-    Ok(if report.ok {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -534,4 +534,29 @@ fn a_signed_push_leaves_cosign_sig_and_att_tags_that_skopeo_reads() {
             std::fs::remove_dir_all(&copy).unwrap();
         }
     }
+
+    // verify --key reads the referrers back from the registry (its
+    // tag-schema index) and checks the identity against the repository.
+    let mut command = build_image();
+    command
+        .args(["verify", &format!("docker://{repository}:1.0"), "--key"])
+        .arg(&public)
+        .args([
+            "--plain-http",
+            "--username",
+            registry.username(),
+            "--password-stdin",
+            "--json",
+        ]);
+    let report: serde_json::Value = serde_json::from_str(&ok(output_with_stdin(
+        command,
+        &format!("{}\n", registry.password()),
+    )))
+    .unwrap();
+    assert_eq!(report["signatures"]["ok"], true, "{report:#}");
+    assert_eq!(report["signatures"]["identity"], repository.as_str());
+    assert_eq!(
+        report["signatures"]["subjects"].as_array().unwrap().len(),
+        3
+    );
 }
