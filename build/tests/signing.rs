@@ -108,6 +108,50 @@ fn python(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// Where `scripts/setup-test-env` installs sigstore-js.
+const NODE_DIR_ENV: &str = "OPENSHELL_TEST_NODE";
+
+/// sigstore-js's node_modules, or a skip (a failure in CI) naming what is
+/// missing.
+fn sigstore_js(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os(NODE_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/openshell-test-node"));
+    let modules = dir.join("node_modules");
+    if modules.join("@sigstore/verify").is_dir()
+        && openshell_testsupport::tools::which("node").is_some()
+    {
+        return Some(modules);
+    }
+    let message = format!(
+        "{test}: needs node and sigstore-js in {} (`scripts/setup-test-env` installs them, or set {NODE_DIR_ENV})",
+        dir.display()
+    );
+    if openshell_testsupport::in_ci() {
+        panic!("{message}; CI=true, so this is a failure, not a skip");
+    }
+    eprintln!("SKIPPED {message}");
+    None
+}
+
+/// Runs signing/tests/sigstore_js_verify.js: (verified, its message).
+fn sigstore_js_verify(modules: &Path, bundle: &Path, public: &Path) -> (bool, String) {
+    let mut command = Command::new("node");
+    command
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../signing/tests/sigstore_js_verify.js"
+        ))
+        .arg(modules)
+        .arg(bundle)
+        .arg(public);
+    let output = run(command);
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).trim().to_string(),
+    )
+}
+
 fn python_check(python: &Path, args: &[&Path]) -> String {
     let mut command = Command::new(python);
     command.arg(concat!(
@@ -140,6 +184,7 @@ fn a_signed_build_carries_cosign_signatures_and_provenance_that_python_verifies(
     );
     let public_key = PublicKey::from_pem(&std::fs::read(&public).unwrap(), "cosign.pub").unwrap();
     let python = python(test);
+    let sigstore_js = sigstore_js(test);
 
     // cosign's simple signing: one per manifest, the payload as the layer,
     // the signature in the layer's annotation.
@@ -255,6 +300,23 @@ fn a_signed_build_carries_cosign_signatures_and_provenance_that_python_verifies(
             let file = dir.path().join("envelope.json");
             std::fs::write(&file, envelope.to_bytes()).unwrap();
             python_check(python, &[Path::new("verify-dsse"), &public, &file]);
+        }
+        if let Some(modules) = &sigstore_js {
+            // sigstore-js verifies the whole bundle with the public key...
+            let file = dir.path().join("bundle.json");
+            std::fs::write(&file, serde_json::to_vec(&bundle).unwrap()).unwrap();
+            assert_eq!(
+                sigstore_js_verify(modules, &file, &public),
+                (true, "verified".into())
+            );
+            // ...and refuses it with another key, or with its statement altered.
+            let other = dir.path().join("other.pub");
+            std::fs::write(&other, generate_cosign_key_pair(b"o").unwrap().public_pem).unwrap();
+            assert!(!sigstore_js_verify(modules, &file, &other).0);
+            let mut altered = bundle.clone();
+            altered["dsseEnvelope"]["payload"] = STANDARD.encode(b"{}").into();
+            std::fs::write(&file, serde_json::to_vec(&altered).unwrap()).unwrap();
+            assert!(!sigstore_js_verify(modules, &file, &public).0);
         }
     }
     assert_eq!(provenance, 1);
