@@ -22,6 +22,7 @@ pub use openshell_transport::{atomic, progress};
 pub mod binary;
 pub mod built;
 pub mod cache;
+pub mod copy;
 pub mod crates;
 pub mod epoch;
 pub mod filesystem;

@@ -81,6 +81,30 @@ enum Command {
     /// PREFIX.key (encrypted, cosign's format) and PREFIX.pub. The
     /// passphrase comes from COSIGN_PASSWORD or standard input.
     Keygen(KeygenArgs),
+    /// Copy an image with every referrer it has (SBOMs, signatures,
+    /// attestations) between layouts, registries and archives, keeping
+    /// every digest; registries also get cosign's .sig and .att tags.
+    Copy(Box<CopyArgs>),
+}
+
+#[derive(Debug, Args)]
+struct CopyArgs {
+    /// The image: oci:DIR[:TAG], docker-archive:FILE or docker://REF.
+    source: ImageReference,
+    /// Where to write it: oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or
+    /// docker://REF.
+    destination: ImageReference,
+    /// Tag for a destination that names none (repeatable). Default: the
+    /// source's tag, else the release version and latest.
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -397,6 +421,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Some(Command::Verify(args)) => run_verify(&args),
         Some(Command::Keygen(args)) => run_keygen(&args),
+        Some(Command::Copy(args)) => run_copy(&args),
         None => run_build(&cli.build),
     };
     match outcome {
@@ -442,6 +467,82 @@ fn run_keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
         outcome.public_key.display(),
         outcome.key_id
     ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_copy(args: &CopyArgs) -> anyhow::Result<ExitCode> {
+    let progress = if args.quiet {
+        Progress::quiet()
+    } else {
+        Progress::stderr(PROGRAM)
+    };
+    for reference in [&args.source, &args.destination] {
+        if matches!(reference, ImageReference::Registry { .. }) {
+            ensure_registry_support(reference, args.quiet)?;
+        }
+    }
+    let options = TransportOptions {
+        registry: args.registry.options(args.quiet)?,
+        limits: args.limits.limits(),
+    };
+    let tags: Vec<String> = if !args.tags.is_empty() {
+        args.tags.clone()
+    } else {
+        match &args.source {
+            ImageReference::OciLayout { tag: Some(tag), .. } => vec![tag.clone()],
+            ImageReference::Registry {
+                reference,
+                explicit_tag: true,
+                ..
+            } => reference
+                .tag()
+                .map(|tag| vec![tag.to_string()])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    };
+    let tags = if tags.is_empty() {
+        DEFAULT_IMAGE_TAGS
+            .iter()
+            .map(|tag| (*tag).to_string())
+            .collect()
+    } else {
+        tags
+    };
+    let mut image_source = open_source(&args.source, &options)
+        .with_context(|| format!("could not open {}", args.source))?;
+    let step = progress.step(format!("reading {} with its referrers", args.source));
+    let read = build_image::copy::read_image(image_source.as_mut(), &options.limits)
+        .with_context(|| format!("could not read {}", args.source))?;
+    step.done(format!(
+        "{} referrer(s), {} cosign tag(s)",
+        read.referrers,
+        read.image.attachments.len()
+    ));
+    let destination = openshell_transport::open_destination(
+        &args.destination,
+        &openshell_transport::DestinationOptions {
+            default_tags: tags,
+            archive_name: SUPERVISOR_REPOSITORY.to_string(),
+            mtime: Epoch::from_env()?.seconds(),
+            registry: options.registry.clone(),
+        },
+    )?;
+    let published = destination
+        .publish(&read.image, &progress)
+        .with_context(|| format!("could not write {}", args.destination))?;
+    let mut out = format!(
+        "copied     {} ({} referrer(s))\n",
+        read.image.top.digest(),
+        read.referrers
+    );
+    for reference in &published.references {
+        writeln!(out, "wrote      {reference}")?;
+    }
+    if let Some(pinned) = &published.pinned {
+        writeln!(out, "pushed     {pinned}")?;
+    }
+    write_stdout(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -193,7 +193,7 @@ pub struct Attachment {
 /// A cosign v2 "signatures image": an OCI image manifest whose one layer
 /// is `layer_bytes` of `layer_type` with `layer_annotations`, and whose
 /// config lists that layer, as cosign's `static` layers build it.
-fn attachment(
+pub(crate) fn attachment(
     what: &'static str,
     tag: String,
     layer_type: &str,

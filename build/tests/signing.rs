@@ -622,3 +622,147 @@ fn a_signed_push_leaves_cosign_sig_and_att_tags_that_skopeo_reads() {
         3
     );
 }
+
+#[test]
+fn copy_carries_every_referrer_from_a_layout_to_a_registry_and_back() {
+    let test = "copy_carries_every_referrer_from_a_layout_to_a_registry_and_back";
+    if !openshell_testsupport::require(test, &["skopeo"], "apt-get install skopeo") {
+        return;
+    }
+    let Some(registry) = openshell_testsupport::Registry::start(test) else {
+        return;
+    };
+    let dir = tempdir();
+    let (key, public) = keypair(dir.path());
+    let layout = dir.path().join("layout");
+    // With the SBOM: it must travel too.
+    let result = signed_build(dir.path(), &key, &layout, &[]);
+    let before = read_json(&layout.join("index.json"))["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["annotations"]["org.opencontainers.image.ref.name"].is_null())
+        .count();
+    assert_eq!(
+        before,
+        2 + 3 * 2 + 1,
+        "two SBOMs, two signatures per manifest, the provenance"
+    );
+
+    let repository = format!("{}/mirror/supervisor", registry.host());
+    let mut command = build_image();
+    command
+        .arg("copy")
+        .arg(format!("oci:{}:latest", layout.display()))
+        .arg(format!("docker://{repository}:mirrored"))
+        .args([
+            "--plain-http",
+            "--username",
+            registry.username(),
+            "--password-stdin",
+            "--quiet",
+        ]);
+    let out = ok(output_with_stdin(
+        command,
+        &format!("{}\n", registry.password()),
+    ));
+    assert!(
+        out.contains(&format!(
+            "copied     {} ({before} referrer(s))",
+            result.digest
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("pushed     {repository}@{}", result.digest)),
+        "{out}"
+    );
+
+    // The digest is kept, the cosign tags are there, and verify --key passes
+    // at the mirror (the signatures still claim the original repository).
+    let inspect: serde_json::Value = serde_json::from_str(&skopeo(
+        &registry,
+        &[
+            "inspect",
+            "--raw",
+            &format!("docker://{repository}:mirrored"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        inspect["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&skopeo(
+        &registry,
+        &["list-tags", &format!("docker://{repository}")],
+    ))
+    .unwrap();
+    let tags = listed["Tags"].to_string();
+    assert!(
+        tags.contains(&format!("sha256-{}.sig", &result.digest[7..])),
+        "{tags}"
+    );
+    assert!(
+        tags.contains(&format!("sha256-{}.att", &result.digest[7..])),
+        "{tags}"
+    );
+    let verify_registry = |reference: &str| {
+        let mut command = build_image();
+        command
+            .args(["verify", reference, "--key"])
+            .arg(&public)
+            .args(["--identity", "openshell/supervisor", "--require-sbom"])
+            .args([
+                "--plain-http",
+                "--username",
+                registry.username(),
+                "--password-stdin",
+                "--json",
+            ]);
+        let report: serde_json::Value = serde_json::from_str(&ok(output_with_stdin(
+            command,
+            &format!("{}\n", registry.password()),
+        )))
+        .unwrap();
+        report
+    };
+    let report = verify_registry(&format!("docker://{repository}:mirrored"));
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(report["signatures"]["ok"], true);
+
+    // And back from the registry into a fresh layout: still all there.
+    let back = dir.path().join("back");
+    let mut command = build_image();
+    command
+        .arg("copy")
+        .arg(format!("docker://{repository}:mirrored"))
+        .arg(format!("oci:{}", back.display()))
+        .args([
+            "--plain-http",
+            "--username",
+            registry.username(),
+            "--password-stdin",
+            "--quiet",
+        ]);
+    let out = ok(output_with_stdin(
+        command,
+        &format!("{}\n", registry.password()),
+    ));
+    assert!(out.contains(&format!("({before} referrer(s))")), "{out}");
+    let mut command = build_image();
+    command
+        .args([
+            "verify",
+            &format!("oci:{}:mirrored", back.display()),
+            "--key",
+        ])
+        .arg(&public)
+        .args(["--require-sbom", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&ok(run(command))).unwrap();
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(
+        report["signatures"]["subjects"].as_array().unwrap().len(),
+        3
+    );
+}
