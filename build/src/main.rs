@@ -536,6 +536,14 @@ fn run_copy(args: &CopyArgs) -> anyhow::Result<ExitCode> {
         read.image.top.digest(),
         read.referrers
     );
+    if matches!(args.destination, ImageReference::DockerArchive { .. }) && read.referrers > 0 {
+        // docker save's format has no place for them.
+        writeln!(
+            out,
+            "note       a docker-archive cannot hold referrers: the {} SBOM(s), signature(s) and attestation(s) stay behind",
+            read.referrers
+        )?;
+    }
     for reference in &published.references {
         writeln!(out, "wrote      {reference}")?;
     }
