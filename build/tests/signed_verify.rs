@@ -579,3 +579,36 @@ fn a_referrer_loop_is_not_followed() {
         "{found:?}"
     );
 }
+
+#[test]
+fn copy_into_a_docker_archive_says_the_referrers_stay_behind() {
+    let image = image(true, 1);
+    let archive = image.dir.join("supervisor.tar");
+    let mut command = build_image();
+    command
+        .arg("copy")
+        .arg(format!("oci:{}:latest", image.layout.display()))
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg("--quiet");
+    let out = ok(run(command));
+    assert!(out.contains("a docker-archive cannot hold referrers: the 3 SBOM(s), signature(s) and attestation(s) stay behind"), "{out}");
+    assert!(archive.is_file());
+    // The archive has no referrers, so verify --key refuses it by name.
+    let mut command = build_image();
+    command
+        .args([
+            "verify",
+            &format!("docker-archive:{}", archive.display()),
+            "--key",
+        ])
+        .arg(&image.public)
+        .arg("--json");
+    let output = run(command);
+    assert!(!output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        failures(&report).contains("cannot hold OCI referrers"),
+        "{}",
+        failures(&report)
+    );
+}
