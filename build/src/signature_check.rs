@@ -391,6 +391,134 @@ fn check_referrer(
     })
 }
 
+/// Checks cosign v2's tagged manifest `tag` (`.sig` or `.att`) of
+/// `subject`: each of its first [`MAX_CANDIDATES`] layers of the expected
+/// media type is a signature (or a provenance envelope) to check.
+fn check_tag(
+    source: &mut dyn ImageSource,
+    context: &Context<'_>,
+    subject: &str,
+    suffix: &str,
+) -> Result<Vec<Found>, String> {
+    let tag = openshell_contract::signing::cosign_tag(subject, suffix);
+    let Some(bytes) = source
+        .tagged_manifest(&tag, context.limits)
+        .map_err(|err| format!("could not read the tag {tag}: {err}"))?
+    else {
+        return Ok(Vec::new());
+    };
+    let name = format!("tag {tag}");
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|err| format!("the manifest tagged {tag} is not JSON: {err}"))?;
+    let is_sig = suffix == openshell_contract::signing::COSIGN_SIG_TAG_SUFFIX;
+    let wanted = if is_sig {
+        COSIGN_SIMPLE_SIGNING_MEDIA_TYPE
+    } else {
+        openshell_contract::signing::DSSE_ENVELOPE_MEDIA_TYPE
+    };
+    let kind = if is_sig {
+        "cosign-sig-tag"
+    } else {
+        "slsa-provenance"
+    };
+    let layers: Vec<serde_json::Value> = manifest["layers"]
+        .as_array()
+        .map(|layers| {
+            layers
+                .iter()
+                .filter(|layer| layer["mediaType"] == wanted)
+                .take(MAX_CANDIDATES)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut found = Vec::new();
+    for layer in layers {
+        let one = serde_json::json!({"layers": [layer.clone()]});
+        let fail = |error: String| Found {
+            kind: kind.into(),
+            referrer: name.clone(),
+            ok: false,
+            proved: None,
+            error: Some(error),
+        };
+        let payload = match read_layer(source, &one, wanted) {
+            Ok((_, payload)) => payload,
+            Err(err) => {
+                found.push(fail(err));
+                continue;
+            }
+        };
+        let what = format!("{name} layer {}", layer["digest"].as_str().unwrap_or("?"));
+        if is_sig {
+            let signature = layer["annotations"][COSIGN_SIGNATURE_ANNOTATION]
+                .as_str()
+                .and_then(|text| STANDARD.decode(text).ok());
+            let Some(signature) = signature else {
+                found.push(fail(format!(
+                    "a layer has no base64 {COSIGN_SIGNATURE_ANNOTATION} annotation"
+                )));
+                continue;
+            };
+            found.push(
+                match simple_signing::verify(
+                    context.key,
+                    &payload,
+                    &signature,
+                    subject,
+                    context.identity,
+                    &what,
+                ) {
+                    Ok(parsed) => Found {
+                        kind: kind.into(),
+                        referrer: name.clone(),
+                        ok: true,
+                        proved: Some(format!(
+                            "signed {} as {}",
+                            parsed.critical.image.docker_manifest_digest,
+                            parsed.critical.identity.docker_reference
+                        )),
+                        error: None,
+                    },
+                    Err(err) => fail(err.to_string()),
+                },
+            );
+        } else {
+            let envelope: openshell_signing::dsse::Envelope = match serde_json::from_slice(&payload)
+            {
+                Ok(envelope) => envelope,
+                Err(err) => {
+                    found.push(fail(format!("not a DSSE envelope: {err}")));
+                    continue;
+                }
+            };
+            found.push(
+                match openshell_signing::intoto::verify_provenance(
+                    context.key,
+                    &envelope,
+                    subject,
+                    &what,
+                ) {
+                    Ok(statement) => Found {
+                        kind: kind.into(),
+                        referrer: name.clone(),
+                        ok: true,
+                        proved: Some(format!(
+                            "SLSA provenance v1 of {} subject(s), builder {}, build type {}",
+                            statement.subject.len(),
+                            statement.predicate.run_details.builder.id,
+                            statement.predicate.build_definition.build_type
+                        )),
+                        error: None,
+                    },
+                    Err(err) => fail(err.to_string()),
+                },
+            );
+        }
+    }
+    Ok(found)
+}
+
 /// Checks the signatures and provenance of the image in `source` under
 /// `key`. `identity`, when given, is the repository every simple-signing
 /// signature must claim.
@@ -508,6 +636,35 @@ pub fn check(
             Err(err) => subject
                 .notes
                 .push(format!("could not list the referrers: {err}")),
+        }
+        // cosign v2's tags, where a registry keeps them (what `cosign sign`
+        // v2, Kyverno and containers/image use).
+        let mut suffixes = vec![openshell_contract::signing::COSIGN_SIG_TAG_SUFFIX];
+        if position == 0 {
+            suffixes.push(openshell_contract::signing::COSIGN_ATT_TAG_SUFFIX);
+        }
+        for suffix in suffixes {
+            match check_tag(source, &context, &digest, suffix) {
+                Ok(found) => {
+                    for found in found {
+                        if found.kind == "slsa-provenance" {
+                            if found.ok && report.provenance.is_none() {
+                                report.provenance = Some(found.clone());
+                            } else if !found.ok {
+                                provenance_errors.push(format!(
+                                    "{} on {name} {digest}: {}",
+                                    found.referrer,
+                                    found.error.clone().unwrap_or_default()
+                                ));
+                            }
+                        } else if found.ok {
+                            subject.signed = true;
+                        }
+                        subject.found.push(found);
+                    }
+                }
+                Err(err) => subject.notes.push(err),
+            }
         }
         if !subject.signed {
             let reasons: Vec<String> = subject

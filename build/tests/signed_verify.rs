@@ -612,3 +612,169 @@ fn copy_into_a_docker_archive_says_the_referrers_stay_behind() {
         failures(&report)
     );
 }
+
+/// An OCI layout holding one cosign v2 "signatures image" tagged `x`: one
+/// layer of `layer_type` with `annotations`, as `cosign sign` v2 pushes.
+fn cosign_image_layout(dir: &Path, layer_type: &str, layer: &[u8], annotations: serde_json::Value) {
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let layer_digest = put_blob(dir, layer);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "", "os": "", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    }))
+    .unwrap();
+    let config_digest = put_blob(dir, &config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": layer.len(), "annotations": annotations}],
+    }))
+    .unwrap();
+    let digest = put_blob(dir, &manifest);
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": manifest.len(),
+                           "annotations": {"org.opencontainers.image.ref.name": "x"}}],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn verify_key_reads_cosign_v2_tags_pushed_by_other_tools() {
+    let test = "verify_key_reads_cosign_v2_tags_pushed_by_other_tools";
+    if !openshell_testsupport::require(test, &["skopeo"], "apt-get install skopeo") {
+        return;
+    }
+    let Some(python) = python(test) else { return };
+    let Some(registry) = openshell_testsupport::Registry::start(test) else {
+        return;
+    };
+    let image = image(false, 1);
+    let repository = format!("{}/openshell/supervisor", registry.host());
+    let skopeo_copy = |from: &str, to: &str| {
+        let mut command = Command::new("skopeo");
+        command
+            .args([
+                "copy",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                &registry.creds(),
+            ])
+            .args([from, to]);
+        openshell_testsupport::podman::run_ok(command);
+    };
+    // The unsigned image, pushed by skopeo.
+    skopeo_copy(
+        &format!("oci:{}:latest", image.layout.display()),
+        &format!("docker://{repository}:1.0"),
+    );
+    let digest = &image.result.digest;
+
+    // Python signs (its own key), skopeo pushes the .sig and .att images.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../signing/tests/cosign_check.py"
+    );
+    let (key, public) = (image.dir.join("py.key"), image.dir.join("py.pub"));
+    let python_run = |args: &[&std::ffi::OsStr]| {
+        let mut command = Command::new(&python);
+        command.arg(script).args(args).env("PASS", "py");
+        let output = run(command);
+        assert!(output.status.success(), "{}", output_text(&output));
+        output.stdout
+    };
+    python_run(&[
+        std::ffi::OsStr::new("gen-key"),
+        key.as_os_str(),
+        public.as_os_str(),
+    ]);
+    let payload = simple_signing::SimpleSigning::new(&repository, digest).to_bytes();
+    let payload_file = image.dir.join("payload");
+    std::fs::write(&payload_file, &payload).unwrap();
+    let signature = python_run(&[
+        std::ffi::OsStr::new("sign"),
+        key.as_os_str(),
+        payload_file.as_os_str(),
+    ]);
+    let signature = String::from_utf8(signature).unwrap().trim().to_string();
+    let sig_dir = image.dir.join("sig-image");
+    cosign_image_layout(
+        &sig_dir,
+        COSIGN_SIMPLE_SIGNING_MEDIA_TYPE,
+        &payload,
+        serde_json::json!({COSIGN_SIGNATURE_ANNOTATION: signature}),
+    );
+    skopeo_copy(
+        &format!("oci:{}:x", sig_dir.display()),
+        &format!("docker://{repository}:sha256-{}.sig", &digest[7..]),
+    );
+    let statement_file = image.dir.join("statement");
+    std::fs::write(
+        &statement_file,
+        serde_json::to_vec(&provenance_about(&[digest])).unwrap(),
+    )
+    .unwrap();
+    let envelope = python_run(&[
+        std::ffi::OsStr::new("sign-dsse"),
+        key.as_os_str(),
+        std::ffi::OsStr::new("application/vnd.in-toto+json"),
+        statement_file.as_os_str(),
+    ]);
+    let att_dir = image.dir.join("att-image");
+    cosign_image_layout(
+        &att_dir,
+        "application/vnd.dsse.envelope.v1+json",
+        envelope.trim_ascii(),
+        serde_json::json!({"predicateType": SLSA_PROVENANCE_V1}),
+    );
+    skopeo_copy(
+        &format!("oci:{}:x", att_dir.display()),
+        &format!("docker://{repository}:sha256-{}.att", &digest[7..]),
+    );
+
+    let verify_with = |public: &Path| {
+        let mut command = build_image();
+        command
+            .args(["verify", &format!("docker://{repository}:1.0"), "--key"])
+            .arg(public)
+            .args([
+                "--plain-http",
+                "--username",
+                registry.username(),
+                "--password-stdin",
+                "--json",
+            ]);
+        let output = common::output_with_stdin(command, &format!("{}\n", registry.password()));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        (output.status.success(), report)
+    };
+    let (passed, report) = verify_with(&public);
+    assert!(passed, "{report:#}");
+    let found = &report["signatures"]["subjects"][0]["found"];
+    assert_eq!(found[0]["kind"], "cosign-sig-tag", "{found}");
+    assert_eq!(
+        found[0]["referrer"],
+        format!("tag sha256-{}.sig", &digest[7..])
+    );
+    assert!(
+        report["signatures"]["provenance"]["referrer"]
+            .as_str()
+            .unwrap()
+            .ends_with(".att")
+    );
+    // Another key: both tags are refused by name.
+    let (passed, report) = verify_with(&image.public);
+    assert!(!passed);
+    let failures = failures(&report);
+    assert!(
+        failures.contains(".sig layer") && failures.contains("does not verify"),
+        "{failures}"
+    );
+}
