@@ -239,6 +239,37 @@ pub fn read_image(
     let mut referrer_blobs = Vec::new();
     let mut attachments = Vec::new();
     for subject in &subjects {
+        // cosign v2's own tags in the source (a registry) come first: they
+        // are copied as they are, and win over the ones made again below.
+        for suffix in [COSIGN_SIG_TAG_SUFFIX, COSIGN_ATT_TAG_SUFFIX] {
+            let tag = cosign_tag(subject.digest().as_ref(), suffix);
+            let Some(bytes) = source.tagged_manifest(&tag, limits)? else {
+                continue;
+            };
+            let parsed: ImageManifest = serde_json::from_slice(&bytes).map_err(|err| {
+                CopyError::Unsupported(format!(
+                    "the manifest tagged {tag} is not an image manifest: {err}"
+                ))
+            })?;
+            let digest = format!(
+                "sha256:{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+            );
+            let descriptor = Descriptor::new(
+                oci_spec::image::MediaType::ImageManifest,
+                bytes.len() as u64,
+                digest
+                    .parse::<oci_spec::image::Digest>()
+                    .map_err(|err| CopyError::Unsupported(format!("{tag}: {err}")))?,
+            );
+            let mut own = Vec::new();
+            manifest_blobs(source, &parsed, "cosign tag blob", &mut own)?;
+            attachments.push(crate::signatures::Attachment {
+                tag,
+                manifest: Blob::in_memory(descriptor, Arc::new(bytes)),
+                blobs: own,
+            });
+        }
         let Some(listed) = source.referrers(subject, limits)? else {
             continue;
         };

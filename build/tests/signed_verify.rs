@@ -811,4 +811,44 @@ fn verify_key_reads_cosign_v2_tags_pushed_by_other_tools() {
         failures.contains(".sig layer") && failures.contains("does not verify"),
         "{failures}"
     );
+
+    // copy mirrors the tags as they are, and they verify at the mirror.
+    let mirror = format!("{}/mirror/supervisor", registry.host());
+    let mut command = build_image();
+    command
+        .args([
+            "copy",
+            &format!("docker://{repository}:1.0"),
+            &format!("docker://{mirror}:1.0"),
+        ])
+        .args([
+            "--plain-http",
+            "--username",
+            registry.username(),
+            "--password-stdin",
+            "--quiet",
+        ]);
+    ok(common::output_with_stdin(
+        command,
+        &format!("{}\n", registry.password()),
+    ));
+    let mut command = build_image();
+    command
+        .args(["verify", &format!("docker://{mirror}:1.0"), "--key"])
+        .arg(&public)
+        .args(["--identity", &repository])
+        .args([
+            "--plain-http",
+            "--username",
+            registry.username(),
+            "--password-stdin",
+            "--json",
+        ]);
+    let output = common::output_with_stdin(command, &format!("{}\n", registry.password()));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(
+        report["signatures"]["subjects"][0]["found"][0]["kind"],
+        "cosign-sig-tag"
+    );
 }
