@@ -39,8 +39,6 @@ use openshell_signing::intoto::{
 };
 use openshell_signing::{PrivateKey, simple_signing};
 
-use serde::Serialize;
-
 use crate::image::{self, Blob, BlobData, BuiltImage, ImageError, ImageMetadata, Referrer};
 use crate::layer::sha256_digest;
 use crate::sbom::EMPTY_JSON;
@@ -54,38 +52,7 @@ pub struct ProvenanceInputs {
     pub workspace: Option<std::path::PathBuf>,
 }
 
-/// A Sigstore bundle v0.3 with a public-key verification material and a
-/// DSSE envelope (no transparency-log entry: made offline).
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct Bundle {
-    /// [`SIGSTORE_BUNDLE_V03_MEDIA_TYPE`].
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    /// The key hint; no certificate, no log entries.
-    #[serde(rename = "verificationMaterial")]
-    pub verification_material: VerificationMaterial,
-    /// The signed statement.
-    #[serde(rename = "dsseEnvelope")]
-    pub dsse_envelope: Envelope,
-}
-
-/// A bundle's verification material for a key pair.
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct VerificationMaterial {
-    /// `{"hint": KEY_ID}`: verifiers select the key by this hint.
-    #[serde(rename = "publicKey")]
-    pub public_key: PublicKeyHint,
-    /// Empty: nothing was logged.
-    #[serde(rename = "tlogEntries", default)]
-    pub tlog_entries: Vec<serde_json::Value>,
-}
-
-/// A public key's identifier in a bundle.
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct PublicKeyHint {
-    /// The key's id (`sha256:` of its DER SubjectPublicKeyInfo).
-    pub hint: String,
-}
+pub use openshell_signing::bundle::{Bundle, PublicKeyHint, VerificationMaterial};
 
 fn bundle_bytes(key: &PrivateKey, envelope: Envelope) -> Vec<u8> {
     let bundle = Bundle {
