@@ -852,3 +852,80 @@ fn verify_key_reads_cosign_v2_tags_pushed_by_other_tools() {
         "cosign-sig-tag"
     );
 }
+
+#[test]
+fn copy_between_layouts_keeps_digests_and_refuses_a_flood_of_referrers() {
+    let image = image(true, 2);
+    let copy = image.dir.join("copy");
+    let mut command = build_image();
+    command
+        .arg("copy")
+        .arg(format!("oci:{}:latest", image.layout.display()))
+        .arg(format!("oci:{}:mirrored", copy.display()))
+        .arg("--quiet");
+    let out = ok(run(command));
+    assert!(
+        out.contains(&format!(
+            "copied     {} (7 referrer(s))",
+            image.result.digest
+        )),
+        "{out}"
+    );
+    // Every blob of the source is in the copy, byte for byte.
+    for entry in std::fs::read_dir(image.layout.join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        let copied = copy.join("blobs/sha256").join(entry.file_name());
+        // The cosign tag manifests exist only for registries.
+        if copied.exists() {
+            assert_eq!(
+                std::fs::read(&copied).unwrap(),
+                std::fs::read(entry.path()).unwrap()
+            );
+        }
+    }
+    let mut command = build_image();
+    command
+        .args([
+            "verify",
+            &format!("oci:{}:mirrored", copy.display()),
+            "--key",
+        ])
+        .arg(&image.public)
+        .arg("--json");
+    let report: serde_json::Value = serde_json::from_str(&ok(run(command))).unwrap();
+    assert_eq!(report["ok"], true);
+
+    // 257 more referrers on the index (260 with its signatures and
+    // provenance): refused, by count, before anything is written.
+    let subject = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": image.result.digest,
+        "size": std::fs::metadata(image.layout.join("blobs/sha256").join(&image.result.digest[7..])).unwrap().len(),
+    });
+    for i in 0..257 {
+        attach(
+            &image.layout,
+            &subject,
+            "application/example",
+            "application/example",
+            format!("{i}").as_bytes(),
+            serde_json::json!({}),
+        );
+    }
+    let flooded = image.dir.join("flooded");
+    let mut command = build_image();
+    command
+        .arg("copy")
+        .arg(format!("oci:{}:latest", image.layout.display()))
+        .arg(format!("oci:{}", flooded.display()))
+        .arg("--quiet");
+    let stderr = common::fails(run(command));
+    assert!(
+        stderr.contains(&format!(
+            "{} has 260 referrers, over the 256 a copy carries",
+            image.result.digest
+        )),
+        "{stderr}"
+    );
+    assert!(!flooded.join("index.json").exists());
+}
