@@ -766,3 +766,44 @@ fn copy_carries_every_referrer_from_a_layout_to_a_registry_and_back() {
         3
     );
 }
+
+#[test]
+fn the_passphrase_never_competes_with_the_registry_password_for_stdin() {
+    let dir = tempdir();
+    let (key, _) = keypair(dir.path());
+    let layout = dir.path().join("layout");
+    let base = |command: &mut Command| {
+        command
+            .args(["--binary", supervisor_copy(dir.path()).to_str().unwrap()])
+            .arg("--output")
+            .arg(&layout)
+            .arg("--sign-key")
+            .arg(&key)
+            .args(["--no-sbom", "--quiet"])
+            .env_remove("COSIGN_PASSWORD");
+    };
+    let mut command = build_image();
+    base(&mut command);
+    command.args(["--username", "u", "--password-stdin"]);
+    let stderr = fails(output_with_stdin(command, &format!("{PASS}\n")));
+    assert!(
+        stderr.contains("--password-stdin reads standard input")
+            && stderr.contains("COSIGN_PASSWORD")
+            && stderr.contains("--sign-key-passphrase-file"),
+        "{stderr}"
+    );
+    assert!(!layout.exists());
+
+    // A passphrase file that is missing is named.
+    let mut command = build_image();
+    base(&mut command);
+    command
+        .arg("--sign-key-passphrase-file")
+        .arg(dir.path().join("nope"));
+    let stderr = fails(run(command));
+    assert!(
+        stderr.contains("--sign-key-passphrase-file") && stderr.contains("nope"),
+        "{stderr}"
+    );
+    assert!(!layout.exists());
+}
