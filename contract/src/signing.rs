@@ -67,3 +67,10 @@ pub const COSIGN_PREDICATE_TYPE_ANNOTATION: &str = "predicateType";
 pub fn cosign_tag(digest: &str, suffix: &str) -> String {
     format!("{}{suffix}", digest.replacen(':', "-", 1))
 }
+
+/// The driver's flag naming the public key the supervisor image's
+/// signature must verify with (with `--pin-supervisor-digest`).
+pub const FLAG_SUPERVISOR_PUBLIC_KEY: &str = "supervisor-public-key";
+
+/// Environment variable for [`FLAG_SUPERVISOR_PUBLIC_KEY`].
+pub const ENV_SUPERVISOR_PUBLIC_KEY: &str = "OPENSHELL_SUPERVISOR_PUBLIC_KEY";

@@ -26,6 +26,7 @@ pub mod pod;
 pub mod security;
 pub mod settings;
 pub mod sideload;
+pub mod signed;
 
 pub use config::{DriverArgs, DriverConfig};
 pub use image::{PullPolicy, SupervisorImage};

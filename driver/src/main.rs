@@ -145,7 +145,22 @@ fn start(args: &DriverArgs) -> anyhow::Result<DriverConfig> {
         if let Some(pinned) = runtime.block_on(config.pin(&args.registry_options()))? {
             eprintln!("pinned the supervisor image to {}", pinned.image);
         }
+        // Outside the runtime: the registry source runs its own.
+        drop(runtime);
         config.check_platforms()?;
+    }
+    if let Some(report) =
+        openshell_driver_kubernetes::signed::check(&config, &args.registry_options())?
+    {
+        eprintln!(
+            "the supervisor image is signed by the key {}; {}",
+            report.key_id,
+            report
+                .provenance
+                .as_ref()
+                .and_then(|found| found.proved.as_deref())
+                .unwrap_or("no provenance")
+        );
     }
     for warning in config.warnings() {
         eprintln!("warning: {warning}");
