@@ -96,6 +96,9 @@ pub struct DriverConfig {
     pub pin_supervisor_digest: Setting<bool>,
     /// The public key the pinned image's signature must verify with.
     pub supervisor_public_key: Option<Setting<String>>,
+    /// What the check of the pinned image's signature proved, once made
+    /// (at start, after pinning).
+    pub supervisor_signature: Option<openshell_signing::oci_check::SignatureReport>,
     /// Pull secrets added to every pod (no duplicates).
     pub image_pull_secrets: Setting<Vec<String>>,
     /// How much hardening the pods get.
@@ -156,6 +159,7 @@ impl DriverConfig {
             image_volume_feature_gate,
             pin_supervisor_digest: required(&raw, &PIN_SUPERVISOR_DIGEST)?,
             supervisor_public_key: raw.get(&crate::settings::SUPERVISOR_PUBLIC_KEY)?,
+            supervisor_signature: None,
             image_pull_secrets: required(&raw, &IMAGE_PULL_SECRETS)?,
             security_profile: required(&raw, &SECURITY_PROFILE)?,
         };

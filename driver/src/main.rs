@@ -123,6 +123,12 @@ fn run() -> anyhow::Result<()> {
         Command::Explain(args) => {
             let config = start(&args.driver)?;
             write_stdout(&openshell_driver_kubernetes::explain::explain(&config))?;
+            if let Some(report) = &config.supervisor_signature {
+                write_stdout(&format!(
+                    "\nsupervisor signature\n  {}\n{report}",
+                    openshell_driver_kubernetes::signed::summary(report)
+                ))?;
+            }
             Ok(())
         }
     }
@@ -152,15 +158,8 @@ fn start(args: &DriverArgs) -> anyhow::Result<DriverConfig> {
     if let Some(report) =
         openshell_driver_kubernetes::signed::check(&config, &args.registry_options())?
     {
-        eprintln!(
-            "the supervisor image is signed by the key {}; {}",
-            report.key_id,
-            report
-                .provenance
-                .as_ref()
-                .and_then(|found| found.proved.as_deref())
-                .unwrap_or("no provenance")
-        );
+        eprintln!("{}", openshell_driver_kubernetes::signed::summary(&report));
+        config.supervisor_signature = Some(report);
     }
     for warning in config.warnings() {
         eprintln!("warning: {warning}");

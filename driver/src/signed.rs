@@ -93,3 +93,17 @@ pub fn check(
     }
     Ok(Some(report))
 }
+
+/// One line naming the signer and the provenance, for the start-up log and
+/// `explain`.
+pub fn summary(report: &SignatureReport) -> String {
+    format!(
+        "the supervisor image is signed by the key {}; {}",
+        report.key_id,
+        report
+            .provenance
+            .as_ref()
+            .and_then(|found| found.proved.as_deref())
+            .unwrap_or("no provenance")
+    )
+}

@@ -215,6 +215,19 @@ fn only_a_signed_supervisor_image_is_pinned() {
         "{stderr}"
     );
 
+    // explain names the signer, the provenance and every signature.
+    let mut explain_args = args(&tagged, &public_text);
+    explain_args[0] = "explain".to_string();
+    explain_args.drain(1..3);
+    let (stdout, _) = run_ok(&as_str(&explain_args), &[]);
+    assert!(
+        stdout.contains("supervisor signature")
+            && stdout.contains(&format!("signed by the key {}", key.public_key().key_id()))
+            && stdout.contains("cosign-sig-tag")
+            && stdout.contains("builder https://example.com/builder"),
+        "{stdout}"
+    );
+
     // The environment variable does the same; another key is refused.
     let other = dir.path().join("other.pub");
     std::fs::write(

@@ -46,7 +46,7 @@ pub const MAX_CANDIDATES: usize = 32;
 pub const MAX_PAYLOAD: u64 = 4 * 1024 * 1024;
 
 /// What one signature or attestation found proved, or why it did not.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Found {
     /// `cosign-simple-signing`, `sigstore-bundle` or `slsa-provenance`.
     pub kind: String,
@@ -63,7 +63,7 @@ pub struct Found {
 }
 
 /// The signatures of one manifest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubjectReport {
     /// `index`, `manifest` or the platform.
     pub name: String,
@@ -79,7 +79,7 @@ pub struct SubjectReport {
 }
 
 /// The whole signature check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SignatureReport {
     /// Whether every manifest is signed and the provenance checks.
     pub ok: bool,
