@@ -147,7 +147,16 @@ impl BuiltImage {
             None => Vec::new(),
         };
         let mut referrer_blobs: Vec<openshell_transport::Blob> = Vec::new();
-        for blob in self.referrers.iter().flat_map(|referrer| &referrer.blobs) {
+        for blob in self
+            .referrers
+            .iter()
+            .flat_map(|referrer| &referrer.blobs)
+            .chain(
+                self.attachments
+                    .iter()
+                    .flat_map(|attachment| &attachment.blobs),
+            )
+        {
             if !referrer_blobs
                 .iter()
                 .any(|known| known.digest() == blob.digest())
@@ -165,6 +174,14 @@ impl BuiltImage {
                 .map(|referrer| referrer.manifest.clone())
                 .collect(),
             referrer_blobs,
+            attachments: self
+                .attachments
+                .iter()
+                .map(|attachment| openshell_transport::Attachment {
+                    tag: attachment.tag.clone(),
+                    manifest: attachment.manifest.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -196,6 +196,9 @@ pub struct BuiltImage {
     /// Artifacts that refer to the platform manifests (the SBOMs), each an
     /// OCI 1.1 referrer.
     pub referrers: Vec<Referrer>,
+    /// Manifests a registry keeps under their own tag (cosign's `.sig` and
+    /// `.att`), from [`crate::signatures`].
+    pub attachments: Vec<crate::signatures::Attachment>,
 }
 
 /// An artifact manifest whose `subject` is one of the image's manifests.
@@ -387,6 +390,7 @@ pub fn assemble(
     if let [single] = platforms.as_slice() {
         let top = single.manifest.clone();
         return Ok(BuiltImage {
+            attachments: Vec::new(),
             platforms,
             index: None,
             top,
@@ -407,6 +411,7 @@ pub fn assemble(
         .map_err(spec("index"))?;
     let index = json_blob("index", MediaType::ImageIndex, &index)?;
     Ok(BuiltImage {
+        attachments: Vec::new(),
         platforms,
         top: index.clone(),
         index: Some(index),

@@ -30,6 +30,9 @@ use openshell_contract::registry::{
     ENV_REGISTRY_READ_TIMEOUT, FLAG_REGISTRY_ATTEMPTS, FLAG_REGISTRY_CONNECT_TIMEOUT,
     FLAG_REGISTRY_OPERATION_TIMEOUT, FLAG_REGISTRY_READ_TIMEOUT,
 };
+use openshell_contract::signing::{
+    ENV_COSIGN_PASSWORD, FLAG_SIGN_KEY, FLAG_SIGN_KEY_PASSPHRASE_FILE,
+};
 use openshell_contract::version::Libc;
 use openshell_contract::{
     DEFAULT_IMAGE_TAGS, DEFAULT_OCI_LAYOUT_DIR, MOUNT_PATH, SUPERVISOR_REPOSITORY,
@@ -74,7 +77,44 @@ enum Command {
     /// Check that an image (built here, by buildah/podman from
     /// Dockerfile.scratch, or pulled from a registry) will resolve at the
     /// image-volume mount; exits non-zero on any failure.
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
+    /// Write a signing key pair as `cosign generate-key-pair` does:
+    /// PREFIX.key (encrypted, cosign's format) and PREFIX.pub. The
+    /// passphrase comes from COSIGN_PASSWORD or standard input.
+    Keygen(KeygenArgs),
+    /// Copy an image with every referrer it has (SBOMs, signatures,
+    /// attestations) between layouts, registries and archives, keeping
+    /// every digest; registries also get cosign's .sig and .att tags.
+    Copy(Box<CopyArgs>),
+}
+
+#[derive(Debug, Args)]
+struct CopyArgs {
+    /// The image: oci:DIR[:TAG], docker-archive:FILE or docker://REF.
+    source: ImageReference,
+    /// Where to write it: oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or
+    /// docker://REF.
+    destination: ImageReference,
+    /// Tag for a destination that names none (repeatable). Default: the
+    /// source's tag, else the release version and latest.
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct KeygenArgs {
+    /// Path prefix of the pair: writes PREFIX.key and PREFIX.pub.
+    prefix: PathBuf,
+    /// Replace an existing pair.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -305,9 +345,62 @@ struct BuildArgs {
     metadata_file: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    sign: SignArgs,
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// Signing: cosign-compatible signatures and SLSA provenance, attached to
+/// the index and each platform manifest.
+#[derive(Debug, Args)]
+struct SignArgs {
+    /// Sign with this ECDSA P-256 private key (cosign's encrypted .key, or
+    /// unencrypted PKCS#8 PEM). Its passphrase comes from COSIGN_PASSWORD,
+    /// --sign-key-passphrase-file, or standard input.
+    #[arg(long = FLAG_SIGN_KEY.trim_start_matches("--"), value_name = "FILE")]
+    sign_key: Option<PathBuf>,
+    /// Read the key's passphrase from the first line of FILE.
+    #[arg(long = FLAG_SIGN_KEY_PASSPHRASE_FILE.trim_start_matches("--"), value_name = "FILE", requires = "sign_key")]
+    sign_key_passphrase_file: Option<PathBuf>,
+}
+
+impl SignArgs {
+    /// Loads the key before any work; `identity` is the repository the
+    /// signatures claim.
+    fn settings(
+        &self,
+        identity: String,
+        workspace: Option<PathBuf>,
+        stdin_taken: bool,
+    ) -> anyhow::Result<Option<build_image::signatures::SignSettings>> {
+        let Some(file) = &self.sign_key else {
+            return Ok(None);
+        };
+        if stdin_taken
+            && self.sign_key_passphrase_file.is_none()
+            && std::env::var_os(ENV_COSIGN_PASSWORD).is_none()
+        {
+            bail!(
+                "--password-stdin reads standard input, so the signing key's passphrase cannot come from it too: set {ENV_COSIGN_PASSWORD} or pass {FLAG_SIGN_KEY_PASSPHRASE_FILE} FILE"
+            );
+        }
+        let key = build_image::signatures::load_key(
+            file,
+            &build_image::passphrase::PassphraseSources {
+                file: self.sign_key_passphrase_file.clone(),
+            },
+        )?;
+        Ok(Some(build_image::signatures::SignSettings {
+            key,
+            identity,
+            provenance: build_image::signatures::ProvenanceInputs {
+                invocation: std::env::args().collect(),
+                workspace,
+            },
+        }))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +424,17 @@ struct VerifyArgs {
     /// a missing SBOM is reported and skipped; a broken one always fails).
     #[arg(long)]
     require_sbom: bool,
+    /// Also check the image's signatures and SLSA provenance with this
+    /// public key (PEM, a cosign .pub): every manifest must carry a
+    /// signature that verifies over its digest, and the top one a
+    /// provenance attestation naming every manifest.
+    #[arg(long, value_name = "PUB")]
+    key: Option<PathBuf>,
+    /// The repository the signatures must claim (cosign's
+    /// docker-reference). Default: the repository of a docker:// SOURCE;
+    /// for other sources, not checked unless given.
+    #[arg(long, value_name = "REPO", requires = "key")]
+    identity: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -344,6 +448,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Verify(args)) => run_verify(&args),
+        Some(Command::Keygen(args)) => run_keygen(&args),
+        Some(Command::Copy(args)) => run_copy(&args),
         None => run_build(&cli.build),
     };
     match outcome {
@@ -377,6 +483,105 @@ fn ensure_registry_support(wanted: &ImageReference, quiet: bool) -> anyhow::Resu
     .into())
 }
 
+fn run_keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
+    let passphrase = build_image::passphrase::read(
+        &build_image::passphrase::PassphraseSources::default(),
+        "passphrase for the new private key: ",
+    )?;
+    let outcome = build_image::keygen::keygen(&args.prefix, &passphrase, args.force)?;
+    write_stdout(&format!(
+        "private key {}\npublic key  {} ({})\n",
+        outcome.private_key.display(),
+        outcome.public_key.display(),
+        outcome.key_id
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_copy(args: &CopyArgs) -> anyhow::Result<ExitCode> {
+    let progress = if args.quiet {
+        Progress::quiet()
+    } else {
+        Progress::stderr(PROGRAM)
+    };
+    for reference in [&args.source, &args.destination] {
+        if matches!(reference, ImageReference::Registry { .. }) {
+            ensure_registry_support(reference, args.quiet)?;
+        }
+    }
+    let options = TransportOptions {
+        registry: args.registry.options(args.quiet)?,
+        limits: args.limits.limits(),
+    };
+    let tags: Vec<String> = if !args.tags.is_empty() {
+        args.tags.clone()
+    } else {
+        match &args.source {
+            ImageReference::OciLayout { tag: Some(tag), .. } => vec![tag.clone()],
+            ImageReference::Registry {
+                reference,
+                explicit_tag: true,
+                ..
+            } => reference
+                .tag()
+                .map(|tag| vec![tag.to_string()])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    };
+    let tags = if tags.is_empty() {
+        DEFAULT_IMAGE_TAGS
+            .iter()
+            .map(|tag| (*tag).to_string())
+            .collect()
+    } else {
+        tags
+    };
+    let mut image_source = open_source(&args.source, &options)
+        .with_context(|| format!("could not open {}", args.source))?;
+    let step = progress.step(format!("reading {} with its referrers", args.source));
+    let read = build_image::copy::read_image(image_source.as_mut(), &options.limits)
+        .with_context(|| format!("could not read {}", args.source))?;
+    step.done(format!(
+        "{} referrer(s), {} cosign tag(s)",
+        read.referrers,
+        read.image.attachments.len()
+    ));
+    let destination = openshell_transport::open_destination(
+        &args.destination,
+        &openshell_transport::DestinationOptions {
+            default_tags: tags,
+            archive_name: SUPERVISOR_REPOSITORY.to_string(),
+            mtime: Epoch::from_env()?.seconds(),
+            registry: options.registry.clone(),
+        },
+    )?;
+    let published = destination
+        .publish(&read.image, &progress)
+        .with_context(|| format!("could not write {}", args.destination))?;
+    let mut out = format!(
+        "copied     {} ({} referrer(s))\n",
+        read.image.top.digest(),
+        read.referrers
+    );
+    if matches!(args.destination, ImageReference::DockerArchive { .. }) && read.referrers > 0 {
+        // docker save's format has no place for them.
+        writeln!(
+            out,
+            "note       a docker-archive cannot hold referrers: the {} SBOM(s), signature(s) and attestation(s) stay behind",
+            read.referrers
+        )?;
+    }
+    for reference in &published.references {
+        writeln!(out, "wrote      {reference}")?;
+    }
+    if let Some(pinned) = &published.pinned {
+        writeln!(out, "pushed     {pinned}")?;
+    }
+    write_stdout(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let progress = if args.quiet {
         Progress::quiet()
@@ -392,6 +597,11 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     if matches!(args.source, ImageReference::Registry { .. }) {
         ensure_registry_support(&args.source, args.quiet)?;
     }
+    // The key is read before the image, so a bad key costs no download.
+    let key = match &args.key {
+        Some(file) => Some(build_image::signature_check::read_public_key(file)?),
+        None => None,
+    };
     let options = TransportOptions {
         registry: args.registry.options(args.quiet)?,
         limits: args.limits.limits(),
@@ -411,12 +621,43 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .with_context(|| format!("could not read {}", args.source))?;
+    let signatures = match &key {
+        Some(key) => {
+            let identity = args.identity.clone().or_else(|| match &args.source {
+                ImageReference::Registry { reference, .. } => Some(format!(
+                    "{}/{}",
+                    reference.registry(),
+                    reference.repository()
+                )),
+                _ => None,
+            });
+            Some(
+                build_image::signature_check::check(
+                    image_source.as_mut(),
+                    key,
+                    identity.as_deref(),
+                    &options.limits,
+                )
+                .with_context(|| format!("could not read the signatures of {}", args.source))?,
+            )
+        }
+        None => None,
+    };
+    let ok = report.ok && signatures.as_ref().is_none_or(|s| s.ok);
     if args.json {
-        write_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        let mut value = serde_json::to_value(&report)?;
+        if let Some(signatures) = &signatures {
+            value["signatures"] = serde_json::to_value(signatures)?;
+            value["ok"] = ok.into();
+        }
+        write_stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
     } else {
         write_stdout(&report.to_string())?;
+        if let Some(signatures) = &signatures {
+            write_stdout(&signatures.to_string())?;
+        }
     }
-    Ok(if report.ok {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -500,6 +741,25 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         }
     });
     let limits = args.limits.limits();
+    // The signatures claim the first registry's repository (cosign's
+    // docker-reference), else the name the image is loaded under.
+    let identity = destinations
+        .iter()
+        .find_map(|destination| match destination {
+            ImageReference::Registry { reference, .. } => Some(format!(
+                "{}/{}",
+                reference.registry(),
+                reference.repository()
+            )),
+            _ => None,
+        })
+        .unwrap_or_else(|| args.archive_name.clone());
+    // The provenance lists the workspace's crates, also with --no-sbom.
+    let sign = args.sign.settings(
+        identity,
+        workspace.clone().or_else(|| workspace_root(&here).ok()),
+        args.registry.password_stdin,
+    )?;
     let options = BuildOptions {
         binaries: args.binaries.clone(),
         destinations,
@@ -523,6 +783,7 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             (None, true) => SbomChoice::Skip,
             (None, false) => SbomChoice::Generate,
         },
+        sign,
     };
     let outcome = pipeline::run(&options, &progress)?;
     let json = serde_json::to_string_pretty(&outcome.result)?;

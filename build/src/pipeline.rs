@@ -83,6 +83,8 @@ pub struct BuildOptions {
     pub platforms: Vec<PlatformSpec>,
     /// Which SBOM each platform manifest gets.
     pub sbom: SbomChoice,
+    /// Sign the image (after it verified) and attach SLSA provenance.
+    pub sign: Option<crate::signatures::SignSettings>,
 }
 
 /// Why a build failed.
@@ -535,6 +537,26 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
             None => "configuration re-checked; the reused layer was verified when written".into(),
         },
     );
+    // Only what verified is signed.
+    if let Some(sign) = &options.sign {
+        let step = progress.step("signing");
+        let signatures = crate::signatures::sign_image(
+            &built,
+            &sign.key,
+            &sign.identity,
+            &metadata,
+            &sign.provenance,
+        )?;
+        step.done(format!(
+            "{} signature and provenance referrer(s) and {} cosign tag(s) for registries, key {}, identity {}",
+            signatures.referrers.len(),
+            signatures.attachments.len(),
+            sign.key.public_key().key_id(),
+            sign.identity
+        ));
+        built.referrers.extend(signatures.referrers);
+        built.attachments.extend(signatures.attachments);
+    }
 
     let mut result = BuildResult {
         digest: built.top.digest(),
@@ -689,7 +711,18 @@ fn platform_image(platform: &image::PlatformBuild, referrers: &[Referrer]) -> Pl
     let manifest_digest = platform.manifest.descriptor.digest().to_string();
     let sbom_manifest_digest = referrers
         .iter()
-        .find(|referrer| referrer.subject == manifest_digest)
+        .find(|referrer| {
+            referrer.subject == manifest_digest
+                && referrer
+                    .manifest
+                    .descriptor
+                    .artifact_type()
+                    .as_ref()
+                    .is_some_and(|kind| {
+                        openshell_contract::sbom::SBOM_ARTIFACT_TYPES
+                            .contains(&kind.to_string().as_str())
+                    })
+        })
         .map(|referrer| referrer.manifest.descriptor.digest().to_string());
     PlatformImage {
         platform: platform.platform.to_string(),

@@ -12,6 +12,7 @@ pub mod paths;
 pub mod registry;
 pub mod sbom;
 pub mod sideload;
+pub mod signing;
 pub mod supervise;
 pub mod version;
 

@@ -94,6 +94,11 @@ pub struct DriverConfig {
     pub image_volume_feature_gate: Setting<bool>,
     /// Whether to pin the image by digest at start.
     pub pin_supervisor_digest: Setting<bool>,
+    /// The public key the pinned image's signature must verify with.
+    pub supervisor_public_key: Option<Setting<String>>,
+    /// What the check of the pinned image's signature proved, once made
+    /// (at start, after pinning).
+    pub supervisor_signature: Option<openshell_signing::oci_check::SignatureReport>,
     /// Pull secrets added to every pod (no duplicates).
     pub image_pull_secrets: Setting<Vec<String>>,
     /// How much hardening the pods get.
@@ -153,6 +158,8 @@ impl DriverConfig {
             nodes,
             image_volume_feature_gate,
             pin_supervisor_digest: required(&raw, &PIN_SUPERVISOR_DIGEST)?,
+            supervisor_public_key: raw.get(&crate::settings::SUPERVISOR_PUBLIC_KEY)?,
+            supervisor_signature: None,
             image_pull_secrets: required(&raw, &IMAGE_PULL_SECRETS)?,
             security_profile: required(&raw, &SECURITY_PROFILE)?,
         };
@@ -236,6 +243,16 @@ impl DriverConfig {
                 "the supervisor image {image} ({}) is a mutable tag behind an image volume: Kubernetes resolves it again whenever a sandbox pod is created, so sandboxes can silently run different supervisors if the tag moves; pass --{FLAG_PIN_SUPERVISOR_DIGEST} ({ENV_PIN_SUPERVISOR_DIGEST}=true), a release tag or a REPO@sha256:... reference",
                 self.supervisor_image.origin
             ));
+        }
+        if let Some(key) = &self.supervisor_public_key {
+            if !self.pin_supervisor_digest.value {
+                warnings.push(format!(
+                    "--{} {} ({}) checks nothing without --{FLAG_PIN_SUPERVISOR_DIGEST}: only an image pinned by digest can be checked once for every pod",
+                    crate::settings::SUPERVISOR_PUBLIC_KEY.meta.flag,
+                    key.value,
+                    key.origin
+                ));
+            }
         }
         warnings.extend(self.plan.warnings.iter().cloned());
         warnings
@@ -321,6 +338,13 @@ impl DriverConfig {
             json!(self.pin_supervisor_digest.value),
             &self.pin_supervisor_digest.origin,
         );
+        if let Some(key) = &self.supervisor_public_key {
+            put(
+                crate::settings::SUPERVISOR_PUBLIC_KEY.meta.key,
+                json!(key.value),
+                &key.origin,
+            );
+        }
         put(
             IMAGE_PULL_SECRETS.meta.key,
             json!(self.image_pull_secrets.value),

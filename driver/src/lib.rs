@@ -27,6 +27,7 @@ pub mod pod;
 pub mod security;
 pub mod settings;
 pub mod sideload;
+pub mod signed;
 pub mod yaml;
 
 pub use config::{DriverArgs, DriverConfig};

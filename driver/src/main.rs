@@ -126,6 +126,12 @@ fn run() -> anyhow::Result<()> {
         Command::Explain(args) => {
             let config = start(&args.driver)?;
             write_stdout(&openshell_driver_kubernetes::explain::explain(&config))?;
+            if let Some(report) = &config.supervisor_signature {
+                write_stdout(&format!(
+                    "\nsupervisor signature\n  {}\n{report}",
+                    openshell_driver_kubernetes::signed::summary(report)
+                ))?;
+            }
             Ok(())
         }
     }
@@ -148,7 +154,15 @@ fn start(args: &DriverArgs) -> anyhow::Result<DriverConfig> {
         if let Some(pinned) = runtime.block_on(config.pin(&args.registry_options()))? {
             eprintln!("pinned the supervisor image to {}", pinned.image);
         }
+        // Outside the runtime: the registry source runs its own.
+        drop(runtime);
         config.check_platforms()?;
+    }
+    if let Some(report) =
+        openshell_driver_kubernetes::signed::check(&config, &args.registry_options())?
+    {
+        eprintln!("{}", openshell_driver_kubernetes::signed::summary(&report));
+        config.supervisor_signature = Some(report);
     }
     for warning in config.warnings() {
         eprintln!("warning: {warning}");

@@ -331,8 +331,22 @@ pub static SECURITY_PROFILE: Declaration<SecurityProfile> = Declaration {
     parse: |raw| parse_with(raw, str::parse::<SecurityProfile>),
 };
 
+/// `--supervisor-public-key`.
+pub static SUPERVISOR_PUBLIC_KEY: Declaration<String> = Declaration {
+    meta: Meta {
+        key: openshell_contract::signing::FLAG_SUPERVISOR_PUBLIC_KEY,
+        flag: openshell_contract::signing::FLAG_SUPERVISOR_PUBLIC_KEY,
+        env: openshell_contract::signing::ENV_SUPERVISOR_PUBLIC_KEY,
+        value_name: "FILE",
+        help: "With --pin-supervisor-digest, pin only a supervisor image whose signature verifies with this public key (PEM, a cosign .pub, as build-image keygen writes it): every manifest signed over its digest for the image's repository, and a SLSA provenance naming them all (cosign's .sig/.att tags or OCI 1.1 referrers). Anything else stops the driver at start, naming what failed.",
+        kind: Kind::Path,
+        default: None,
+    },
+    parse: |raw| text(raw).map(str::to_string),
+};
+
 /// Every setting, in the order reports list them.
-pub static ALL: [&dyn AnyDeclaration; 11] = [
+pub static ALL: [&dyn AnyDeclaration; 12] = [
     &SUPERVISOR_SIDELOAD_METHOD,
     &SUPERVISOR_IMAGE,
     &SUPERVISOR_IMAGE_PULL_POLICY,
@@ -343,6 +357,7 @@ pub static ALL: [&dyn AnyDeclaration; 11] = [
     &IMAGE_VOLUME_FEATURE_GATE,
     &SUPERVISOR_IMAGE_FROM,
     &PIN_SUPERVISOR_DIGEST,
+    &SUPERVISOR_PUBLIC_KEY,
     &IMAGE_PULL_SECRETS,
 ];
 

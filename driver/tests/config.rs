@@ -676,6 +676,7 @@ fn samples(dir: &std::path::Path) -> Vec<(&'static str, Option<String>, String)>
         ("image-volume-feature-gate", (None, "true".to_string())),
         ("supervisor-image-from", text(&result.display().to_string())),
         ("pin-supervisor-digest", (None, "true".to_string())),
+        ("supervisor-public-key", text("/keys/cosign.pub")),
         (
             "image-pull-secrets",
             (Some("one".to_string()), "[one]".to_string()),

@@ -234,6 +234,27 @@ impl ImageSource for RegistrySource {
         Ok(Some(listed))
     }
 
+    fn tagged_manifest(
+        &mut self,
+        tag: &str,
+        limits: &ReadLimits,
+    ) -> Result<Option<Vec<u8>>, TransportError> {
+        self.authenticate()?;
+        let reference = Reference::with_tag(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            tag.to_string(),
+        );
+        match self.runtime.block_on(
+            self.client
+                .pull_manifest(&reference, limits.max_document_size),
+        ) {
+            Ok(pulled) => Ok(Some(pulled.bytes)),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     fn open_blob(
         &mut self,
         descriptor: &Descriptor,
@@ -393,6 +414,9 @@ impl RegistryDestination {
             push_manifest(client.at_digest(&referrer.digest()), referrer).await?;
         }
         self.list_referrers(client, image, progress).await?;
+        for attachment in &image.attachments {
+            push_manifest(self.at_tag(&attachment.tag), &attachment.manifest).await?;
+        }
         published.pinned = Some(format!(
             "{}/{}@{}",
             self.reference.registry(),

@@ -117,6 +117,23 @@ pub struct ImageToWrite {
     pub referrers: Vec<Blob>,
     /// Blobs the referrers need (their configs and layers).
     pub referrer_blobs: Vec<Blob>,
+    /// Manifests a registry keeps under a tag of their own: cosign's
+    /// `sha256-<hex>.sig` signatures and `.att` attestations, which cosign
+    /// v2, Kyverno and containers/image look up by that tag. Pushed after
+    /// the referrers; their blobs are among `referrer_blobs`. Layouts and
+    /// archives leave them out (a second tagged image would make an
+    /// untagged `oci:DIR` ambiguous): there the referrer forms carry the
+    /// same signatures.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A manifest stored under its own tag next to the image.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// The tag (`sha256-<hex>.sig`).
+    pub tag: String,
+    /// The manifest.
+    pub manifest: Blob,
 }
 
 impl ImageToWrite {
@@ -129,6 +146,11 @@ impl ImageToWrite {
             .chain(std::iter::once(&self.top))
             .chain(&self.referrer_blobs)
             .chain(&self.referrers)
+            .chain(
+                self.attachments
+                    .iter()
+                    .map(|attachment| &attachment.manifest),
+            )
     }
 
     /// The blob with this digest, if the image has it.

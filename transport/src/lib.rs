@@ -35,7 +35,7 @@ pub mod source;
 
 pub use destination::{Destination, Published};
 pub use error::TransportError;
-pub use image::{Blob, BlobData, ImageToWrite};
+pub use image::{Attachment, Blob, BlobData, ImageToWrite};
 pub use limits::ReadLimits;
 pub use reference::ImageReference;
 pub use source::ImageSource;

@@ -63,6 +63,18 @@ pub trait ImageSource: Send {
     ) -> Result<Option<Vec<Descriptor>>, TransportError> {
         Ok(None)
     }
+
+    /// The bytes of a manifest kept under `tag` beside the image, in its
+    /// repository (cosign v2's `sha256-<hex>.sig` and `.att`), read within
+    /// `limits`; `Ok(None)` when there is no such tag, or the transport
+    /// keeps no such tags (layouts and archives).
+    fn tagged_manifest(
+        &mut self,
+        _tag: &str,
+        _limits: &ReadLimits,
+    ) -> Result<Option<Vec<u8>>, TransportError> {
+        Ok(None)
+    }
 }
 
 /// What a referrer manifest says about itself: the manifest it refers to
