@@ -34,9 +34,6 @@ use crate::signatures::Bundle;
 /// supervisor's layer is some 15 MiB).
 pub const MAX_BLOB_SIZE: u64 = 1024 * 1024 * 1024;
 
-/// Most referrers of one manifest that are copied.
-pub const MAX_REFERRERS: usize = 256;
-
 /// Why an image could not be copied.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -270,16 +267,11 @@ pub fn read_image(
                 blobs: own,
             });
         }
+        // The listing is refused past `--max-referrers` (the read limit
+        // verify uses too), before any referrer is read.
         let Some(listed) = source.referrers(subject, limits)? else {
             continue;
         };
-        if listed.len() > MAX_REFERRERS {
-            return Err(CopyError::Unsupported(format!(
-                "{} has {} referrers, over the {MAX_REFERRERS} a copy carries",
-                subject.digest(),
-                listed.len()
-            )));
-        }
         for descriptor in listed {
             if referrers
                 .iter()

@@ -496,12 +496,31 @@ fn a_thousand_signatures_cost_bounded_time() {
         }));
     }
     std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+    // By default the listing itself is over --max-referrers: refused
+    // before any of them is read.
     let mut command = build_image();
     command
         .arg("verify")
         .arg(format!("oci:{}", image.layout.display()))
         .arg("--key")
         .arg(&image.public)
+        .arg("--json");
+    let measured = openshell_testsupport::rss::run_measured(command, Duration::from_secs(120));
+    assert!(!measured.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&measured.stdout).unwrap();
+    let notes = report["signatures"]["subjects"][0]["notes"].to_string();
+    assert!(
+        notes.contains("is more than 64, over the limit of 64 (--max-referrers raises it)"),
+        "{notes}"
+    );
+    // Raised past the listing, verify still examines only 32 of them.
+    let mut command = build_image();
+    command
+        .arg("verify")
+        .arg(format!("oci:{}", image.layout.display()))
+        .arg("--key")
+        .arg(&image.public)
+        .args(["--max-referrers", "2000"])
         .arg("--json");
     let measured = openshell_testsupport::rss::run_measured(command, Duration::from_secs(120));
     let (passed, took) = (measured.status.success(), measured.elapsed);
@@ -922,10 +941,27 @@ fn copy_between_layouts_keeps_digests_and_refuses_a_flood_of_referrers() {
     let stderr = common::fails(run(command));
     assert!(
         stderr.contains(&format!(
-            "{} has 260 referrers, over the 256 a copy carries",
+            "the number of referrers listed for {} is more than 64, over the limit of 64 (--max-referrers raises it)",
             image.result.digest
         )),
         "{stderr}"
     );
     assert!(!flooded.join("index.json").exists());
+    // Raised, the same copy carries every one of them.
+    let mut command = build_image();
+    command
+        .arg("copy")
+        .arg(format!("oci:{}:latest", image.layout.display()))
+        .arg(format!("oci:{}", flooded.display()))
+        .args(["--max-referrers", "300", "--quiet"]);
+    common::ok(run(command));
+    let copied: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(flooded.join("index.json")).unwrap()).unwrap();
+    let carried = copied["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["artifactType"] == "application/example")
+        .count();
+    assert_eq!(carried, 257, "{copied}");
 }

@@ -537,6 +537,7 @@ fn the_example_parents_driver_env_configures_the_driver_as_the_configmap_does() 
                 "securityProfile": "none",
                 "nodesJson": nodes_file,
                 "kubernetesVersionJson": version_file,
+                "publicKeyFile": "/var/run/openshell/keys/supervisor.pub",
             },
             "kubeVersion": "v1.34.2-eks-4f1c2a3",
         }

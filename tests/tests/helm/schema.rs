@@ -340,3 +340,17 @@ fn readme_values_table_lists_every_schema_key_with_its_type_and_default() {
         );
     }
 }
+
+#[test]
+fn schema_refuses_a_relative_public_key_path() {
+    let Some(stderr) = refused(
+        "schema_refuses_a_relative_public_key_path",
+        "supervisor:\n  publicKeyFile: keys/supervisor.pub\n",
+    ) else {
+        return;
+    };
+    assert_names(
+        &stderr,
+        &["/supervisor/publicKeyFile", "'keys/supervisor.pub'"],
+    );
+}

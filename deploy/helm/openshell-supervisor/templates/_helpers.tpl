@@ -160,6 +160,9 @@ nodes-json: {{ . | quote }}
 {{- with $s.kubernetesVersionJson }}
 kubernetes-version-json: {{ . | quote }}
 {{- end }}
+{{- with $s.publicKeyFile }}
+supervisor-public-key: {{ . | quote }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -196,6 +199,10 @@ The same settings as the driver container's environment variables
 {{- end }}
 {{- with $s.kubernetesVersionJson }}
 - name: OPENSHELL_KUBERNETES_VERSION_JSON
+  value: {{ . | quote }}
+{{- end }}
+{{- with $s.publicKeyFile }}
+- name: OPENSHELL_SUPERVISOR_PUBLIC_KEY
   value: {{ . | quote }}
 {{- end }}
 {{- end -}}
