@@ -8,6 +8,7 @@ pub mod annotations;
 pub mod build_result;
 pub mod cli;
 pub mod elf;
+pub mod files;
 pub mod paths;
 pub mod registry;
 pub mod sbom;

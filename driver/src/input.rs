@@ -9,9 +9,6 @@
 //! parsed with a nesting limit checked first by a streaming pass, so a
 //! deeply nested document is refused in time linear in its length.
 
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -59,53 +56,12 @@ pub enum InputError {
 /// Reads the text file at `path`, at most `limit` bytes: opened without
 /// blocking, refused unless a regular file within the limit.
 pub fn read_text(path: &Path, limit: u64) -> Result<String, InputError> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        // A FIFO opened for reading blocks until a writer comes; with
-        // O_NONBLOCK it opens at once, and is then refused below.
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(|err| InputError::Io(err.to_string()))?;
-    let metadata = file
-        .metadata()
-        .map_err(|err| InputError::Io(err.to_string()))?;
-    let kind = metadata.file_type();
-    if !kind.is_file() {
-        let found = if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_char_device() {
-            "a character device"
-        } else if kind.is_block_device() {
-            "a block device"
-        } else if kind.is_dir() {
-            "a folder"
-        } else if kind.is_socket() {
-            "a socket"
-        } else {
-            "not a regular file"
-        };
-        return Err(InputError::NotRegular { found });
-    }
-    if metadata.len() > limit {
-        return Err(InputError::TooLarge {
-            size: metadata.len(),
-            limit,
-        });
-    }
-    read_limited(file, limit)
-}
-
-/// Reads at most `limit` bytes; a file that grew past it since its size was
-/// checked is refused too.
-fn read_limited(file: File, limit: u64) -> Result<String, InputError> {
-    let mut bytes = Vec::new();
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|err| InputError::Io(err.to_string()))?;
-    let size = bytes.len() as u64;
-    if size > limit {
-        return Err(InputError::TooLarge { size, limit });
-    }
+    use openshell_contract::files::{RegularFileError, read_regular};
+    let bytes = read_regular(path, limit).map_err(|err| match err {
+        RegularFileError::Io(err) => InputError::Io(err.to_string()),
+        RegularFileError::NotRegular { found } => InputError::NotRegular { found },
+        RegularFileError::TooLarge { size, limit } => InputError::TooLarge { size, limit },
+    })?;
     String::from_utf8(bytes).map_err(|_| InputError::NotText)
 }
 

@@ -105,7 +105,7 @@ fn a_fifo_is_refused_at_once_for_every_input_file() {
     for (flag, before) in file_flags() {
         let (stderr, elapsed) = refused(flag, &before, &fifo);
         assert!(
-            stderr.contains("a FIFO, not a regular file"),
+            stderr.contains("a FIFO (named pipe), not a regular file"),
             "{flag}: {stderr}"
         );
         assert!(elapsed < Duration::from_secs(5), "{flag}: {elapsed:?}");

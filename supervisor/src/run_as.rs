@@ -270,65 +270,23 @@ fn read_database(
     relative: &str,
     run_as: &RunAs,
 ) -> Result<Option<Vec<u8>>, ResolveError> {
-    use std::io::Read;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use openshell_contract::files::{RegularFileError, read_regular};
 
     let file = root.join(relative);
-    let refuse = |problem: String| ResolveError::NotARegularFile {
-        run_as: run_as.clone(),
-        file: file.clone(),
-        problem,
-    };
-    let read_error = |source: io::Error| ResolveError::Read {
-        run_as: run_as.clone(),
-        file: file.clone(),
-        source,
-    };
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
-        .open(&file);
-    let opened = match opened {
-        Ok(opened) => opened,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(read_error(source)),
-    };
-    let metadata = opened.metadata().map_err(read_error)?;
-    let file_type = metadata.file_type();
-    if !file_type.is_file() {
-        let kind = if file_type.is_dir() {
-            "a directory"
-        } else if file_type.is_fifo() {
-            "a FIFO"
-        } else if file_type.is_char_device() {
-            "a character device"
-        } else if file_type.is_block_device() {
-            "a block device"
-        } else if file_type.is_socket() {
-            "a socket"
-        } else {
-            "a special file"
-        };
-        return Err(refuse(format!("it is {kind}")));
+    match read_regular(&file, MAX_DATABASE_BYTES) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(RegularFileError::Io(err)) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(RegularFileError::Io(source)) => Err(ResolveError::Read {
+            run_as: run_as.clone(),
+            file,
+            source,
+        }),
+        Err(refused) => Err(ResolveError::NotARegularFile {
+            run_as: run_as.clone(),
+            file,
+            problem: refused.to_string(),
+        }),
     }
-    if metadata.len() > MAX_DATABASE_BYTES {
-        return Err(refuse(format!(
-            "it holds {} bytes, more than the {MAX_DATABASE_BYTES} read",
-            metadata.len()
-        )));
-    }
-    let mut bytes = Vec::new();
-    // The size may change after fstat: never read more than the limit.
-    opened
-        .take(MAX_DATABASE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_DATABASE_BYTES {
-        return Err(refuse(format!(
-            "it grew past {MAX_DATABASE_BYTES} bytes while read"
-        )));
-    }
-    Ok(Some(bytes))
 }
 
 /// The groups of group file `text` that list `user` among their members,
@@ -643,7 +601,7 @@ mod tests {
         // A directory.
         std::fs::create_dir(&passwd).unwrap();
         let err = resolve(&"1000".parse().unwrap(), root.path(), &[]).unwrap_err();
-        assert!(err.to_string().contains("it is a directory"), "{err}");
+        assert!(err.to_string().contains("it is a folder"), "{err}");
         std::fs::remove_dir(&passwd).unwrap();
         // /dev/zero (through a symlink): refused, nothing read.
         std::os::unix::fs::symlink("/dev/zero", &passwd).unwrap();

@@ -473,7 +473,7 @@ fn a_huge_sparse_etc_passwd_is_refused_unread(mode: Mode) {
         1,
         &log,
         &[
-            "cannot use /etc/passwd: it holds 17179869184 bytes",
+            "cannot use /etc/passwd: it is 17179869184 bytes, over the limit of",
             "at most 4194304 bytes",
         ],
     );

@@ -9,7 +9,7 @@
 //! of the file opened this way are ordinary blocking reads.
 
 use std::fs::File;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+
 use std::path::Path;
 
 use crate::TransportError;
@@ -17,39 +17,16 @@ use crate::TransportError;
 /// Opens `path` for reading, refusing at once anything but a regular file
 /// (after symlinks), with an error that names the file and what it is.
 pub fn open_regular(path: &Path) -> Result<File, TransportError> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(|err| {
-            // ENXIO: a socket, or a FIFO opened for writing only.
-            if err.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) {
-                not_regular(path, "a socket or a device that is not there")
-            } else {
-                TransportError::io("read", path)(err)
-            }
-        })?;
-    let file_type = file
-        .metadata()
-        .map_err(TransportError::io("inspect", path))?
-        .file_type();
-    if file_type.is_file() {
-        return Ok(file);
+    use openshell_contract::files::RegularFileError;
+    match openshell_contract::files::open_regular(path) {
+        Ok((file, _)) => Ok(file),
+        Err(RegularFileError::NotRegular { found }) => Err(not_regular(path, found)),
+        Err(RegularFileError::Io(err)) => Err(TransportError::io("read", path)(err)),
+        // open_regular reads nothing, so has no size to refuse.
+        Err(err @ RegularFileError::TooLarge { .. }) => Err(TransportError::io("read", path)(
+            std::io::Error::other(err.to_string()),
+        )),
     }
-    let what = if file_type.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else if file_type.is_dir() {
-        "a folder"
-    } else {
-        "not a regular file"
-    };
-    Err(not_regular(path, what))
 }
 
 fn not_regular(path: &Path, what: &str) -> TransportError {
