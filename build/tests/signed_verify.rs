@@ -26,9 +26,9 @@ use openshell_signing::intoto::{
     SLSA_PROVENANCE_V1, STATEMENT_TYPE, Statement,
 };
 use openshell_signing::{PrivateKey, generate_cosign_key_pair, simple_signing};
+use openshell_testsupport::oci_blobs::put_blob;
 use openshell_testsupport::podman::{output_text, run};
 use openshell_testsupport::python_tools::venv;
-use sha2::Digest as _;
 
 const PASS: &str = "verify passphrase";
 const REPO: &str = "127.0.0.1:5000/openshell/supervisor";
@@ -100,16 +100,6 @@ fn verify(image: &Image, public: &Path, extra: &[&str]) -> (bool, serde_json::Va
 
 fn failures(report: &serde_json::Value) -> String {
     report["signatures"]["failures"].to_string()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
-fn put_blob(layout: &Path, bytes: &[u8]) -> String {
-    let digest = sha256(bytes);
-    std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
-    digest
 }
 
 /// The image's one manifest: digest, size, media type.
@@ -666,38 +656,6 @@ fn copy_into_a_docker_archive_says_the_referrers_stay_behind() {
     );
 }
 
-/// An OCI layout holding one cosign v2 "signatures image" tagged `x`: one
-/// layer of `layer_type` with `annotations`, as `cosign sign` v2 pushes.
-fn cosign_image_layout(dir: &Path, layer_type: &str, layer: &[u8], annotations: serde_json::Value) {
-    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let layer_digest = put_blob(dir, layer);
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "", "os": "", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    }))
-    .unwrap();
-    let config_digest = put_blob(dir, &config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": layer.len(), "annotations": annotations}],
-    }))
-    .unwrap();
-    let digest = put_blob(dir, &manifest);
-    std::fs::write(
-        dir.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": manifest.len(),
-                           "annotations": {"org.opencontainers.image.ref.name": "x"}}],
-        }))
-        .unwrap(),
-    )
-    .unwrap();
-}
-
 #[test]
 fn verify_key_reads_cosign_v2_tags_pushed_by_other_tools() {
     let test = "verify_key_reads_cosign_v2_tags_pushed_by_other_tools";
@@ -758,7 +716,7 @@ fn verify_key_reads_cosign_v2_tags_pushed_by_other_tools() {
     ]);
     let signature = String::from_utf8(signature).unwrap().trim().to_string();
     let sig_dir = image.dir.join("sig-image");
-    cosign_image_layout(
+    openshell_testsupport::oci_blobs::cosign_signatures_layout(
         &sig_dir,
         COSIGN_SIMPLE_SIGNING_MEDIA_TYPE,
         &payload,
@@ -781,7 +739,7 @@ fn verify_key_reads_cosign_v2_tags_pushed_by_other_tools() {
         statement_file.as_os_str(),
     ]);
     let att_dir = image.dir.join("att-image");
-    cosign_image_layout(
+    openshell_testsupport::oci_blobs::cosign_signatures_layout(
         &att_dir,
         "application/vnd.dsse.envelope.v1+json",
         envelope.trim_ascii(),

@@ -22,7 +22,6 @@ use openshell_signing::intoto::{
 };
 use openshell_signing::{PrivateKey, simple_signing};
 use openshell_testsupport::{Registry, require};
-use sha2::Digest as _;
 
 fn skopeo_copy(registry: &Registry, from: &str, to: &str) {
     let output = Command::new("skopeo")
@@ -56,48 +55,11 @@ fn digest_of(registry: &Registry, reference: &str) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
-fn put_blob(dir: &Path, bytes: &[u8]) -> String {
-    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
-    std::fs::write(dir.join("blobs/sha256").join(&digest[7..]), bytes).unwrap();
-    digest
-}
-
-/// A layout with one cosign v2 signatures image tagged `x`.
-fn cosign_image(dir: &Path, layer_type: &str, layer: &[u8], annotations: serde_json::Value) {
-    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let layer_digest = put_blob(dir, layer);
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "", "os": "", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    }))
-    .unwrap();
-    let config_digest = put_blob(dir, &config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": layer.len(), "annotations": annotations}],
-    }))
-    .unwrap();
-    let digest = put_blob(dir, &manifest);
-    std::fs::write(
-        dir.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": manifest.len(),
-                           "annotations": {"org.opencontainers.image.ref.name": "x"}}],
-        }))
-        .unwrap(),
-    )
-    .unwrap();
-}
-
 /// Signs `digest` in `repository` the way cosign v2 stores it.
 fn sign(registry: &Registry, dir: &Path, key: &PrivateKey, repository: &str, digest: &str) {
     let signed = simple_signing::sign(key, repository, digest);
     let sig = dir.join("sig");
-    cosign_image(
+    openshell_testsupport::oci_blobs::cosign_signatures_layout(
         &sig,
         "application/vnd.dev.cosign.simplesigning.v1+json",
         &signed.payload,
@@ -130,7 +92,7 @@ fn sign(registry: &Registry, dir: &Path, key: &PrivateKey, repository: &str, dig
     };
     let envelope = openshell_signing::intoto::sign_provenance(key, &statement).unwrap();
     let att = dir.join("att");
-    cosign_image(
+    openshell_testsupport::oci_blobs::cosign_signatures_layout(
         &att,
         "application/vnd.dsse.envelope.v1+json",
         &envelope.to_bytes(),

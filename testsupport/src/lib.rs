@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod fault_registry;
 pub mod image_shapes;
+pub mod oci_blobs;
 pub mod podman;
 pub mod python_tools;
 pub mod registry;
