@@ -35,7 +35,6 @@ pub mod pipeline;
 pub mod platform;
 pub mod process;
 pub mod provenance;
-pub mod relaunch;
 pub mod run_binary;
 pub mod sbom;
 pub mod signature_check;

@@ -19,7 +19,6 @@ use build_image::pipeline::{self, BinaryInput, BuildOptions};
 use build_image::platform::PlatformSpec;
 use build_image::progress::{Progress, human_size};
 use build_image::provenance::{self, KeyValue};
-use build_image::relaunch;
 use build_image::sbom::SbomChoice;
 use build_image::supervisor_build::{git_revision, workspace_root};
 use build_image::verify::{self, NothingKnown, VerifyOptions};
@@ -58,11 +57,6 @@ const PROGRAM: &str = "build-image";
 /// Destinations are transport references, as skopeo and podman write them:
 /// oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG], docker://HOST/REPO[:TAG].
 /// A reference without a tag gets every --tag.
-///
-/// Registries (--push, --to docker://, verify docker://) need the
-/// `registry` feature, which a plain `cargo run -p build-image` leaves out
-/// to keep the first build short: a build without it compiles it in once
-/// and runs again (`cargo run -p build-image --features registry -- ...`).
 #[derive(Debug, Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -464,25 +458,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Returns when this build has registry support; otherwise replaces the
-/// process with one that has (see build_image::relaunch), or fails saying
-/// how to get one. Called before anything is read from standard input.
-fn ensure_registry_support(wanted: &ImageReference, quiet: bool) -> anyhow::Result<()> {
-    if relaunch::HAS_REGISTRY {
-        return Ok(());
-    }
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let wanted = wanted.to_string();
-    Err(relaunch::relaunch_with_registry(&wanted, &args, quiet, |command| {
-        if !quiet {
-            eprintln!(
-                "{PROGRAM}: {wanted} needs registry support, which this build leaves out to keep a first build short; compiling it in (once) and running again: {command}"
-            );
-        }
-    })
-    .into())
-}
-
 fn run_keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
     let passphrase = build_image::passphrase::read(
         &build_image::passphrase::PassphraseSources::default(),
@@ -504,11 +479,6 @@ fn run_copy(args: &CopyArgs) -> anyhow::Result<ExitCode> {
     } else {
         Progress::stderr(PROGRAM)
     };
-    for reference in [&args.source, &args.destination] {
-        if matches!(reference, ImageReference::Registry { .. }) {
-            ensure_registry_support(reference, args.quiet)?;
-        }
-    }
     let options = TransportOptions {
         registry: args.registry.options(args.quiet)?,
         limits: args.limits.limits(),
@@ -593,9 +563,6 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             "--mount-path {:?} must be an absolute path",
             args.mount_path
         );
-    }
-    if matches!(args.source, ImageReference::Registry { .. }) {
-        ensure_registry_support(&args.source, args.quiet)?;
     }
     // The key is read before the image, so a bad key costs no download.
     let key = match &args.key {
@@ -700,12 +667,6 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
                 .parse()
                 .with_context(|| format!("--push {push}"))?,
         );
-    }
-    if let Some(registry) = destinations
-        .iter()
-        .find(|destination| matches!(destination, ImageReference::Registry { .. }))
-    {
-        ensure_registry_support(registry, args.quiet)?;
     }
     let has_layout = destinations
         .iter()
@@ -872,16 +833,10 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
         )?,
     }
     if result.pushed.is_empty() {
-        // A build without registry support would compile it in on the
-        // push anyway; naming the feature says what that first push costs.
+        writeln!(out, "push it:")?;
         writeln!(
             out,
-            "push it (the registry feature is compiled in on first use):"
-        )?;
-        writeln!(
-            out,
-            "  cargo run -p build-image --features {} -- --push REGISTRY/{}:{}",
-            relaunch::REGISTRY_FEATURE,
+            "  cargo run -p build-image -- --push REGISTRY/{}:{}",
             args.archive_name,
             tags.first().map_or("TAG", String::as_str)
         )?;

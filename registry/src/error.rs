@@ -1,10 +1,8 @@
 //! Registry failures, each saying which registry, which reference, and
 //! what to do about it.
 
-#[cfg(feature = "client")]
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 
-#[cfg(feature = "client")]
 use crate::{Reference, ResolvedAuth};
 
 /// Why a registry operation failed. Every message is one line naming the
@@ -248,7 +246,6 @@ fn after(attempts: u32) -> String {
     }
 }
 
-#[cfg(feature = "client")]
 /// Turns an oci-client error into a [`RegistryError`] that names the
 /// registry, the reference and the credentials used.
 pub fn classify(
@@ -344,7 +341,6 @@ pub fn classify(
     }
 }
 
-#[cfg(feature = "client")]
 /// Whether a connection error looks like TLS spoken to a plain HTTP server
 /// (or a certificate problem): retrying cannot help.
 pub(crate) fn looks_like_tls(reason: &str) -> bool {
@@ -353,7 +349,6 @@ pub(crate) fn looks_like_tls(reason: &str) -> bool {
         || reason.to_lowercase().contains("tls")
 }
 
-#[cfg(feature = "client")]
 /// The advice for a TLS failure, or nothing.
 pub(crate) fn tls_hint(reason: &str) -> &'static str {
     if looks_like_tls(reason) {
@@ -363,7 +358,6 @@ pub(crate) fn tls_hint(reason: &str) -> &'static str {
     }
 }
 
-#[cfg(feature = "client")]
 /// The error and its causes on one line: reqwest's top-level message alone
 /// ("error sending request") hides the reason (refused, DNS, TLS).
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {

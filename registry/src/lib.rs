@@ -9,45 +9,30 @@
 //! timeout, a read (idle) timeout and an operation deadline, and transient
 //! failures are retried a bounded number of times (see [`RegistryClient`]
 //! and [`NetworkSettings`]).
-//!
-//! The client itself (HTTP, TLS, the async runtime) is the `client`
-//! feature. Without it the crate holds what needs no network: reference
-//! parsing, [`RegistryOptions`], the timeout settings and
-//! [`RegistryError`].
 
-#[cfg(feature = "client")]
 mod auth;
-#[cfg(feature = "client")]
 mod client;
-#[cfg(feature = "client")]
 mod digest;
 mod error;
-#[cfg(feature = "client")]
 mod progress;
-#[cfg(feature = "client")]
 mod retry;
 mod settings;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[cfg(feature = "client")]
 pub use oci_client::Client;
-#[cfg(feature = "client")]
 pub use oci_client::secrets::RegistryAuth;
 /// A registry reference (`HOST/REPOSITORY[:TAG][@DIGEST]`): oci-spec's
 /// type, which oci-client's `Reference` re-exports.
 pub use oci_spec::distribution::Reference;
 
-#[cfg(feature = "client")]
 pub use auth::{ResolvedAuth, auth_file_candidates, resolve_auth};
-#[cfg(feature = "client")]
 pub use client::{
     ACCEPTED_MANIFEST_TYPES, Access, DEFAULT_MANIFEST_LIMIT, PulledManifest, RegistryClient,
     TOKEN_RESPONSE_LIMIT,
 };
 pub use error::RegistryError;
-#[cfg(feature = "client")]
 pub use error::classify;
 pub use settings::{
     BLOB_FLOOR_RATE, DEFAULT_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_OPERATION_TIMEOUT,
@@ -110,7 +95,6 @@ pub fn parse_reference(text: &str) -> Result<Reference, RegistryError> {
     Ok(reference)
 }
 
-#[cfg(feature = "client")]
 /// Makes ring rustls's process-wide crypto provider, once: the workspace
 /// builds reqwest without one of its own (`rustls-tls-no-provider`, which
 /// keeps aws-lc-rs and its long C build out), and reqwest panics when it
@@ -123,7 +107,6 @@ pub fn install_crypto_provider() {
     }
 }
 
-#[cfg(feature = "client")]
 /// An oci-client [`Client`] for these options, with their connect and
 /// read timeouts (a malformed `OPENSHELL_REGISTRY_*` variable falls back to
 /// the defaults here; [`RegistryClient::new`] reports it instead). It has
@@ -135,7 +118,6 @@ pub fn client(options: &RegistryOptions) -> Client {
     )
 }
 
-#[cfg(feature = "client")]
 pub(crate) fn oci_client_for(options: &RegistryOptions, settings: &NetworkSettings) -> Client {
     let protocol = if options.plain_http {
         oci_client::client::ClientProtocol::Http
@@ -154,7 +136,6 @@ pub(crate) fn oci_client_for(options: &RegistryOptions, settings: &NetworkSettin
     })
 }
 
-#[cfg(feature = "client")]
 /// Resolves a reference to its manifest digest (`sha256:...`) as the
 /// registry serves it now. A reference already pinned by digest is checked
 /// against the registry too: a pin to a manifest that is gone is an error.

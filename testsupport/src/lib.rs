@@ -21,8 +21,5 @@ pub use fault_registry::{Action, Fault, FaultRegistry, Seen};
 pub use image_shapes::ImageShape;
 pub use podman::Containers;
 pub use registry::Registry;
-pub use supervisor::{
-    arm64_static_supervisor_binary, lean_build_image, lean_target_dir, static_supervisor_binary,
-    workspace_binary,
-};
+pub use supervisor::{arm64_static_supervisor_binary, static_supervisor_binary, workspace_binary};
 pub use tools::{in_ci, require, require_root};

@@ -88,15 +88,6 @@ pub enum TransportError {
         /// Why.
         reason: String,
     },
-    /// A `docker://` reference, in a build without the registry client
-    /// (openshell-transport's `registry` feature).
-    #[error(
-        "{reference}: this build has no registry client (expected a build with openshell-transport's `registry` feature, which build-image's `registry` feature turns on)"
-    )]
-    NoRegistryClient {
-        /// The reference.
-        reference: String,
-    },
     /// The registry refused or failed (boxed: the registry's errors carry
     /// enough context to make every result large otherwise).
     #[error(transparent)]

@@ -8,9 +8,7 @@
 //! ([`destination::Destination`]):
 //! - [`oci_layout`]: an OCI image layout folder, locked while written;
 //! - [`docker_archive`]: a `docker save` tarball;
-//! - `docker`: a registry, through `openshell-registry` (the `registry`
-//!   feature; without it, opening a `docker://` reference is
-//!   [`TransportError::NoRegistryClient`]).
+//! - [`docker`]: a registry, through `openshell-registry`'s bounded client.
 //!
 //! Reading is bounded ([`limits::ReadLimits`]): documents are read up to a
 //! limit, blobs are streamed, nothing is allocated from a declared size.
@@ -19,7 +17,6 @@
 pub mod atomic;
 pub mod destination;
 pub mod digest;
-#[cfg(feature = "registry")]
 pub mod docker;
 pub mod docker_archive;
 pub mod document;
@@ -63,7 +60,6 @@ pub fn open_source(
         ImageReference::DockerArchive { file, name } => Box::new(
             docker_archive::DockerArchiveSource::open(file, name.clone(), &options.limits)?,
         ),
-        #[cfg(feature = "registry")]
         ImageReference::Registry {
             text, reference, ..
         } => Box::new(docker::RegistrySource::new(
@@ -71,12 +67,6 @@ pub fn open_source(
             reference.clone(),
             &options.registry,
         )?),
-        #[cfg(not(feature = "registry"))]
-        ImageReference::Registry { .. } => {
-            return Err(TransportError::NoRegistryClient {
-                reference: reference.to_string(),
-            });
-        }
     })
 }
 
@@ -141,7 +131,6 @@ pub fn open_destination(
     })
 }
 
-#[cfg(feature = "registry")]
 fn registry_destination(
     text: &str,
     reference: &openshell_registry::Reference,
@@ -154,16 +143,4 @@ fn registry_destination(
         tags,
         options: options.clone(),
     }))
-}
-
-#[cfg(not(feature = "registry"))]
-fn registry_destination(
-    text: &str,
-    _reference: &openshell_registry::Reference,
-    _tags: Vec<String>,
-    _options: &RegistryOptions,
-) -> Result<Box<dyn Destination>, TransportError> {
-    Err(TransportError::NoRegistryClient {
-        reference: format!("{}://{text}", reference::DOCKER),
-    })
 }
