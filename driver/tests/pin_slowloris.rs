@@ -12,13 +12,9 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::driver;
-use openshell_contract::registry::{
-    ENV_REGISTRY_ATTEMPTS, ENV_REGISTRY_CONNECT_TIMEOUT, ENV_REGISTRY_OPERATION_TIMEOUT,
-    ENV_REGISTRY_READ_TIMEOUT,
-};
+use common::{driver, pin_args};
 use openshell_testsupport::podman::{output_text, run_within};
-use openshell_testsupport::{Slowloris, Trickle};
+use openshell_testsupport::{Slowloris, Trickle, anonymous_registry_client};
 
 /// One byte every 5 s: no per-read timeout ever runs out.
 const INTERVAL: Duration = Duration::from_secs(5);
@@ -27,33 +23,14 @@ const INTERVAL: Duration = Duration::from_secs(5);
 const SLACK: Duration = Duration::from_secs(3);
 
 /// The driver rendering a pod with the supervisor image at `image` pinned,
-/// anonymous (an empty auth file) and with no registry setting from the
-/// environment.
+/// anonymous and with no registry setting from the environment (see
+/// [`anonymous_registry_client`]).
 fn pin_command(image: &str, dir: &std::path::Path) -> Command {
-    let auth = dir.join("auth.json");
-    std::fs::write(&auth, r#"{"auths": {}}"#).unwrap();
     let mut command = driver();
-    for variable in [
-        ENV_REGISTRY_ATTEMPTS,
-        ENV_REGISTRY_CONNECT_TIMEOUT,
-        ENV_REGISTRY_OPERATION_TIMEOUT,
-        ENV_REGISTRY_READ_TIMEOUT,
-    ] {
-        command.env_remove(variable);
-    }
-    command
-        .env("REGISTRY_AUTH_FILE", &auth)
-        .args([
-            "render",
-            "--sandbox-image",
-            "alpine",
-            "--supervisor-image",
-            image,
-            "--pin-supervisor-digest",
-            "--plain-http",
-            "--authfile",
-        ])
-        .arg(&auth);
+    let auth = anonymous_registry_client(&mut command, dir)
+        .display()
+        .to_string();
+    command.arg("render").args(pin_args(image, &auth));
     command
 }
 

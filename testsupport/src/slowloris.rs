@@ -11,6 +11,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -107,6 +109,32 @@ impl Drop for Slowloris {
             let _ = acceptor.join();
         }
     }
+}
+
+/// Makes `command` (build-image or the driver) talk to a registry
+/// anonymously and with the default network settings: no
+/// `OPENSHELL_REGISTRY_*` variable from the developer's shell, and an empty
+/// auth file written in `dir` (also as `REGISTRY_AUTH_FILE`), so no
+/// credentials of the machine are found. Returns that file, for
+/// `--authfile`.
+pub fn anonymous_registry_client(command: &mut Command, dir: &Path) -> PathBuf {
+    use openshell_contract::registry::{
+        ENV_REGISTRY_ATTEMPTS, ENV_REGISTRY_CONNECT_TIMEOUT, ENV_REGISTRY_OPERATION_TIMEOUT,
+        ENV_REGISTRY_READ_TIMEOUT,
+    };
+    let auth = dir.join("auth.json");
+    std::fs::write(&auth, r#"{"auths": {}}"#)
+        .unwrap_or_else(|err| panic!("could not write {}: {err}", auth.display()));
+    for variable in [
+        ENV_REGISTRY_ATTEMPTS,
+        ENV_REGISTRY_CONNECT_TIMEOUT,
+        ENV_REGISTRY_OPERATION_TIMEOUT,
+        ENV_REGISTRY_READ_TIMEOUT,
+    ] {
+        command.env_remove(variable);
+    }
+    command.env("REGISTRY_AUTH_FILE", &auth);
+    auth
 }
 
 /// Reads the request head, then trickles the answer until the client goes
