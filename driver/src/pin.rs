@@ -82,26 +82,36 @@ pub async fn pin_image(
     let options = options.clone();
     let joined = tokio::task::spawn_blocking(move || pin_blocking(&owned, &options)).await;
     match joined {
-        Ok(pinned) => pinned,
-        // The blocking task panicked: carry the panic on, as a direct
-        // call would have.
-        Err(error) => std::panic::resume_unwind(error.into_panic()),
+        Ok(pinned) => pinned.map_err(|error| *error),
+        Err(error) => match error.try_into_panic() {
+            // The blocking task panicked: carry the panic on, as a direct
+            // call would have.
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Cancelled: only when the runtime shuts down under it.
+            Err(error) => Err(PinError::Read {
+                image: image.to_string(),
+                error: TransportError::Missing(format!("the registry lookup did not run: {error}")),
+            }),
+        },
     }
 }
 
+/// [`pin_image`], blocking; the error boxed, as it is large.
 fn pin_blocking(
     image: &SupervisorImage,
     options: &RegistryOptions,
-) -> Result<PinnedImage, PinError> {
-    let read_error = |error: TransportError| match error {
-        TransportError::Registry(error) => PinError::Registry {
-            image: image.to_string(),
-            error: *error,
-        },
-        error => PinError::Read {
-            image: image.to_string(),
-            error,
-        },
+) -> Result<PinnedImage, Box<PinError>> {
+    let read_error = |error: TransportError| {
+        Box::new(match error {
+            TransportError::Registry(error) => PinError::Registry {
+                image: image.to_string(),
+                error: *error,
+            },
+            error => PinError::Read {
+                image: image.to_string(),
+                error,
+            },
+        })
     };
     let reference = image.reference();
     let source = ImageReference::Registry {
@@ -116,17 +126,17 @@ fn pin_blocking(
     let mut source = openshell_transport::open_source(&source, &transport).map_err(read_error)?;
     let read = read_platforms(source.as_mut(), &transport.limits).map_err(|error| match error {
         ImagePlatformsError::Read(error) => read_error(error),
-        other => PinError::Platform {
+        other => Box::new(PinError::Platform {
             image: image.to_string(),
             reason: other.to_string(),
-        },
+        }),
     })?;
-    let image = image
-        .pinned(&read.digest)
-        .map_err(|error| PinError::Image {
+    let image = image.pinned(&read.digest).map_err(|error| {
+        Box::new(PinError::Image {
             image: image.to_string(),
             error,
-        })?;
+        })
+    })?;
     Ok(PinnedImage {
         image,
         platforms: read.platforms,

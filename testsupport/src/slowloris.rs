@@ -50,8 +50,11 @@ impl Slowloris {
     /// Starts one on a free port of 127.0.0.1 that sends a byte every
     /// `interval`.
     pub fn start(interval: Duration, trickle: Trickle) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let address = listener.local_addr().expect("local address");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|err| panic!("could not bind a port on 127.0.0.1: {err}"));
+        let address = listener
+            .local_addr()
+            .unwrap_or_else(|err| panic!("could not read the bound address: {err}"));
         let stop = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
         let first = Arc::new(Mutex::new(None));
