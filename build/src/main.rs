@@ -130,12 +130,12 @@ struct RegistryArgs {
     /// How long to wait for a registry to accept a connection (e.g. 10s).
     #[arg(long = FLAG_REGISTRY_CONNECT_TIMEOUT, env = ENV_REGISTRY_CONNECT_TIMEOUT, value_name = "DURATION", value_parser = parse_duration)]
     registry_connect_timeout: Option<Duration>,
-    /// How long a registry may send or take nothing before the transfer
-    /// counts as stalled (default 30s).
+    /// How long a registry request may make no progress before the attempt
+    /// counts as stalled (default 15s).
     #[arg(long = FLAG_REGISTRY_READ_TIMEOUT, env = ENV_REGISTRY_READ_TIMEOUT, value_name = "DURATION", value_parser = parse_duration)]
     registry_read_timeout: Option<Duration>,
-    /// Deadline of one registry operation, retries included (default 5m;
-    /// a blob's grows with its size).
+    /// Deadline of one registry operation, retries included (default 50s;
+    /// a blob's grows with the bytes that arrive).
     #[arg(long = FLAG_REGISTRY_OPERATION_TIMEOUT, env = ENV_REGISTRY_OPERATION_TIMEOUT, value_name = "DURATION", value_parser = parse_duration)]
     registry_operation_timeout: Option<Duration>,
     /// Attempts per registry request, the first included, for timeouts,

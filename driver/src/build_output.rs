@@ -290,78 +290,29 @@ fn image_from_layout(
 }
 
 // ---- Reading an OCI image layout. ----
-// Through the project's transport layer: the same bounded reader that
+// Through the project's transport layer, as every image the driver reads
+// (see crate::image_platforms): the same bounded reader that
 // `build-image verify oci:...` uses, nested indexes included.
 
 /// The digest (`sha256:...`) of the image tagged `tag` in the layout `dir`,
-/// and the platforms of that image: each platform manifest's entry in its
-/// index, or its config's for a single image.
+/// and the platforms of that image.
 fn read_layout(dir: &Path, tag: &str) -> Result<(String, Vec<Platform>), BuildOutputError> {
-    use openshell_transport::ImageSource as _;
+    use crate::image_platforms::{ImagePlatformsError, read_platforms};
     use openshell_transport::oci_layout::OciLayoutSource;
-    use openshell_transport::source::{load_manifest, plan};
 
-    let limits = openshell_transport::ReadLimits::default();
-    let layout_error = |err: openshell_transport::TransportError| BuildOutputError::Layout {
-        reason: err.to_string(),
-    };
     let mut source = OciLayoutSource::new(dir.to_path_buf(), Some(tag.to_string()));
-    let (top, _) = source.top(&limits).map_err(layout_error)?;
-    let digest = top
-        .map(|descriptor| descriptor.digest().to_string())
-        .unwrap_or_default();
-    let shape = plan(&mut source, &limits).map_err(layout_error)?;
-    let mut platforms = Vec::new();
-    for entry in &shape.manifests {
-        let (path, os, architecture, variant) = match entry
-            .expected
-            .as_ref()
-            .and_then(|e| e.platform().clone())
-        {
-            Some(platform) => (
-                dir.join("index.json"),
-                platform.os().to_string(),
-                platform.architecture().to_string(),
-                platform.variant().clone(),
-            ),
-            None => {
-                let manifest = load_manifest(&mut source, entry, &limits).map_err(layout_error)?;
-                let config = manifest
-                    .config
-                    .as_ref()
-                    .ok_or_else(|| BuildOutputError::Layout {
-                        reason: format!(
-                            "{}: manifest {} is not an image manifest",
-                            dir.display(),
-                            manifest.digest
-                        ),
-                    })?;
-                let parsed = config
-                    .parsed
-                    .as_ref()
-                    .map_err(|reason| BuildOutputError::Layout {
-                        reason: reason.clone(),
-                    })?;
-                (
-                    dir.join("blobs")
-                        .join(config.expected.digest().to_string().replace(':', "/")),
-                    parsed.os().to_string(),
-                    parsed.architecture().to_string(),
-                    parsed.variant().clone(),
-                )
+    let read = read_platforms(&mut source, &openshell_transport::ReadLimits::default()).map_err(
+        |error| match error {
+            ImagePlatformsError::BadPlatform { location, platform } => {
+                BuildOutputError::BadPlatform {
+                    path: location,
+                    platform,
+                }
             }
-        };
-        if os.is_empty() || architecture.is_empty() {
-            return Err(BuildOutputError::BadPlatform {
-                path: path.display().to_string(),
-                platform: format!("{os}/{architecture}"),
-            });
-        }
-        platforms.push(Platform {
-            os,
-            architecture,
-            variant,
-        });
-    }
-    Ok((digest, platforms))
+            other => BuildOutputError::Layout {
+                reason: other.to_string(),
+            },
+        },
+    )?;
+    Ok((read.digest, read.platforms))
 }

@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod explain;
 pub mod image;
+pub mod image_platforms;
 pub mod input;
 pub mod kubernetes_version;
 pub mod method;

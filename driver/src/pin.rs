@@ -8,11 +8,12 @@
 //! manifest tells which platforms the image has, to check against the
 //! cluster's nodes.
 
-use oci_client::manifest::OciManifest;
-use openshell_registry::{RegistryError, RegistryOptions, classify, client, resolve_auth};
+use openshell_registry::{RegistryError, RegistryOptions};
+use openshell_transport::{ImageReference, ReadLimits, TransportError, TransportOptions};
 
 use crate::config::DriverConfig;
 use crate::image::{ImageError, SupervisorImage};
+use crate::image_platforms::{ImagePlatformsError, read_platforms};
 use crate::platform::Platform;
 
 /// Why the image could not be pinned.
@@ -25,6 +26,15 @@ pub enum PinError {
         image: String,
         /// What the registry said.
         error: RegistryError,
+    },
+    /// The image's manifest or config could not be read (malformed, over a
+    /// limit, not the bytes its digest names).
+    #[error("could not pin the supervisor image {image} to a digest: {error}")]
+    Read {
+        /// The image being pinned.
+        image: String,
+        /// What is wrong, naming the document.
+        error: TransportError,
     },
     /// The digest could not be added to the reference.
     #[error("could not pin the supervisor image {image} to a digest: {error}")]
@@ -58,70 +68,79 @@ pub struct PinnedImage {
 /// multi-platform image, the index digest), with the platforms it lists. An
 /// image already pinned is checked against the registry: a digest the
 /// registry does not have is an error too.
+///
+/// The image is read as `build-image verify docker://...` reads it: through
+/// the transport crate's registry source, so every request has the
+/// registry client's operation deadline, read timeout, bounded retries and
+/// bounded reads (`--registry-*` flags, `OPENSHELL_REGISTRY_*`). The reads
+/// block, so they run on a blocking thread, off the caller's runtime.
 pub async fn pin_image(
     image: &SupervisorImage,
     options: &RegistryOptions,
 ) -> Result<PinnedImage, PinError> {
-    let registry_error = |error| PinError::Registry {
-        image: image.to_string(),
-        error,
+    let owned = image.clone();
+    let options = options.clone();
+    let joined = tokio::task::spawn_blocking(move || pin_blocking(&owned, &options)).await;
+    match joined {
+        Ok(pinned) => pinned.map_err(|error| *error),
+        Err(error) => match error.try_into_panic() {
+            // The blocking task panicked: carry the panic on, as a direct
+            // call would have.
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Cancelled: only when the runtime shuts down under it.
+            Err(error) => Err(PinError::Read {
+                image: image.to_string(),
+                error: TransportError::Missing(format!("the registry lookup did not run: {error}")),
+            }),
+        },
+    }
+}
+
+/// [`pin_image`], blocking; the error boxed, as it is large.
+fn pin_blocking(
+    image: &SupervisorImage,
+    options: &RegistryOptions,
+) -> Result<PinnedImage, Box<PinError>> {
+    let read_error = |error: TransportError| {
+        Box::new(match error {
+            TransportError::Registry(error) => PinError::Registry {
+                image: image.to_string(),
+                error: *error,
+            },
+            error => PinError::Read {
+                image: image.to_string(),
+                error,
+            },
+        })
     };
     let reference = image.reference();
-    let auth = resolve_auth(reference, options).map_err(registry_error)?;
-    let client = client(options);
-    let (manifest, digest) = client
-        .pull_manifest(reference, &auth.auth)
-        .await
-        .map_err(|error| registry_error(classify(error, reference, &auth)))?;
-    let platform_error = |reason: String| PinError::Platform {
-        image: image.to_string(),
-        reason,
+    let source = ImageReference::Registry {
+        text: image.to_string(),
+        reference: reference.clone(),
+        explicit_tag: reference.tag().is_some(),
     };
-    let platforms = match manifest {
-        OciManifest::ImageIndex(index) => index
-            .manifests
-            .iter()
-            .filter_map(|entry| entry.platform.as_ref())
-            .map(|platform| {
-                // Arch and Os serialise as the OCI spellings.
-                let text = |value: serde_json::Result<serde_json::Value>| {
-                    value
-                        .ok()
-                        .and_then(|value| value.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                };
-                Platform {
-                    os: text(serde_json::to_value(&platform.os)),
-                    architecture: text(serde_json::to_value(&platform.architecture)),
-                    variant: platform.variant.clone(),
-                }
-            })
-            .collect(),
-        OciManifest::Image(manifest) => {
-            let mut config = Vec::new();
-            client
-                .pull_blob(reference, &manifest.config, &mut config)
-                .await
-                .map_err(|error| registry_error(classify(error, reference, &auth)))?;
-            let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&config)
-                .map_err(|err| {
-                    platform_error(format!("its config is not an OCI image config: {err}"))
-                })?;
-            vec![Platform {
-                os: config.os().to_string(),
-                architecture: config.architecture().to_string(),
-                variant: config.variant().clone(),
-            }]
-        }
+    let transport = TransportOptions {
+        registry: options.clone(),
+        limits: ReadLimits::default(),
     };
-    if platforms.is_empty() {
-        return Err(platform_error("its manifest names no platform".to_string()));
-    }
-    let image = image.pinned(&digest).map_err(|error| PinError::Image {
-        image: image.to_string(),
-        error,
+    let mut source = openshell_transport::open_source(&source, &transport).map_err(read_error)?;
+    let read = read_platforms(source.as_mut(), &transport.limits).map_err(|error| match error {
+        ImagePlatformsError::Read(error) => read_error(error),
+        other => Box::new(PinError::Platform {
+            image: image.to_string(),
+            reason: other.to_string(),
+        }),
     })?;
-    Ok(PinnedImage { image, platforms })
+    let image = image.pinned(&read.digest).map_err(|error| {
+        Box::new(PinError::Image {
+            image: image.to_string(),
+            error,
+        })
+    })?;
+    Ok(PinnedImage {
+        image,
+        platforms: read.platforms,
+    })
 }
 
 impl DriverConfig {

@@ -709,7 +709,7 @@ impl clap::Args for DriverArgs {
                     .env(ENV_REGISTRY_READ_TIMEOUT)
                     .value_name("DURATION")
                     .value_parser(openshell_registry::parse_duration)
-                    .help("How long the registry may stay silent before pinning counts it as stalled (default 30s)."),
+                    .help("How long a pinning request may make no progress before it counts as stalled (default 15s)."),
             )
             .arg(
                 Arg::new(FLAG_REGISTRY_OPERATION_TIMEOUT)
@@ -717,7 +717,7 @@ impl clap::Args for DriverArgs {
                     .env(ENV_REGISTRY_OPERATION_TIMEOUT)
                     .value_name("DURATION")
                     .value_parser(openshell_registry::parse_duration)
-                    .help("Deadline of the pinning request, retries included (default 5m)."),
+                    .help("Deadline of each pinning request, retries included (default 50s)."),
             )
             .arg(
                 Arg::new(FLAG_REGISTRY_ATTEMPTS)

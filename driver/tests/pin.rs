@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::oci_layout::write_image;
-use common::{render_json, run_err, run_ok};
+use common::{pin_args, render_json, run_err, run_ok};
 use openshell_contract::sideload::ENV_PIN_SUPERVISOR_DIGEST;
 use openshell_driver_kubernetes::SupervisorImage;
 use openshell_driver_kubernetes::pin::pin_image;
@@ -62,19 +62,6 @@ fn skopeo_digest(registry: &Registry, reference: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
-fn pin_args<'a>(image: &'a str, auth_file: &'a str) -> Vec<&'a str> {
-    vec![
-        "--sandbox-image",
-        "alpine",
-        "--supervisor-image",
-        image,
-        "--pin-supervisor-digest",
-        "--plain-http",
-        "--authfile",
-        auth_file,
-    ]
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::process::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::oci_layout::write_image;
-use common::{run_err, run_ok};
+use common::{pin_args, run_err, run_ok};
 use openshell_contract::signing::ENV_SUPERVISOR_PUBLIC_KEY;
 use openshell_signing::intoto::{
     BuildDefinition, BuildMetadata, Builder, Provenance, ResourceDescriptor, RunDetails,
@@ -135,22 +135,11 @@ fn only_a_signed_supervisor_image_is_pinned() {
     let auth = registry.auth_file().display().to_string();
     let public_text = public.display().to_string();
     let args = |image: &str, key_file: &str| -> Vec<String> {
-        [
-            "render",
-            "--sandbox-image",
-            "alpine",
-            "--supervisor-image",
-            image,
-            "--pin-supervisor-digest",
-            "--plain-http",
-            "--authfile",
-            &auth,
-            "--supervisor-public-key",
-            key_file,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        std::iter::once("render")
+            .chain(pin_args(image, &auth))
+            .chain(["--supervisor-public-key", key_file])
+            .map(str::to_string)
+            .collect()
     };
 
     // Unsigned: refused, naming the manifest.

@@ -99,11 +99,15 @@ struct Authorization {
 /// A client for one repository of one registry.
 ///
 /// Every operation has the settings' deadline (a blob transfer more, in
-/// proportion to its size), ends an attempt that moves no byte for the
-/// read timeout, and retries timeouts, broken connections, 408, 429
-/// (after its `Retry-After`, capped at a minute) and 5xx with exponential
-/// back-off and jitter, up to the settings' attempts. Other 4xx answers are
-/// final. Operations take `&self`: one client can run many at once.
+/// proportion to the bytes that arrive), ends an attempt that makes no
+/// progress for the read timeout, and retries timeouts, broken
+/// connections, 408, 429 (after its `Retry-After`, capped at a minute) and
+/// 5xx with exponential back-off and jitter, up to the settings' attempts;
+/// a stall is retried only while a whole read timeout still fits before
+/// the deadline. Other 4xx answers are final. Operations take `&self`: one
+/// client can run many at once. It is the only registry client in the
+/// workspace: build-image, the transport's `docker://` and the driver's
+/// pin all go through it.
 pub struct RegistryClient {
     reference: Reference,
     auth: ResolvedAuth,
@@ -394,7 +398,17 @@ impl RegistryClient {
     }
 
     // ---- one attempt of each operation ----
+    //
+    // Each is a hand-written request rather than the oci-client operation
+    // of the same name; the comment above each says what oci-client 0.18
+    // lacks for it. Common to all: oci-client reads an error answer's body
+    // whole (`Response::bytes`, no bound) and drops its `Retry-After`, and
+    // keeps its own token cache, which the bounded token exchange below
+    // could not refresh after a 401.
 
+    /// oci-client's `pull_manifest_raw` reads the body whole before any
+    /// size check (no bound) and returns neither the `Content-Type` nor the
+    /// `Docker-Content-Digest` header that the checks here compare.
     async fn manifest_attempt(
         &self,
         attempts: &Attempts,
@@ -457,6 +471,9 @@ impl RegistryClient {
         })
     }
 
+    /// oci-client's `pull_referrers` reads the listing whole (no bound),
+    /// and on a 404 goes on to the tag schema itself, also unbounded; the
+    /// transport does that fallback through [`Self::pull_manifest`].
     async fn referrers_attempt(
         &self,
         attempts: &Attempts,
@@ -548,6 +565,11 @@ impl RegistryClient {
         Ok(actual)
     }
 
+    /// oci-client's `pull_blob_stream_partial` streams and resumes, but it
+    /// exposes neither the `Content-Range` of a resumed answer (a registry
+    /// resuming from another offset must be caught) nor the chunks before
+    /// they reach its stream's consumer, which is where the deadline grows
+    /// with the bytes that arrived.
     async fn blob_attempt(
         &self,
         attempts: &Attempts,
@@ -655,6 +677,9 @@ impl RegistryClient {
         })
     }
 
+    /// oci-client's `blob_exists` would fit (a HEAD, no body), but it
+    /// authenticates from its own token cache; through the same request
+    /// helper as the rest, a refused token is negotiated again here.
     async fn exists_attempt(&self, attempts: &Attempts, digest: &str) -> Result<bool, Failure> {
         let authorization = self.authorization(attempts, Access::Pull).await?;
         let url = self.blob_url(digest)?;
@@ -670,6 +695,9 @@ impl RegistryClient {
 
     /// One upload: a new session (POST), the whole blob (PATCH), the commit
     /// under the digest (PUT). The same three steps as skopeo and podman.
+    /// oci-client's `push_blob` does them too, but hides which step failed
+    /// (a new session is needed after a failed PATCH) and takes the body
+    /// whole, with no way to see the registry stop reading it (a stream).
     async fn upload_attempt(
         &self,
         attempts: &Attempts,
@@ -752,6 +780,9 @@ impl RegistryClient {
         reqwest::Body::wrap_stream(stream)
     }
 
+    /// oci-client's `push_manifest_raw` drops the error code that tells a
+    /// registry still committing the blobs (`MANIFEST_BLOB_UNKNOWN`, worth
+    /// another attempt) from a refusal, along with `Retry-After`.
     async fn manifest_push_attempt(
         &self,
         attempts: &Attempts,
@@ -786,6 +817,8 @@ impl RegistryClient {
         Ok(())
     }
 
+    /// oci-client's `fetch_manifest_digest` falls back to reading the
+    /// manifest whole when the HEAD has no digest header (no bound).
     async fn resolve_attempt(
         &self,
         attempts: &Attempts,

@@ -1,10 +1,6 @@
 //! Registry failures, each saying which registry, which reference, and
 //! what to do about it.
 
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-
-use crate::{Reference, ResolvedAuth};
-
 /// Why a registry operation failed. Every message is one line naming the
 /// registry, the reference and (where there is one) the operation.
 #[derive(Debug, thiserror::Error)]
@@ -103,10 +99,11 @@ pub enum RegistryError {
         /// How many attempts were made.
         attempts: u32,
     },
-    /// The registry sent (or took) no byte for the read timeout, on every
-    /// attempt.
+    /// The request made no progress for the read timeout (no byte of the
+    /// body sent or taken, and no whole answer head received: a head that
+    /// trickles in a byte at a time does not count), on the last attempt.
     #[error(
-        "{operation} of {reference}: registry {registry} stalled: no byte for {idle} (read timeout; --{flag} / {env}){gave_up}",
+        "{operation} of {reference}: registry {registry} stalled: no progress for {idle} (read timeout; --{flag} / {env}){gave_up}",
         idle = crate::settings::show(*idle),
         flag = openshell_contract::registry::FLAG_REGISTRY_READ_TIMEOUT,
         env = openshell_contract::registry::ENV_REGISTRY_READ_TIMEOUT,
@@ -243,101 +240,6 @@ fn after(attempts: u32) -> String {
         format!(", after {attempts} attempts")
     } else {
         String::new()
-    }
-}
-
-/// Turns an oci-client error into a [`RegistryError`] that names the
-/// registry, the reference and the credentials used.
-pub fn classify(
-    error: OciDistributionError,
-    reference: &Reference,
-    auth: &ResolvedAuth,
-) -> RegistryError {
-    let registry = reference.registry().to_string();
-    let reference_text = reference.whole();
-    let unauthorized = || RegistryError::Unauthorized {
-        registry: registry.clone(),
-        reference: reference_text.clone(),
-        credentials: auth.source.clone(),
-        operation: String::new(),
-    };
-    let not_found = |detail: String| RegistryError::NotFound {
-        registry: registry.clone(),
-        reference: reference_text.clone(),
-        detail,
-        operation: String::new(),
-    };
-    match error {
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => unauthorized(),
-        OciDistributionError::ImageManifestNotFoundError(detail) => not_found(detail),
-        OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-            let detail = envelope.to_string();
-            if codes
-                .iter()
-                .any(|code| matches!(code, OciErrorCode::Unauthorized | OciErrorCode::Denied))
-            {
-                unauthorized()
-            } else if codes.iter().any(|code| {
-                matches!(
-                    code,
-                    OciErrorCode::ManifestUnknown
-                        | OciErrorCode::NameUnknown
-                        | OciErrorCode::BlobUnknown
-                        | OciErrorCode::NotFound
-                )
-            }) {
-                not_found(detail)
-            } else {
-                RegistryError::Other {
-                    registry,
-                    reference: reference_text,
-                    detail,
-                }
-            }
-        }
-        OciDistributionError::ServerError { code, message, url } => match code {
-            401 | 403 => unauthorized(),
-            404 => not_found(format!("HTTP 404 for {url}")),
-            _ => RegistryError::Other {
-                registry,
-                reference: reference_text,
-                detail: format!("HTTP {code} for {url}: {}", message.trim()),
-            },
-        },
-        OciDistributionError::RequestError(request) => {
-            // Some requests (a blob HEAD, for one) come back as a bare HTTP
-            // status error rather than a registry error: classify by status.
-            match request.status().map(|status| status.as_u16()) {
-                Some(401 | 403) => return unauthorized(),
-                Some(404) => return not_found(error_chain(&request)),
-                _ => {}
-            }
-            if request.is_connect() || request.is_timeout() {
-                let reason = error_chain(&request);
-                let hint = tls_hint(&reason).to_string();
-                RegistryError::Unreachable {
-                    registry,
-                    reference: reference_text,
-                    reason,
-                    hint,
-                    operation: String::new(),
-                    attempts: 1,
-                }
-            } else {
-                RegistryError::Other {
-                    registry,
-                    reference: reference_text,
-                    detail: error_chain(&request),
-                }
-            }
-        }
-        other => RegistryError::Other {
-            registry,
-            reference: reference_text,
-            detail: other.to_string(),
-        },
     }
 }
 

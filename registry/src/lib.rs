@@ -21,7 +21,6 @@ mod settings;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use oci_client::Client;
 pub use oci_client::secrets::RegistryAuth;
 /// A registry reference (`HOST/REPOSITORY[:TAG][@DIGEST]`): oci-spec's
 /// type, which oci-client's `Reference` re-exports.
@@ -33,11 +32,10 @@ pub use client::{
     TOKEN_RESPONSE_LIMIT,
 };
 pub use error::RegistryError;
-pub use error::classify;
 pub use settings::{
     BLOB_FLOOR_RATE, DEFAULT_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_OPERATION_TIMEOUT,
-    DEFAULT_READ_TIMEOUT, MAX_ATTEMPTS, NetworkSettings, SettingError, parse_attempts,
-    parse_duration,
+    DEFAULT_READ_TIMEOUT, DEFAULT_STALLED_COMMAND_BOUND, MAX_ATTEMPTS, NetworkSettings,
+    SettingError, parse_attempts, parse_duration,
 };
 
 /// How to reach a registry, which credentials to use, and how long to wait.
@@ -105,35 +103,6 @@ pub fn install_crypto_provider() {
         // Err only when another thread installed one first: fine too.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-}
-
-/// An oci-client [`Client`] for these options, with their connect and
-/// read timeouts (a malformed `OPENSHELL_REGISTRY_*` variable falls back to
-/// the defaults here; [`RegistryClient::new`] reports it instead). It has
-/// no operation deadline and no retries: prefer [`RegistryClient`].
-pub fn client(options: &RegistryOptions) -> Client {
-    oci_client_for(
-        options,
-        &NetworkSettings::resolve(options).unwrap_or_default(),
-    )
-}
-
-pub(crate) fn oci_client_for(options: &RegistryOptions, settings: &NetworkSettings) -> Client {
-    let protocol = if options.plain_http {
-        oci_client::client::ClientProtocol::Http
-    } else {
-        oci_client::client::ClientProtocol::Https
-    };
-    install_crypto_provider();
-    Client::new(oci_client::client::ClientConfig {
-        protocol,
-        connect_timeout: Some(settings.connect_timeout),
-        read_timeout: Some(settings.read_timeout),
-        // Multi-platform images are handled by the callers, platform by
-        // platform; never let the client pick one silently.
-        platform_resolver: None,
-        ..Default::default()
-    })
 }
 
 /// Resolves a reference to its manifest digest (`sha256:...`) as the

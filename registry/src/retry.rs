@@ -117,12 +117,16 @@ pub(crate) fn manifest_blobs_lagging(status: u16, detail: &str) -> bool {
 /// (a random point in the upper half) so that many clients failing at once
 /// do not come back at once.
 pub(crate) fn backoff(made: u32) -> Duration {
-    let doublings = made.saturating_sub(1).min(16);
-    let ceiling = FIRST_BACKOFF
-        .saturating_mul(1 << doublings)
-        .min(MAX_BACKOFF);
-    let ceiling_ms = ceiling.as_millis() as u64;
+    let ceiling_ms = backoff_ceiling(made).as_millis() as u64;
     Duration::from_millis(fastrand::u64(ceiling_ms / 2..=ceiling_ms))
+}
+
+/// The longest delay [`backoff`] waits before attempt `made + 1`.
+pub(crate) fn backoff_ceiling(made: u32) -> Duration {
+    let doublings = made.saturating_sub(1).min(16);
+    FIRST_BACKOFF
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF)
 }
 
 /// The wait a `Retry-After` header asks for: delay-seconds or an HTTP date.
@@ -342,6 +346,16 @@ impl Attempts {
             };
             return Err(self.give_up(failure));
         }
+        if matches!(failure, Failure::Stalled)
+            && delay.saturating_add(self.settings.read_timeout) > self.activity.remaining()
+        {
+            // After a stall, an attempt that cannot get a whole read
+            // timeout before the deadline would most likely stall into the
+            // deadline too: end now, with the stall as the reason, so a
+            // silent registry costs attempts x read timeout at most, and
+            // never more than the deadline.
+            return Err(self.give_up(failure));
+        }
         self.progress.note(&format!(
             "{} of {}: {}; retrying in {} (attempt {} of {limit})",
             self.operation,
@@ -359,7 +373,10 @@ impl Attempts {
             Failure::Status { status, detail, .. } => format!("HTTP {status}: {detail}"),
             Failure::Transport { reason, .. } => reason.clone(),
             Failure::Stalled => {
-                format!("stalled, no byte for {}", show(self.settings.read_timeout))
+                format!(
+                    "stalled, no progress for {}",
+                    show(self.settings.read_timeout)
+                )
             }
             Failure::Denied => "credentials refused".to_string(),
             Failure::Deadline => "deadline passed".to_string(),
@@ -510,6 +527,32 @@ mod tests {
         let result: Result<(), Failure> = attempts.run(std::future::pending()).await;
         assert!(matches!(result, Err(Failure::Stalled)), "{result:?}");
         assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_is_not_retried_without_a_whole_read_timeout_left() {
+        // 2 s read timeout, 5 s deadline: the first attempt stalls at 2 s;
+        // a second (after at most 250 ms) would have 3 s left, and one
+        // more after it could not get its 2 s, so the verdict is a stall
+        // after two attempts, before the deadline.
+        let attempts = test_attempts("pull manifest", Duration::from_secs(5));
+        let started = tokio::time::Instant::now();
+        let error = loop {
+            let result: Result<(), Failure> = attempts.run(std::future::pending()).await;
+            let Err(failure) = result else {
+                unreachable!("a pending attempt cannot succeed")
+            };
+            match attempts.after(failure).await {
+                Ok(_) => continue,
+                Err(error) => break error,
+            }
+        };
+        assert!(
+            matches!(error, RegistryError::Stalled { attempts: 2, .. }),
+            "{error:?}"
+        );
+        assert!(started.elapsed() <= Duration::from_millis(4250));
+        assert!(started.elapsed() >= Duration::from_secs(4));
     }
 
     #[tokio::test(start_paused = true)]

@@ -193,7 +193,7 @@ async fn a_registry_that_never_answers_fails_after_the_read_timeout_of_each_atte
         &reference.whole(),
         &faults.host(),
     );
-    assert!(message.contains("stalled: no byte for 1s"), "{message}");
+    assert!(message.contains("stalled: no progress for 1s"), "{message}");
     assert!(
         message.contains("--registry-read-timeout / OPENSHELL_REGISTRY_READ_TIMEOUT"),
         "{message}"

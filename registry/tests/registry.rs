@@ -4,7 +4,6 @@
 // Helpers outside #[test] functions unwrap too: in a test, a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use oci_client::client::{Config, ImageLayer};
 use openshell_registry::{
     Access, RegistryClient, RegistryError, RegistryOptions, parse_reference, resolve_digest,
 };
@@ -22,27 +21,44 @@ fn options_for(registry: &Registry) -> RegistryOptions {
     }
 }
 
-/// Pushes a one-layer image to `reference` and returns the digest the
-/// client reports for the pushed manifest.
+/// Pushes a one-layer image to `reference` through the project's bounded
+/// client (its blobs, then the manifest under the tag).
 async fn push_small_image(registry: &Registry, reference: &str) {
     let reference = parse_reference(reference).unwrap();
-    let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(EMPTY_TAR)));
-    let config = serde_json::json!({
+    let sha = |bytes: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+    let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
-        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-    });
-    let client = openshell_registry::client(&options_for(registry));
+        "rootfs": { "type": "layers", "diff_ids": [sha(&EMPTY_TAR)] },
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": sha(&config),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": sha(&EMPTY_TAR),
+            "size": EMPTY_TAR.len(),
+        }],
+    }))
+    .unwrap();
+    let client = RegistryClient::new(&reference, &options_for(registry)).unwrap();
+    for blob in [EMPTY_TAR.to_vec(), config] {
+        client
+            .push_blob(&sha(&blob), bytes::Bytes::from(blob))
+            .await
+            .unwrap();
+    }
     client
-        .push(
+        .push_manifest(
             &reference,
-            &[ImageLayer::oci_v1(EMPTY_TAR.to_vec(), None)],
-            Config::oci_v1(serde_json::to_vec(&config).unwrap(), None),
-            &oci_client::secrets::RegistryAuth::Basic(
-                registry.username().to_string(),
-                registry.password().to_string(),
-            ),
-            None,
+            manifest,
+            "application/vnd.oci.image.manifest.v1+json",
         )
         .await
         .unwrap();
@@ -134,13 +150,12 @@ async fn wrong_password_on_a_blob_request_is_unauthorized_too() {
         basic: Some((registry.username().into(), "not-the-password".into())),
         ..Default::default()
     };
-    let auth = openshell_registry::resolve_auth(&reference, &options).unwrap();
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(EMPTY_TAR)));
-    let error = openshell_registry::client(&options)
-        .blob_exists(&reference, &digest)
+    let err = RegistryClient::new(&reference, &options)
+        .unwrap()
+        .blob_exists(&digest)
         .await
         .unwrap_err();
-    let err = openshell_registry::classify(error, &reference, &auth);
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
     assert!(err.to_string().contains("--username"), "{err}");
 }

@@ -14,6 +14,7 @@ pub mod podman;
 pub mod python_tools;
 pub mod registry;
 pub mod rss;
+pub mod slowloris;
 pub mod supervisor;
 pub mod tools;
 
@@ -21,5 +22,6 @@ pub use fault_registry::{Action, Fault, FaultRegistry, Seen};
 pub use image_shapes::ImageShape;
 pub use podman::Containers;
 pub use registry::Registry;
+pub use slowloris::{Slowloris, Trickle, anonymous_registry_client};
 pub use supervisor::{arm64_static_supervisor_binary, static_supervisor_binary, workspace_binary};
 pub use tools::{in_ci, require, require_root};

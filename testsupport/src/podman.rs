@@ -195,16 +195,23 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 /// Panics, after killing it and everything it started, when it runs longer
 /// than [`COMMAND_TIMEOUT`].
 pub fn run(command: Command) -> Output {
-    run_bounded(command, None)
+    run_bounded(command, None, COMMAND_TIMEOUT)
+}
+
+/// [`run`] with a deadline of its own instead of [`COMMAND_TIMEOUT`]: a
+/// test that asserts how long a command takes kills it (and fails) at
+/// `deadline` rather than minutes later.
+pub fn run_within(command: Command, deadline: Duration) -> Output {
+    run_bounded(command, None, deadline)
 }
 
 /// [`run`] with `stdin` written to the command's standard input, which is
 /// then closed.
 pub fn run_with_stdin(command: Command, stdin: &[u8]) -> Output {
-    run_bounded(command, Some(stdin.to_vec()))
+    run_bounded(command, Some(stdin.to_vec()), COMMAND_TIMEOUT)
 }
 
-fn run_bounded(mut command: Command, stdin: Option<Vec<u8>>) -> Output {
+fn run_bounded(mut command: Command, stdin: Option<Vec<u8>>, deadline: Duration) -> Output {
     use std::os::unix::process::CommandExt;
     let description = format!("{command:?}");
     // Its own process group, so a timeout kills the helpers it started too
@@ -212,7 +219,7 @@ fn run_bounded(mut command: Command, stdin: Option<Vec<u8>>) -> Output {
     // otherwise).
     command.process_group(0);
     let (mut child, stdout, stderr) = spawn_fed(command, &description, stdin);
-    let status = match child.wait_timeout(COMMAND_TIMEOUT) {
+    let status = match child.wait_timeout(deadline) {
         Ok(Some(status)) => status,
         Ok(None) => {
             if let Ok(group) = libc::pid_t::try_from(child.id()) {
@@ -226,7 +233,7 @@ fn run_bounded(mut command: Command, stdin: Option<Vec<u8>>) -> Output {
             let _ = child.wait();
             let stderr = stderr.join().unwrap_or_default();
             panic!(
-                "{description} did not finish within {COMMAND_TIMEOUT:?}; killed it\nstderr:\n{}",
+                "{description} did not finish within {deadline:?}; killed it\nstderr:\n{}",
                 String::from_utf8_lossy(&stderr)
             );
         }

@@ -159,6 +159,11 @@ fn wait_ready(child: &mut Child, addr: SocketAddr) -> bool {
     false
 }
 
+/// Whether an HTTP server answers at `addr` at all. A raw request rather
+/// than the workspace's registry client: any answer counts (the 401 of a
+/// registry not yet given credentials too), and the caller's polling loop,
+/// not the client's retries, bounds the wait; the connect and read here are
+/// bounded too.
 fn http_answers(addr: SocketAddr) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;

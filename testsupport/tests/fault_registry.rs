@@ -9,7 +9,10 @@ use base64::Engine;
 use openshell_testsupport::{Action, Fault, FaultRegistry};
 
 /// Sends `GET path` (with basic credentials when given) and returns the
-/// status line and body, or the read error.
+/// status line and body, or the read error. A raw request rather than the
+/// workspace's registry client: these tests check the fixture's wire
+/// behaviour (an injected status, a body cut off, a stall), which the
+/// client would retry or hide; `timeout` bounds each read.
 fn get(
     host: &str,
     path: &str,

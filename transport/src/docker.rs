@@ -533,13 +533,16 @@ impl Destination for RegistryDestination {
         image: &ImageToWrite,
         progress: &Progress,
     ) -> Result<Published, TransportError> {
-        if self.tags.is_empty() {
+        let Some(first_tag) = self.tags.first() else {
             return Err(TransportError::Unsupported {
                 destination: self.describe(),
                 reason: "no tag to push the image under".into(),
             });
-        }
-        let client = RegistryClient::new(&self.reference, &self.options)?;
+        };
+        // The client's reference names the repository in every message: at
+        // the first tag pushed, not at the `latest` that parsing a
+        // reference without a tag supplies.
+        let client = RegistryClient::new(&self.at_tag(first_tag), &self.options)?;
         let step = progress.step(format!("pushing to {}", self.describe()));
         let published = runtime()?.block_on(self.push(&client, image, progress))?;
         step.done(published.pinned.clone().unwrap_or_default());

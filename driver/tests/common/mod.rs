@@ -37,6 +37,21 @@ pub fn driver() -> Command {
     command
 }
 
+/// The arguments of a `render` that pins the supervisor `image` (plain
+/// HTTP, credentials from `auth_file`), to follow `render`.
+pub fn pin_args<'a>(image: &'a str, auth_file: &'a str) -> Vec<&'a str> {
+    vec![
+        "--sandbox-image",
+        "alpine",
+        "--supervisor-image",
+        image,
+        "--pin-supervisor-digest",
+        "--plain-http",
+        "--authfile",
+        auth_file,
+    ]
+}
+
 /// Runs the driver with `args` and `env`, returning its output.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = driver();
