@@ -401,9 +401,10 @@ fn scalar(text: &str) -> Value {
 
 #[test]
 fn plain_scalars_read_by_the_yaml_1_2_core_rules_the_driver_always_used() {
-    // What Kubernetes' own reader (go-yaml v2, YAML 1.1) reads otherwise is
-    // noted: these words must be quoted in a template to mean the same to
-    // both, and the driver's own output quotes them (yaml_output.rs).
+    // What a YAML 1.1 reader (PyYAML; kubectl's go-yaml v2 is YAML 1.1
+    // too) reads otherwise is noted: such words must be quoted in a
+    // template to mean the same to every reader, and the driver's own
+    // output quotes them (yaml_output.rs).
     let cases: &[(&str, Value)] = &[
         ("~", Value::Null),
         ("null", Value::Null),
@@ -412,20 +413,20 @@ fn plain_scalars_read_by_the_yaml_1_2_core_rules_the_driver_always_used() {
         ("true", json!(true)),
         ("True", json!(true)),
         ("FALSE", json!(false)),
-        ("yes", json!("yes")), // YAML 1.1: true
-        ("on", json!("on")),   // YAML 1.1: true
-        ("n", json!("n")),     // YAML 1.1: false
+        ("yes", json!("yes")), // PyYAML: true
+        ("on", json!("on")),   // PyYAML: true
+        ("n", json!("n")),     // PyYAML: false
         ("42", json!(42)),
         ("+42", json!(42)),
         ("-0", json!(0)),
         ("0x1F", json!(31)),
         ("-0x10", json!(-16)),
-        ("0o17", json!(15)), // YAML 1.1: the string "0o17"
+        ("0o17", json!(15)), // PyYAML: the string "0o17"
         ("0b101", json!(5)),
-        ("017", json!("017")), // YAML 1.1: 15 (octal)
+        ("017", json!("017")), // PyYAML: 15 (octal)
         ("00", json!("00")),
-        ("1_000", json!("1_000")), // YAML 1.1: 1000
-        ("12:30", json!("12:30")), // YAML 1.1: 750 (base 60)
+        ("1_000", json!("1_000")), // PyYAML: 1000
+        ("12:30", json!("12:30")), // PyYAML: 750 (base 60)
         ("0x", json!("0x")),
         ("0X1F", json!("0X1F")),
         (
@@ -440,7 +441,7 @@ fn plain_scalars_read_by_the_yaml_1_2_core_rules_the_driver_always_used() {
         ("1.5", json!(1.5)),
         (".5", json!(0.5)),
         ("1.", json!(1.0)),
-        ("1e3", json!(1000.0)), // YAML 1.1: the string "1e3"
+        ("1e3", json!(1000.0)), // PyYAML: the string "1e3"
         ("-2.5e-3", json!(-0.0025)),
         ("inf", json!("inf")),
         ("nan", json!("nan")),
