@@ -235,10 +235,12 @@ impl DriverConfig {
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         let image = &self.supervisor_image.value;
-        if self.sideload_method.value == SupervisorSideloadMethod::ImageVolume
-            && image.is_mutable()
-            && !self.pin_supervisor_digest.value
-        {
+        // The warning is about image volumes, as its text says.
+        let behind_image_volume = match self.sideload_method.value {
+            SupervisorSideloadMethod::ImageVolume => true,
+            SupervisorSideloadMethod::InitContainer => false,
+        };
+        if behind_image_volume && image.is_mutable() && !self.pin_supervisor_digest.value {
             warnings.push(format!(
                 "the supervisor image {image} ({}) is a mutable tag behind an image volume: Kubernetes resolves it again whenever a sandbox pod is created, so sandboxes can silently run different supervisors if the tag moves; pass --{FLAG_PIN_SUPERVISOR_DIGEST} ({ENV_PIN_SUPERVISOR_DIGEST}=true), a release tag or a REPO@sha256:... reference",
                 self.supervisor_image.origin

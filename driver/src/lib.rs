@@ -30,6 +30,7 @@ pub mod settings;
 pub mod sideload;
 pub mod signed;
 pub mod yaml;
+pub mod yaml_read;
 
 pub use config::{DriverArgs, DriverConfig};
 pub use image::{PullPolicy, SupervisorImage};

@@ -7,6 +7,12 @@ use openshell_contract::sideload::{METHOD_AUTO, METHOD_IMAGE_VOLUME, METHOD_INIT
 use serde::{Deserialize, Serialize};
 
 /// The ways the driver can put the supervisor into a sandbox pod.
+///
+/// Every decision on the method is an exhaustive `match` without a
+/// wildcard arm (never `==`, `!=`, `matches!` or `if let`), so a new method
+/// fails to compile at each of them (the volume, the init container, the
+/// plan's checks, the warnings) instead of silently getting an init
+/// container. Keep it that way, and list a new method in [`Self::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SupervisorSideloadMethod {

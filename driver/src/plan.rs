@@ -355,14 +355,18 @@ fn check_explicit(
     let gate = facts.feature_gate.value;
     let mut reasons = vec![format!("{method} chosen by {origin}")];
     let mut warnings = Vec::new();
-    if method == SupervisorSideloadMethod::InitContainer {
-        reasons.push("init containers work on every runtime and version".to_string());
-        return Ok(Plan {
-            method: Setting::new(method, origin.clone()),
-            reasons,
-            nodes,
-            warnings,
-        });
+    match method {
+        SupervisorSideloadMethod::InitContainer => {
+            reasons.push("init containers work on every runtime and version".to_string());
+            return Ok(Plan {
+                method: Setting::new(method, origin.clone()),
+                reasons,
+                nodes,
+                warnings,
+            });
+        }
+        // Checked below against the server's version and every node.
+        SupervisorSideloadMethod::ImageVolume => {}
     }
     if let Some(version) = facts.server_version {
         let level = VersionSupport::of(&version.value);

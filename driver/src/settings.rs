@@ -32,6 +32,7 @@ use openshell_contract::sideload::{
     FLAG_SUPERVISOR_IMAGE_PULL_POLICY, FLAG_SUPERVISOR_SIDELOAD_METHOD, SECURITY_PROFILE_HARDENED,
 };
 use serde::{Serialize, Serializer};
+use serde_json::Value;
 
 use crate::cluster::{self, Node};
 use crate::image::{PullPolicy, SupervisorImage};
@@ -517,23 +518,18 @@ pub fn load_config_file(path: &Path) -> Result<RawSettings, SettingError> {
     };
     let text = crate::input::read_text(path, crate::input::CONFIG_SIZE_LIMIT)
         .map_err(|err| fail(err.to_string()))?;
-    crate::input::check_depth(&text).map_err(fail)?;
     if text.trim().is_empty() {
         return Ok(RawSettings::default());
     }
-    let document: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|err| fail(err.to_string()))?;
-    let map = match document {
-        serde_yaml::Value::Null => return Ok(RawSettings::default()),
-        serde_yaml::Value::Mapping(map) => map,
+    let map = match crate::input::parse_yaml(&text).map_err(fail)? {
+        Value::Null => return Ok(RawSettings::default()),
+        Value::Object(map) => map,
         _ => return Err(fail("expected a mapping of settings".to_string())),
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let mut settings = RawSettings::default();
     for (key, value) in map {
-        let Some(key) = key.as_str() else {
-            return Err(fail(format!("the key {key:?} is not text")));
-        };
+        let key = key.as_str();
         let Some(meta) = ALL
             .iter()
             .map(|declaration| declaration.meta())
@@ -555,12 +551,10 @@ pub fn load_config_file(path: &Path) -> Result<RawSettings, SettingError> {
             ))
         };
         let raw = match (meta.kind, &value) {
-            (Kind::Text, serde_yaml::Value::String(text)) => RawValue::Text(text.clone()),
-            (Kind::Path, serde_yaml::Value::String(text)) => {
-                RawValue::Text(relative_to(base, text))
-            }
-            (Kind::Bool, serde_yaml::Value::Bool(flag)) => RawValue::Bool(*flag),
-            (Kind::List, serde_yaml::Value::Sequence(items)) => {
+            (Kind::Text, Value::String(text)) => RawValue::Text(text.clone()),
+            (Kind::Path, Value::String(text)) => RawValue::Text(relative_to(base, text)),
+            (Kind::Bool, Value::Bool(flag)) => RawValue::Bool(*flag),
+            (Kind::List, Value::Array(items)) => {
                 let mut names = Vec::with_capacity(items.len());
                 for item in items {
                     match item.as_str() {
@@ -588,15 +582,14 @@ pub fn load_config_file(path: &Path) -> Result<RawSettings, SettingError> {
     Ok(settings)
 }
 
-fn describe_yaml(value: &serde_yaml::Value) -> String {
+fn describe_yaml(value: &Value) -> String {
     match value {
-        serde_yaml::Value::Null => "null".to_string(),
-        serde_yaml::Value::Bool(flag) => format!("boolean `{flag}`"),
-        serde_yaml::Value::Number(number) => format!("number `{number}`"),
-        serde_yaml::Value::String(text) => format!("string {text:?}"),
-        serde_yaml::Value::Sequence(_) => "sequence".to_string(),
-        serde_yaml::Value::Mapping(_) => "map".to_string(),
-        serde_yaml::Value::Tagged(_) => "tagged value".to_string(),
+        Value::Null => "null".to_string(),
+        Value::Bool(flag) => format!("boolean `{flag}`"),
+        Value::Number(number) => format!("number `{number}`"),
+        Value::String(text) => format!("string {text:?}"),
+        Value::Array(_) => "sequence".to_string(),
+        Value::Object(_) => "map".to_string(),
     }
 }
 

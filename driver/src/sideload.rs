@@ -240,8 +240,9 @@ impl Sideload {
     /// [`INIT_CONTAINER_UID`], and meets Pod Security "restricted"; with
     /// no hardening it runs as UID 0.
     pub fn init_container(&self, pod_user: Option<(i64, Option<i64>)>) -> Option<Value> {
-        if self.method == SupervisorSideloadMethod::ImageVolume {
-            return None;
+        match self.method {
+            SupervisorSideloadMethod::ImageVolume => return None,
+            SupervisorSideloadMethod::InitContainer => {}
         }
         let (security_context, resources) = match self.security {
             SecurityProfile::Hardened => {

@@ -211,7 +211,7 @@ fn parse(file: &str, text: &str) -> Value {
     if file.ends_with(".json") {
         serde_json::from_str(text).unwrap()
     } else {
-        serde_yaml::from_str(text).unwrap()
+        openshell_driver_kubernetes::yaml_read::read_document(text).unwrap()
     }
 }
 
@@ -289,8 +289,10 @@ fn the_round_trip_catches_a_misspelled_field() {
 fn the_template_keeps_everything_the_driver_does_not_own() {
     let case = &cases()[3];
     let pod = parse(case.file, &render(case));
-    let template: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(data("template.yaml")).unwrap()).unwrap();
+    let template: Value = openshell_driver_kubernetes::yaml_read::read_document(
+        &std::fs::read_to_string(data("template.yaml")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         pod["metadata"]["namespace"],
         template["metadata"]["namespace"]

@@ -220,3 +220,24 @@ fn nesting_at_the_limit_parses_and_one_more_level_does_not() {
     let over = format!("[{at_limit}]");
     assert!(parse_yaml(&over).unwrap_err().contains("nested more than"));
 }
+
+#[test]
+fn a_billion_laughs_is_refused_within_the_memory_limit_for_both_yaml_files() {
+    // Ten levels of ten aliases each: 10^10 strings if expanded.
+    let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for level in 1..10 {
+        let items = vec![format!("*a{}", level - 1); 10].join(", ");
+        text.push_str(&format!("a{level}: &a{level} [{items}]\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("laughs.yaml");
+    std::fs::write(&path, text).unwrap();
+    for flag in ["--template", "--config"] {
+        let (stderr, elapsed) = refused(flag, &["render", "--sandbox-image", "app:1"], &path);
+        assert!(
+            stderr.contains("expands too much through aliases"),
+            "{flag}: {stderr}"
+        );
+        assert!(elapsed < Duration::from_secs(2), "{flag}: {elapsed:?}");
+    }
+}

@@ -43,7 +43,8 @@ fn golden_files() -> Vec<PathBuf> {
 }
 
 fn parse_pod(path: &Path) -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    openshell_driver_kubernetes::yaml_read::read_document(&std::fs::read_to_string(path).unwrap())
+        .unwrap()
 }
 
 fn has_image_volume(pod: &Value) -> bool {

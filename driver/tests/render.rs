@@ -57,7 +57,7 @@ fn yaml_and_json_render_the_same_pod() {
         "yaml",
     ];
     let (yaml, _) = run_ok(&args, &[]);
-    let from_yaml: Value = serde_yaml::from_str(&yaml).unwrap();
+    let from_yaml: Value = openshell_driver_kubernetes::yaml_read::read_document(&yaml).unwrap();
     let from_json = render_json(&["--sandbox-image", "alpine", "--name", "sb-1"], &[]);
     assert_eq!(from_yaml, from_json);
 }
@@ -333,7 +333,7 @@ fn yaml_quotes_words_that_yaml_1_1_readers_take_for_booleans() {
         );
     }
     // The same pod as the JSON output, strings and all.
-    let parsed: Value = serde_yaml::from_str(&yaml).unwrap();
+    let parsed: Value = openshell_driver_kubernetes::yaml_read::read_document(&yaml).unwrap();
     assert_eq!(parsed, render_json(&args, &[]));
 }
 

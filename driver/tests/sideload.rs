@@ -140,6 +140,36 @@ fn init_container_adds_an_empty_dir_and_the_copy_self_init_container() {
 }
 
 #[test]
+fn every_method_says_what_it_renders() {
+    // The match has no wildcard arm: a new method fails to compile here
+    // until its expected volume and init container are written down.
+    for method in SupervisorSideloadMethod::ALL {
+        let sideload = sideload(method);
+        let spec = applied(&sideload, &spec_with(agent(&["python"])));
+        let volume = &spec["volumes"][0];
+        assert_eq!(volume["name"], VOLUME_NAME, "{method}: {spec:#}");
+        let init = spec.get("initContainers").cloned();
+        let (volume_kind, init_container) = match method {
+            SupervisorSideloadMethod::ImageVolume => ("image", false),
+            SupervisorSideloadMethod::InitContainer => ("emptyDir", true),
+        };
+        assert!(volume.get(volume_kind).is_some(), "{method}: {spec:#}");
+        assert_eq!(volume.as_object().unwrap().len(), 2, "{method}: {spec:#}");
+        assert_eq!(sideload.volume(), *volume, "{method}");
+        assert_eq!(
+            init.is_some_and(|list| list[0]["name"] == INIT_CONTAINER_NAME),
+            init_container,
+            "{method}: {spec:#}"
+        );
+        assert_eq!(
+            sideload.init_container(None).is_some(),
+            init_container,
+            "{method}"
+        );
+    }
+}
+
+#[test]
 fn init_container_goes_before_the_templates_own_init_containers() {
     let mut spec = spec_with(agent(&["python"]));
     spec["initContainers"] = json!([{ "name": "fetch-data", "image": "busybox" }]);

@@ -1,7 +1,7 @@
 //! The YAML output read by a YAML 1.1 reader (PyYAML, as kubectl's go-yaml
-//! v2 reads YAML 1.1): every string comes back a string, every number a
-//! number. A differential test over seeded generated strings, plus the
-//! words the issue names, plus a rendered pod.
+//! v2 reads YAML 1.1) and by the driver's own reader: every string comes
+//! back a string, every number a number. A differential test over seeded
+//! generated strings, plus the words the issue names, plus a rendered pod.
 
 // Helpers outside #[test] functions unwrap too: in a test, a panic is the
 // failure report.
@@ -9,10 +9,9 @@
 
 mod common;
 
-use std::process::Command;
-
+use common::pyyaml::{Seeded, read_with_pyyaml};
+use openshell_driver_kubernetes::input::parse_yaml;
 use openshell_driver_kubernetes::yaml::to_yaml;
-use openshell_testsupport::python_tools::python_tool;
 use serde_json::{Value, json};
 
 /// Strings a YAML 1.1 reader resolves to something else when plain.
@@ -93,22 +92,6 @@ const NAMED: &[&str] = &[
     "python:3.13",
 ];
 
-/// A small seeded generator (xorshift64*), so a failure reproduces.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        usize::try_from(self.next() % bound as u64).unwrap()
-    }
-}
-
 /// Strings built from the characters YAML's resolvers and indicators care
 /// about, weighted towards number-like shapes.
 fn generated(count: usize, seed: u64) -> Vec<String> {
@@ -126,23 +109,6 @@ fn generated(count: usize, seed: u64) -> Vec<String> {
                 .collect()
         })
         .collect()
-}
-
-/// Reads `yaml` with PyYAML's safe loader (YAML 1.1) and returns the tree
-/// as JSON; `None` when the venv is missing outside CI.
-fn read_with_pyyaml(test: &str, yaml: &str) -> Option<Value> {
-    let python = python_tool(test, "python3")?;
-    let script = "import json, sys, yaml\n\
-        json.dump(yaml.safe_load(sys.stdin.read()), sys.stdout)\n";
-    let mut command = Command::new(python);
-    command.args(["-c", script]);
-    let output = openshell_testsupport::podman::run_with_stdin(command, yaml.as_bytes());
-    assert!(
-        output.status.success(),
-        "PyYAML could not read the output ({}):\n{yaml}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(serde_json::from_slice(&output.stdout).unwrap())
 }
 
 fn assert_same_for_pyyaml(test: &str, strings: &[String]) {
@@ -167,6 +133,8 @@ fn assert_same_for_pyyaml(test: &str, strings: &[String]) {
         "nested": [[["a", "1_000"], []], [{ "on": "off" }]],
     });
     let yaml = to_yaml(&tree);
+    // The driver's own reader takes its output back unchanged too.
+    assert_eq!(parse_yaml(&yaml).unwrap(), tree, "{yaml}");
     let Some(read) = read_with_pyyaml(test, &yaml) else {
         return;
     };

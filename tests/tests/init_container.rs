@@ -20,6 +20,8 @@ use common::{
     storage_with_agent,
 };
 use openshell_contract::{BINARY_NAME, INIT_CONTAINER_NAME, VOLUME_NAME};
+use openshell_driver_kubernetes::yaml::to_yaml;
+use openshell_driver_kubernetes::yaml_read::read_document;
 use openshell_testsupport::Containers;
 
 const SUPERVISOR: &str = "localhost/openshell/supervisor:e2e";
@@ -67,12 +69,12 @@ fn init_container_pod_plays_as_rendered() {
         return;
     };
     let yaml = render_init_pod("e2e-init");
-    let pod: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    let pod = read_document(&yaml).unwrap();
     assert_eq!(
         pod["spec"]["initContainers"][0]["name"].as_str(),
         Some(INIT_CONTAINER_NAME)
     );
-    assert!(pod["spec"]["volumes"][0]["emptyDir"].is_mapping(), "{yaml}");
+    assert!(pod["spec"]["volumes"][0]["emptyDir"].is_object(), "{yaml}");
 
     let (code, logs) = play(&containers, "e2e-init", &yaml);
     assert_workload_ran(&logs);
@@ -89,17 +91,17 @@ fn init_container_rerun_on_the_same_volume_is_harmless() {
     containers.podman_ok(["volume", "create", volume]);
     let claim = |name: &str| {
         let yaml = render_init_pod(name);
-        let mut pod: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
-        let volumes = pod["spec"]["volumes"].as_sequence_mut().unwrap();
+        let mut pod = read_document(&yaml).unwrap();
+        let volumes = pod["spec"]["volumes"].as_array_mut().unwrap();
         let supervisor = volumes
             .iter_mut()
             .find(|v| v["name"].as_str() == Some(VOLUME_NAME))
             .unwrap();
-        *supervisor = serde_yaml::from_str(&format!(
+        *supervisor = read_document(&format!(
             "name: {VOLUME_NAME}\npersistentVolumeClaim:\n  claimName: {volume}\n"
         ))
         .unwrap();
-        serde_yaml::to_string(&pod).unwrap()
+        to_yaml(&pod)
     };
     let mountpoint =
         containers.podman_ok(["volume", "inspect", volume, "--format", "{{.Mountpoint}}"]);
@@ -204,7 +206,7 @@ fn hardened_pod_copies_as_65532_and_runs_the_workload_without_capabilities() {
         .args(["--name", "e2e-hardened", "--format", "yaml", "--"])
         .args(["sh", "-c", PROBE]);
     let yaml = common::run_ok(render);
-    let pod: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    let pod = read_document(&yaml).unwrap();
     assert_eq!(
         pod["spec"]["initContainers"][0]["securityContext"]["runAsUser"].as_i64(),
         Some(65532),

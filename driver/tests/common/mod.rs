@@ -12,6 +12,7 @@ use openshell_contract::sideload::{
 };
 pub mod oci_layout;
 pub mod pod_security;
+pub mod pyyaml;
 
 use serde_json::Value;
 

@@ -13,6 +13,8 @@ use openshell_contract::sideload::{
     FLAG_SUPERVISOR_SIDELOAD_METHOD,
 };
 use openshell_contract::{INIT_CONTAINER_NAME, VOLUME_NAME};
+use openshell_driver_kubernetes::yaml::to_yaml;
+use openshell_driver_kubernetes::yaml_read::read_document;
 use openshell_testsupport::podman::{output_text, run};
 use openshell_testsupport::python_tools::python_tool;
 use serde_json::{Value, json};
@@ -120,7 +122,7 @@ fn the_configmap_is_read_by_the_driver_with_the_charts_method_image_and_pull_pol
         let documents = render_with_facts(&helm, &values, dir.path());
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, config_file(&documents)).unwrap();
-        let settings: Value = serde_yaml::from_str(&config_file(&documents)).unwrap();
+        let settings: Value = read_document(&config_file(&documents)).unwrap();
         let image = settings[FLAG_SUPERVISOR_IMAGE]
             .as_str()
             .unwrap()
@@ -205,8 +207,7 @@ fn the_configmap_is_read_by_the_driver_with_the_charts_method_image_and_pull_pol
         // The image is the one the values ask for, made as the contract
         // says: REPO@sha256:... (digest only) when a digest is given, else
         // REPO:TAG with the chart's appVersion as the default tag.
-        let values_doc: Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&values).unwrap()).unwrap();
+        let values_doc: Value = read_document(&std::fs::read_to_string(&values).unwrap()).unwrap();
         let given = &values_doc["supervisor"]["image"];
         let repository = given["repository"]
             .as_str()
@@ -240,7 +241,7 @@ fn a_digest_gives_a_digest_only_reference_pulled_if_not_present() {
             &format!("supervisor.image.digest={PINNED_DIGEST}"),
         ],
     );
-    let settings: Value = serde_yaml::from_str(&config_file(&documents)).unwrap();
+    let settings: Value = read_document(&config_file(&documents)).unwrap();
     assert_eq!(
         settings[FLAG_SUPERVISOR_IMAGE],
         format!("openshell/supervisor@{PINNED_DIGEST}").as_str(),
@@ -285,7 +286,7 @@ fn write_documents(dir: &Path, stem: &str, documents: &[Value]) -> Vec<PathBuf> 
         .enumerate()
         .map(|(index, document)| {
             let file = dir.join(format!("{stem}-{index}.yaml"));
-            std::fs::write(&file, serde_yaml::to_string(document).unwrap()).unwrap();
+            std::fs::write(&file, to_yaml(document)).unwrap();
             file
         })
         .collect()
@@ -349,7 +350,7 @@ fn render_for_minor(
             "1.{minor} {name}: {}",
             output_text(&output)
         );
-        let pod: Value = serde_yaml::from_slice(&output.stdout).unwrap();
+        let pod: Value = read_document(std::str::from_utf8(&output.stdout).unwrap()).unwrap();
         methods.insert(pod_sideload(&pod).0);
         let file = dir.join(format!("pod-{name}.yaml"));
         std::fs::write(&file, &output.stdout).unwrap();
@@ -620,7 +621,7 @@ fn image_volume_on_1_31_renders_as_asked_notes_warn_and_explain_gives_the_reason
     );
     assert!(text.contains("feature gate must be on"), "{text}");
     let documents = helm.template(&chart_dir(), &["-f", values]);
-    let settings: Value = serde_yaml::from_str(&config_file(&documents)).unwrap();
+    let settings: Value = read_document(&config_file(&documents)).unwrap();
     assert_eq!(settings[FLAG_SUPERVISOR_SIDELOAD_METHOD], "image-volume");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
@@ -759,7 +760,7 @@ fn with_the_live_version_file_the_chart_passes_no_version_and_the_driver_reads_t
             &nodes,
         ],
     );
-    let settings: Value = serde_yaml::from_str(&config_file(&documents)).unwrap();
+    let settings: Value = read_document(&config_file(&documents)).unwrap();
     assert!(
         settings.get(FLAG_KUBERNETES_VERSION).is_none(),
         "{settings:#}"

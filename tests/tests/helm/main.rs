@@ -20,6 +20,7 @@ mod schema;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use openshell_driver_kubernetes::yaml_read::{read_document, read_documents};
 use openshell_testsupport::podman::{output_text, run};
 use openshell_testsupport::supervisor::workspace_root;
 use openshell_testsupport::tools::{in_ci, which};
@@ -171,12 +172,10 @@ impl Helm {
 
 /// The documents of a multi-document YAML text, empty ones left out.
 fn documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|document| {
-            serde::Deserialize::deserialize(document)
-                .unwrap_or_else(|err| panic!("helm printed bad YAML ({err}):\n{text}"))
-        })
-        .filter(|document: &Value| !document.is_null())
+    read_documents(text)
+        .unwrap_or_else(|err| panic!("helm printed bad YAML ({err}):\n{text}"))
+        .into_iter()
+        .filter(|document| !document.is_null())
         .collect()
 }
 
@@ -277,13 +276,11 @@ fn nodes_json(version: &str) -> Value {
 #[test]
 fn the_chart_version_and_app_version_are_the_workspace_version() {
     let chart: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("Chart.yaml")).unwrap())
-            .unwrap();
+        read_document(&std::fs::read_to_string(chart_dir().join("Chart.yaml")).unwrap()).unwrap();
     assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
     let example: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(example_dir().join("Chart.yaml")).unwrap())
-            .unwrap();
+        read_document(&std::fs::read_to_string(example_dir().join("Chart.yaml")).unwrap()).unwrap();
     assert_eq!(
         example["dependencies"][0]["version"],
         env!("CARGO_PKG_VERSION"),

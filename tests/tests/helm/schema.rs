@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use openshell_driver_kubernetes::yaml_read::read_document;
 use serde_json::Value;
 
 use crate::{Helm, chart_dir};
@@ -300,8 +301,7 @@ fn default_value(values: &Value, key: &str) -> Value {
 fn readme_values_table_lists_every_schema_key_with_its_type_and_default() {
     let readme = std::fs::read_to_string(crate::workspace_root().join("README.md")).unwrap();
     let values: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap())
-            .unwrap();
+        read_document(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap()).unwrap();
     // The table's rows: | `key` | type | `default` | description |
     let rows: BTreeMap<String, Vec<String>> = readme
         .lines()
