@@ -1,0 +1,636 @@
+//! `build-image copy --platform OS/ARCH`: one platform's manifest, by its
+//! own digest, with its own SBOM, signatures and attestations, without the
+//! index; between layouts, from a registry and into one (docker-registry on
+//! 127.0.0.1), read back by `verify --key` and skopeo. And each refusal:
+//! a platform the source lacks, `--platform` with `--all-platforms` or
+//! twice, an index into a docker-archive, another platform than a lone
+//! manifest's.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod sbom_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{aarch64_copy, build_image, fails, ok, output_with_stdin, supervisor_copy, tempdir};
+use openshell_contract::build_result::{BuildResult, PlatformImage};
+use openshell_contract::signing::{
+    BUNDLE_PREDICATE_TYPE_ANNOTATION, COSIGN_SIG_ARTIFACT_TYPE, SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
+};
+use openshell_signing::generate_cosign_key_pair;
+use openshell_signing::intoto::SLSA_PROVENANCE_V1;
+use openshell_testsupport::podman::{output_text, run, run_ok};
+use openshell_testsupport::{Registry, require};
+use sbom_support::{SPDX, blob_path, index, json_blob, referrer_entries};
+
+const PASS: &str = "copy passphrase";
+/// What a build without a registry destination signs as.
+const IDENTITY: &str = "openshell/supervisor";
+
+struct Signed {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    layout: PathBuf,
+    result: BuildResult,
+    public: PathBuf,
+}
+
+impl Signed {
+    fn platform(&self, name: &str) -> &PlatformImage {
+        self.result
+            .platforms
+            .iter()
+            .find(|p| p.platform == name)
+            .unwrap()
+    }
+}
+
+/// A signed image with an SBOM per platform, for linux/amd64 (and
+/// linux/arm64 when `two`), written to a layout and, with `push`, to
+/// `REPOSITORY:v1` in the registry.
+fn signed_image(two: bool, push: Option<(&Registry, &str)>) -> Signed {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    let pair = generate_cosign_key_pair(PASS.as_bytes()).unwrap();
+    let (key, public) = (path.join("cosign.key"), path.join("cosign.pub"));
+    std::fs::write(&key, &pair.private_pem).unwrap();
+    std::fs::write(&public, &pair.public_pem).unwrap();
+    let layout = path.join("layout");
+    let mut command = build_image();
+    command.args([
+        "--binary",
+        &format!("linux/amd64={}", supervisor_copy(&path).display()),
+    ]);
+    if two {
+        command.args([
+            "--binary",
+            &format!("linux/arm64={}", aarch64_copy(&path).display()),
+        ]);
+    }
+    command
+        .arg("--output")
+        .arg(&layout)
+        .arg("--sign-key")
+        .arg(&key)
+        .args(["--json", "--quiet"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env("COSIGN_PASSWORD", PASS);
+    let output = match push {
+        Some((registry, repository)) => {
+            command.args([
+                "--push",
+                &format!("{repository}:v1"),
+                "--plain-http",
+                "--username",
+                registry.username(),
+                "--password-stdin",
+            ]);
+            output_with_stdin(command, &format!("{}\n", registry.password()))
+        }
+        None => run(command),
+    };
+    let result: BuildResult = serde_json::from_str(&ok(output)).unwrap();
+    Signed {
+        _dir: dir,
+        dir: path,
+        layout,
+        result,
+        public,
+    }
+}
+
+/// `build-image copy ARGS`, with the registry's credentials when given.
+fn copy(args: &[&str], registry: Option<&Registry>) -> std::process::Output {
+    let mut command = build_image();
+    command.arg("copy").args(args);
+    match registry {
+        Some(registry) => {
+            command.args([
+                "--plain-http",
+                "--username",
+                registry.username(),
+                "--password-stdin",
+            ]);
+            output_with_stdin(command, &format!("{}\n", registry.password()))
+        }
+        None => run(command),
+    }
+}
+
+/// `build-image verify SOURCE --key PUB --json`: passed, and the report.
+fn verify_key(
+    source: &str,
+    public: &Path,
+    extra: &[&str],
+    registry: Option<&Registry>,
+) -> (bool, serde_json::Value) {
+    let mut command = build_image();
+    command
+        .args(["verify", source, "--key"])
+        .arg(public)
+        .args(extra)
+        .arg("--json");
+    let output = match registry {
+        Some(registry) => {
+            command.args([
+                "--plain-http",
+                "--username",
+                registry.username(),
+                "--password-stdin",
+            ]);
+            output_with_stdin(command, &format!("{}\n", registry.password()))
+        }
+        None => run(command),
+    };
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}): {}", output_text(&output)));
+    (output.status.success(), report)
+}
+
+/// Asserts the report proves `digest`'s own signature and a provenance,
+/// and nothing about any other manifest.
+fn assert_verified(passed: bool, report: &serde_json::Value, digest: &str) {
+    assert!(passed, "{report:#}");
+    let subjects = report["signatures"]["subjects"].as_array().unwrap();
+    assert_eq!(subjects.len(), 1, "{report:#}");
+    assert_eq!(subjects[0]["digest"], digest);
+    assert_eq!(subjects[0]["signed"], true);
+    assert_eq!(report["signatures"]["provenance"]["ok"], true, "{report:#}");
+}
+
+/// The source layout's referrer of `subject` whose artifact type (and,
+/// for bundles, predicate type) is given: its digest.
+fn referrer_of(layout: &Path, subject: &str, artifact: &str, predicate: Option<&str>) -> String {
+    let found: Vec<String> = referrer_entries(layout)
+        .iter()
+        .filter(|entry| entry["artifactType"] == artifact)
+        .map(|entry| entry["digest"].as_str().unwrap().to_string())
+        .filter(|digest| {
+            let manifest = json_blob(layout, digest);
+            manifest["subject"]["digest"] == subject
+                && predicate
+                    .is_none_or(|p| manifest["annotations"][BUNDLE_PREDICATE_TYPE_ANNOTATION] == p)
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{artifact} {predicate:?} of {subject}: {found:?}"
+    );
+    found.into_iter().next().unwrap()
+}
+
+/// Asserts that `copy` (a layout) holds `platform`'s manifest of `image`,
+/// unchanged, as its one image, with its SBOM, signature and sign bundle
+/// (the same manifests) and the index's provenance attached to it again
+/// (the same bundle), and nothing of the index or the other platform.
+fn assert_platform_layout(image: &Signed, platform: &str, other: &str, copy: &Path) {
+    let chosen = image.platform(platform);
+    let other = image.platform(other);
+    let digest = &chosen.manifest_digest;
+    let images: Vec<serde_json::Value> = index(copy)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry.get("artifactType").is_none())
+        .cloned()
+        .collect();
+    assert!(!images.is_empty());
+    assert!(
+        images
+            .iter()
+            .all(|entry| entry["digest"] == digest.as_str()),
+        "{images:?}"
+    );
+    assert_eq!(
+        std::fs::read(blob_path(copy, digest)).unwrap(),
+        std::fs::read(blob_path(&image.layout, digest)).unwrap(),
+        "the manifest is byte for byte the source's"
+    );
+    // Nothing of the index or of the other platform.
+    let other_manifest = json_blob(&image.layout, &other.manifest_digest);
+    for absent in [
+        image.result.digest.as_str(),
+        other.manifest_digest.as_str(),
+        other.layer_digest.as_str(),
+        other_manifest["config"]["digest"].as_str().unwrap(),
+    ] {
+        assert!(!blob_path(copy, absent).exists(), "{absent} was copied");
+    }
+    // Every referrer names the platform manifest.
+    let entries = referrer_entries(copy);
+    for entry in &entries {
+        let manifest = json_blob(copy, entry["digest"].as_str().unwrap());
+        assert_eq!(
+            manifest["subject"]["digest"],
+            digest.as_str(),
+            "{manifest:#}"
+        );
+    }
+    let listed: Vec<&str> = entries
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
+    // Its own SBOM, signature and sign bundle: the same manifests.
+    let sbom = chosen.sbom_manifest_digest.clone().unwrap();
+    assert_eq!(referrer_of(&image.layout, digest, SPDX, None), sbom);
+    let signature = referrer_of(&image.layout, digest, COSIGN_SIG_ARTIFACT_TYPE, None);
+    let bundle = referrer_of(
+        &image.layout,
+        digest,
+        SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
+        Some("https://sigstore.dev/cosign/sign/v1"),
+    );
+    for own in [&sbom, &signature, &bundle] {
+        assert!(listed.contains(&own.as_str()), "{own} missing: {listed:?}");
+        assert_eq!(
+            std::fs::read(blob_path(copy, own)).unwrap(),
+            std::fs::read(blob_path(&image.layout, own)).unwrap()
+        );
+    }
+    // The index's provenance, attached to the manifest: the same bundle.
+    let provenance = referrer_of(
+        &image.layout,
+        &image.result.digest,
+        SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
+        Some(SLSA_PROVENANCE_V1),
+    );
+    let remade = referrer_of(
+        copy,
+        digest,
+        SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
+        Some(SLSA_PROVENANCE_V1),
+    );
+    assert_eq!(
+        json_blob(copy, &remade)["layers"],
+        json_blob(&image.layout, &provenance)["layers"]
+    );
+    assert_eq!(entries.len(), 4, "{entries:#?}");
+}
+
+/// skopeo's view of `reference`: its digest and architecture.
+fn skopeo_inspect(reference: &str, registry: Option<&Registry>) -> serde_json::Value {
+    let mut command = Command::new("skopeo");
+    command.arg("inspect");
+    if let Some(registry) = registry {
+        command.args(["--tls-verify=false", "--creds", &registry.creds()]);
+    }
+    command.arg(reference);
+    serde_json::from_str(&run_ok(command)).unwrap()
+}
+
+#[test]
+fn platform_copy_between_layouts_keeps_the_manifest_and_its_evidence() {
+    let test = "platform_copy_between_layouts_keeps_the_manifest_and_its_evidence";
+    let image = signed_image(true, None);
+    let arm64 = image.platform("linux/arm64").manifest_digest.clone();
+    let target = image.dir.join("arm64");
+    let output = copy(
+        &[
+            &format!("oci:{}:latest", image.layout.display()),
+            &format!("oci:{}:mirrored", target.display()),
+            "--platform",
+            "linux/arm64",
+            "--quiet",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let out = ok(output);
+    assert!(
+        out.contains(&format!("copied     {arm64} (linux/arm64, 4 referrer(s))")),
+        "{out}"
+    );
+    // Said even with --quiet: the index's own evidence stays behind.
+    assert!(
+        stderr.contains(&format!("without its index {}", image.result.digest))
+            && stderr.contains("cannot travel with one platform")
+            && stderr.contains("the SLSA provenance, whose signed statement names this manifest, is attached to it again"),
+        "{stderr}"
+    );
+    assert_platform_layout(&image, "linux/arm64", "linux/amd64", &target);
+    let (passed, report) = verify_key(
+        &format!("oci:{}:mirrored", target.display()),
+        &image.public,
+        &["--require-sbom"],
+        None,
+    );
+    assert_verified(passed, &report, &arm64);
+    if require(test, &["skopeo"], "apt-get install skopeo") {
+        let seen = skopeo_inspect(&format!("oci:{}:mirrored", target.display()), None);
+        assert_eq!(seen["Digest"], arm64.as_str());
+        assert_eq!(seen["Architecture"], "arm64");
+    }
+
+    // --all-platforms, explicit, is the default: the index and every
+    // referrer, every digest kept.
+    let whole = image.dir.join("whole");
+    let out = ok(copy(
+        &[
+            &format!("oci:{}:latest", image.layout.display()),
+            &format!("oci:{}", whole.display()),
+            "--all-platforms",
+            "--quiet",
+        ],
+        None,
+    ));
+    assert!(
+        out.contains(&format!("copied     {} (", image.result.digest)),
+        "{out}"
+    );
+    assert_eq!(
+        referrer_entries(&whole).len(),
+        referrer_entries(&image.layout).len()
+    );
+}
+
+#[test]
+fn platform_copy_from_a_registry_into_a_layout() {
+    let test = "platform_copy_from_a_registry_into_a_layout";
+    if !require(test, &["skopeo"], "apt-get install skopeo") {
+        return;
+    }
+    let Some(registry) = Registry::start(test) else {
+        return;
+    };
+    let repository = format!("{}/openshell/supervisor", registry.host());
+    let image = signed_image(true, Some((&registry, &repository)));
+    let amd64 = image.platform("linux/amd64").manifest_digest.clone();
+    let target = image.dir.join("amd64");
+    let out = ok(copy(
+        &[
+            &format!("docker://{repository}:v1"),
+            &format!("oci:{}:mirrored", target.display()),
+            "--platform",
+            "linux/amd64",
+            "--quiet",
+        ],
+        Some(&registry),
+    ));
+    assert!(
+        out.contains(&format!("copied     {amd64} (linux/amd64, 4 referrer(s))")),
+        "{out}\n{}",
+        registry.log()
+    );
+    assert_platform_layout(&image, "linux/amd64", "linux/arm64", &target);
+    let (passed, report) = verify_key(
+        &format!("oci:{}:mirrored", target.display()),
+        &image.public,
+        &["--identity", &repository, "--require-sbom"],
+        None,
+    );
+    assert_verified(passed, &report, &amd64);
+    let seen = skopeo_inspect(&format!("oci:{}:mirrored", target.display()), None);
+    assert_eq!(seen["Digest"], amd64.as_str());
+    assert_eq!(seen["Architecture"], "amd64");
+}
+
+#[test]
+fn platform_copy_from_a_layout_into_a_registry() {
+    let test = "platform_copy_from_a_layout_into_a_registry";
+    if !require(test, &["skopeo"], "apt-get install skopeo") {
+        return;
+    }
+    let Some(registry) = Registry::start(test) else {
+        return;
+    };
+    let image = signed_image(true, None);
+    let arm64 = image.platform("linux/arm64").manifest_digest.clone();
+    let amd64 = image.platform("linux/amd64").manifest_digest.clone();
+    let mirror = format!("{}/mirror/supervisor", registry.host());
+    let out = ok(copy(
+        &[
+            &format!("oci:{}:latest", image.layout.display()),
+            &format!("docker://{mirror}:arm64"),
+            "--platform",
+            "linux/arm64/v8",
+            "--quiet",
+        ],
+        Some(&registry),
+    ));
+    assert!(out.contains(&format!("copied     {arm64} (")), "{out}");
+    let seen = skopeo_inspect(&format!("docker://{mirror}:arm64"), Some(&registry));
+    assert_eq!(seen["Digest"], arm64.as_str(), "{seen:#}");
+    assert_eq!(seen["Architecture"], "arm64");
+    // cosign v2's tags on the manifest, none on the index.
+    let mut command = Command::new("skopeo");
+    command
+        .args([
+            "list-tags",
+            "--tls-verify=false",
+            "--creds",
+            &registry.creds(),
+        ])
+        .arg(format!("docker://{mirror}"));
+    let tags: serde_json::Value = serde_json::from_str(&run_ok(command)).unwrap();
+    let tags: Vec<&str> = tags["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let hex = &arm64[7..];
+    for wanted in [format!("sha256-{hex}.sig"), format!("sha256-{hex}.att")] {
+        assert!(tags.contains(&wanted.as_str()), "{wanted} not in {tags:?}");
+    }
+    assert!(
+        !tags
+            .iter()
+            .any(|t| t.contains(&image.result.digest[7..]) || t.contains(&amd64[7..])),
+        "{tags:?}"
+    );
+    // The other platform and the index are not there.
+    for absent in [&amd64, &image.result.digest] {
+        let mut command = Command::new("skopeo");
+        command
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                "--creds",
+                &registry.creds(),
+            ])
+            .arg(format!("docker://{mirror}@{absent}"));
+        let output = run(command);
+        assert!(!output.status.success(), "{absent} is in the mirror");
+    }
+    let (passed, report) = verify_key(
+        &format!("docker://{mirror}:arm64"),
+        &image.public,
+        &["--identity", IDENTITY, "--require-sbom"],
+        Some(&registry),
+    );
+    assert_verified(passed, &report, &arm64);
+}
+
+#[test]
+fn platform_copy_refuses_a_platform_the_source_lacks() {
+    let image = signed_image(true, None);
+    let target = image.dir.join("s390x");
+    let stderr = fails(copy(
+        &[
+            &format!("oci:{}:latest", image.layout.display()),
+            &format!("oci:{}", target.display()),
+            "--platform",
+            "linux/s390x",
+        ],
+        None,
+    ));
+    assert!(
+        stderr.contains("has no linux/s390x manifest; its index lists linux/amd64, linux/arm64"),
+        "{stderr}"
+    );
+    assert!(!target.exists(), "nothing is written");
+    // A variant the index does not give is refused the same way.
+    let stderr = fails(copy(
+        &[
+            &format!("oci:{}:latest", image.layout.display()),
+            &format!("oci:{}", target.display()),
+            "--platform",
+            "linux/arm64/v7",
+        ],
+        None,
+    ));
+    assert!(
+        stderr.contains("has no linux/arm64/v7 manifest"),
+        "{stderr}"
+    );
+    assert!(!target.exists());
+}
+
+#[test]
+fn platform_copy_refuses_all_platforms_too() {
+    let dir = tempdir();
+    let stderr = fails(copy(
+        &[
+            &format!("oci:{}", dir.path().join("a").display()),
+            &format!("oci:{}", dir.path().join("b").display()),
+            "--all-platforms",
+            "--platform",
+            "linux/amd64",
+        ],
+        None,
+    ));
+    assert!(
+        stderr.contains("--all-platforms") && stderr.contains("cannot be used with"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn platform_copy_takes_one_platform_only() {
+    let dir = tempdir();
+    let stderr = fails(copy(
+        &[
+            &format!("oci:{}", dir.path().join("a").display()),
+            &format!("oci:{}", dir.path().join("b").display()),
+            "--platform",
+            "linux/amd64",
+            "--platform",
+            "linux/arm64",
+        ],
+        None,
+    ));
+    assert!(
+        stderr.contains("--platform") && stderr.contains("cannot be used multiple times"),
+        "{stderr}"
+    );
+    let stderr = fails(copy(
+        &[
+            &format!("oci:{}", dir.path().join("a").display()),
+            &format!("oci:{}", dir.path().join("b").display()),
+            "--platform",
+            "amd64",
+        ],
+        None,
+    ));
+    assert!(
+        stderr.contains("expected os/architecture[/variant]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_docker_archive_takes_one_platform_not_the_index() {
+    let image = signed_image(true, None);
+    let archive = image.dir.join("supervisor.tar");
+    let stderr = fails(copy(
+        &[
+            &format!("oci:{}:latest", image.layout.display()),
+            &format!("docker-archive:{}", archive.display()),
+        ],
+        None,
+    ));
+    assert!(
+        stderr.contains("a docker-archive holds one platform's image (and no referrers)")
+            && stderr.contains("is an index over 2 platforms")
+            && stderr.contains("--platform OS/ARCH"),
+        "{stderr}"
+    );
+    assert!(!archive.exists(), "nothing is written");
+    // One platform fits, and its evidence stays behind, as a lone
+    // manifest's always did.
+    let out = ok(copy(
+        &[
+            &format!("oci:{}:latest", image.layout.display()),
+            &format!("docker-archive:{}", archive.display()),
+            "--platform",
+            "linux/amd64",
+            "--quiet",
+        ],
+        None,
+    ));
+    assert!(
+        out.contains("a docker-archive cannot hold referrers: the 4 SBOM(s), signature(s) and attestation(s) stay behind"),
+        "{out}"
+    );
+    assert!(archive.is_file());
+}
+
+#[test]
+fn platform_copy_of_a_lone_manifest_refuses_another_platform() {
+    let image = signed_image(false, None);
+    let target = image.dir.join("copy");
+    let source = format!("oci:{}:latest", image.layout.display());
+    let stderr = fails(copy(
+        &[
+            &source,
+            &format!("oci:{}", target.display()),
+            "--platform",
+            "linux/arm64",
+        ],
+        None,
+    ));
+    assert!(
+        stderr.contains("is a single manifest (no index) for linux/amd64, not linux/arm64"),
+        "{stderr}"
+    );
+    assert!(!target.exists());
+    // Its own platform: the whole image, as it is.
+    let out = ok(copy(
+        &[
+            &source,
+            &format!("oci:{}", target.display()),
+            "--platform",
+            "linux/amd64",
+            "--quiet",
+        ],
+        None,
+    ));
+    assert!(
+        out.contains(&format!(
+            "copied     {} (linux/amd64, ",
+            image.result.digest
+        )),
+        "{out}"
+    );
+    let (passed, report) = verify_key(
+        &format!("oci:{}", target.display()),
+        &image.public,
+        &[],
+        None,
+    );
+    assert_verified(passed, &report, &image.result.digest);
+}
