@@ -23,6 +23,7 @@ use openshell_contract::signing::{
     COSIGN_SIMPLE_SIGNING_MEDIA_TYPE, DSSE_ENVELOPE_MEDIA_TYPE, SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
     cosign_tag,
 };
+use openshell_signing::dsse::IN_TOTO_PAYLOAD_TYPE;
 use openshell_signing::intoto::{SLSA_PROVENANCE_V1, Statement};
 use openshell_transport::digest::check_bytes;
 use openshell_transport::source::{ImageSource, load_manifest, plan};
@@ -110,13 +111,14 @@ pub struct IndexLeftBehind {
     /// Its digest.
     pub digest: String,
     /// How many referrers name it (its signatures, its provenance): they
-    /// stay behind, their subject being the index. A provenance whose
+    /// stay behind, their subject being the index. An attestation whose
     /// signed statement names the platform manifest is attached to that
     /// manifest again (counted in [`ReadImage::referrers`]).
     pub referrers: usize,
-    /// How many provenance referrers of the index were attached to the
-    /// platform manifest again.
-    pub provenance_attached: usize,
+    /// How many attestations of the index (its SLSA provenance) name the
+    /// platform manifest in their signed statement, and were attached to
+    /// it again.
+    pub attestations_attached: usize,
 }
 
 fn read_blob(
@@ -285,12 +287,15 @@ struct Remade {
     blobs: Vec<Blob>,
 }
 
-/// The SLSA provenance referrers of the index whose signed statement names
-/// `platform` among its subjects, made again as referrers of `platform`:
-/// the same config, layer and annotations (so the same DSSE envelope and
-/// signature), only the manifest's `subject` changes. The statement is
-/// only read here; verify checks its signature.
-fn provenance_for_platform(
+/// The attestations of the index (Sigstore bundles of an in-toto
+/// statement: the SLSA provenance) whose signed statement names `platform`
+/// among its subjects, made again as referrers of `platform`: the same
+/// config, layer and annotations (so the same DSSE envelope and
+/// signature), only the manifest's `subject` changes. Evidence travels
+/// when what is signed names the manifest, whatever the referrer's own
+/// subject; the index's signatures name only the index and stay behind.
+/// The statement is only read here; verify checks its signature.
+fn attestations_for_platform(
     source: &mut dyn ImageSource,
     index: &Descriptor,
     platform: &Descriptor,
@@ -314,12 +319,11 @@ fn provenance_for_platform(
         let Ok(mut parsed) = serde_json::from_slice::<ImageManifest>(&bytes) else {
             continue;
         };
-        let is_provenance = parsed
-            .annotations()
+        if parsed
+            .artifact_type()
             .as_ref()
-            .and_then(|a| a.get(BUNDLE_PREDICATE_TYPE_ANNOTATION))
-            .is_some_and(|t| t == SLSA_PROVENANCE_V1);
-        if !is_provenance {
+            .is_none_or(|t| t.to_string() != SIGSTORE_BUNDLE_V03_MEDIA_TYPE)
+        {
             continue;
         }
         let mut own = Vec::new();
@@ -331,7 +335,8 @@ fn provenance_for_platform(
             .filter_map(|l| own.iter().find(|b| b.descriptor.digest() == l.digest()))
             .filter_map(|blob| blob.read_verified().ok())
             .filter_map(|bytes| serde_json::from_slice::<Bundle>(&bytes).ok())
-            .filter_map(|bundle| bundle.dsse_envelope.payload_bytes("provenance").ok())
+            .filter(|bundle| bundle.dsse_envelope.payload_type == IN_TOTO_PAYLOAD_TYPE)
+            .filter_map(|bundle| bundle.dsse_envelope.payload_bytes("attestation").ok())
             .filter_map(|payload| {
                 serde_json::from_slice::<Statement<serde_json::Value>>(&payload).ok()
             })
@@ -352,14 +357,14 @@ fn provenance_for_platform(
         )));
         let remade = serde_json::to_vec(&parsed).map_err(|err| {
             CopyError::Unsupported(format!(
-                "provenance referrer {} could not be written again: {err}",
+                "attestation referrer {} could not be written again: {err}",
                 descriptor.digest()
             ))
         })?;
         let mut listing = Descriptor::new(
             oci_spec::image::MediaType::ImageManifest,
             remade.len() as u64,
-            sha256_digest_of(&remade, "provenance referrer")?,
+            sha256_digest_of(&remade, "attestation referrer")?,
         );
         listing.set_artifact_type(parsed.artifact_type().clone());
         listing.set_annotations(parsed.annotations().clone());
@@ -516,9 +521,9 @@ pub fn read_selected(
             // the index, and what names it, stay behind.
             top = Blob::in_memory(descriptor.clone(), Arc::new(loaded.raw));
             subjects = vec![descriptor.clone()];
-            let (provenance, left) = provenance_for_platform(source, &index, &descriptor, limits)?;
-            let provenance_attached = provenance.len();
-            for remade in provenance {
+            let (attested, left) = attestations_for_platform(source, &index, &descriptor, limits)?;
+            let attestations_attached = attested.len();
+            for remade in attested {
                 remade_tags.extend(cosign_tags_of(
                     &remade.parsed,
                     descriptor.digest().as_ref(),
@@ -532,7 +537,7 @@ pub fn read_selected(
             index_left = Some(IndexLeftBehind {
                 digest: index.digest().to_string(),
                 referrers: left,
-                provenance_attached,
+                attestations_attached,
             });
             platform = Some(have.clone());
         }

@@ -103,9 +103,9 @@ struct CopyArgs {
     /// by its own digest, with its own SBOM, signatures and attestations,
     /// and not the index (a new index would have a digest nothing signed).
     /// The index's own signatures and attestations cannot travel: their
-    /// subject is the index digest. A SLSA provenance whose signed
-    /// statement names this manifest is attached to it again, its bundle
-    /// unchanged. `verify DEST --key` then checks the manifest's own
+    /// subject is the index digest; an attestation whose signed statement
+    /// names this manifest (the SLSA provenance) is attached to it again,
+    /// its bundle unchanged. `verify DEST --key` then checks the manifest's own
     /// signature.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<PlatformSpec>,
@@ -544,10 +544,14 @@ fn run_copy(args: &CopyArgs) -> anyhow::Result<ExitCode> {
         build_image::copy::check_docker_archive(&read, &args.source.to_string())?;
     }
     if let (Some(platform), Some(index)) = (&read.platform, &read.index_left) {
-        let provenance = if index.provenance_attached > 0 {
-            "the SLSA provenance, whose signed statement names this manifest, is attached to it again, unchanged"
+        let provenance = if index.attestations_attached > 0 {
+            format!(
+                "{} attestation(s) of the index whose signed statement names this manifest (the SLSA provenance) are attached to it again, unchanged",
+                index.attestations_attached
+            )
         } else {
-            "no provenance of the index names this manifest, so none comes along"
+            "no attestation of the index names this manifest, so no provenance comes along"
+                .to_string()
         };
         // Said even with --quiet: it is what the copy leaves out.
         eprintln!(
