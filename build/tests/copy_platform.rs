@@ -14,17 +14,14 @@ mod sbom_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::referrers::{attach, provenance_about};
 use common::{aarch64_copy, build_image, fails, ok, output_with_stdin, supervisor_copy, tempdir};
 use openshell_contract::build_result::{BuildResult, PlatformImage};
 use openshell_contract::signing::{
     BUNDLE_PREDICATE_TYPE_ANNOTATION, COSIGN_SIG_ARTIFACT_TYPE, SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
 };
-use openshell_signing::intoto::{
-    BuildDefinition, BuildMetadata, Builder, Provenance, ResourceDescriptor, RunDetails,
-    SLSA_PROVENANCE_V1, STATEMENT_TYPE, Statement,
-};
+use openshell_signing::intoto::SLSA_PROVENANCE_V1;
 use openshell_signing::{PrivateKey, generate_cosign_key_pair};
-use openshell_testsupport::oci_blobs::put_blob;
 use openshell_testsupport::podman::{output_text, run, run_ok};
 use openshell_testsupport::{Registry, require};
 use sbom_support::{SPDX, blob_path, index, json_blob, referrer_entries};
@@ -647,61 +644,29 @@ fn platform_copy_of_a_lone_manifest_refuses_another_platform() {
 /// annotation on the referrer, as other tools write it); returns the
 /// bundle layer's digest.
 fn attach_provenance_to_index(image: &Signed, digests: &[&str]) -> String {
-    let statement = Statement {
-        kind: STATEMENT_TYPE.into(),
-        subject: digests
-            .iter()
-            .map(|d| ResourceDescriptor::from_digest("x", d))
-            .collect(),
-        predicate_type: SLSA_PROVENANCE_V1.into(),
-        predicate: Provenance {
-            build_definition: BuildDefinition {
-                build_type: "https://example.com/t".into(),
-                external_parameters: serde_json::json!({}),
-                internal_parameters: serde_json::Value::Null,
-                resolved_dependencies: Vec::new(),
-            },
-            run_details: RunDetails {
-                builder: Builder {
-                    id: "https://example.com/b".into(),
-                    version: Default::default(),
-                },
-                metadata: BuildMetadata::default(),
-            },
-        },
-    };
-    let envelope = openshell_signing::intoto::sign_provenance(&image.key, &statement).unwrap();
+    let envelope =
+        openshell_signing::intoto::sign_provenance(&image.key, &provenance_about(digests)).unwrap();
     let bundle = serde_json::to_vec(&serde_json::json!({
         "mediaType": SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
         "verificationMaterial": {"publicKey": {"hint": ""}, "tlogEntries": []},
         "dsseEnvelope": envelope,
     }))
     .unwrap();
-    let layout = &image.layout;
-    let empty = put_blob(layout, b"{}");
-    let layer = put_blob(layout, &bundle);
-    let index_size = std::fs::metadata(blob_path(layout, &image.result.digest))
+    let index_size = std::fs::metadata(blob_path(&image.layout, &image.result.digest))
         .unwrap()
         .len();
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
-        "layers": [{"mediaType": SIGSTORE_BUNDLE_V03_MEDIA_TYPE, "digest": layer, "size": bundle.len()}],
-        "subject": {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": image.result.digest, "size": index_size},
-    }))
-    .unwrap();
-    let digest = put_blob(layout, &manifest);
-    let path = layout.join("index.json");
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    index["manifests"].as_array_mut().unwrap().push(serde_json::json!({
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": digest, "size": manifest.len(), "artifactType": SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
-    }));
-    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
-    layer
+    let referrer = attach(
+        &image.layout,
+        &serde_json::json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": image.result.digest, "size": index_size}),
+        SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
+        SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
+        &bundle,
+        serde_json::json!({}),
+    );
+    json_blob(&image.layout, &referrer)["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -713,55 +678,45 @@ fn only_attestations_naming_the_platform_travel_with_it() {
     let layer =
         attach_provenance_to_index(&image, &[&amd64, &format!("sha256:{}", "ab".repeat(32))]);
     let source = format!("oci:{}:latest", image.layout.display());
-
-    // arm64: not named, so it stays behind.
-    let target = image.dir.join("arm64");
-    let output = copy(
-        &[
-            &source,
+    // Copies one platform, checks what it printed, and that verify passes.
+    let copy_one = |platform: &str, digest: &str, referrers: usize, attached: &str| {
+        let target = image.dir.join(platform.replace('/', "-"));
+        let output = copy(
+            &[
+                &source,
+                &format!("oci:{}", target.display()),
+                "--platform",
+                platform,
+            ],
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let out = ok(output);
+        assert!(
+            out.contains(&format!(
+                "copied     {digest} ({platform}, {referrers} referrer(s))"
+            )),
+            "{out}"
+        );
+        assert!(stderr.contains("the index's own 4 referrer(s)"), "{stderr}");
+        assert!(stderr.contains(attached), "{stderr}");
+        let (passed, report) = verify_key(
             &format!("oci:{}", target.display()),
-            "--platform",
-            "linux/arm64",
-        ],
-        None,
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let out = ok(output);
-    assert!(
-        out.contains(&format!("copied     {arm64} (linux/arm64, 4 referrer(s))")),
-        "{out}"
-    );
-    assert!(stderr.contains("the index's own 4 referrer(s)"), "{stderr}");
+            &image.public,
+            &[],
+            None,
+        );
+        assert_verified(passed, &report, digest);
+        target
+    };
+    // arm64: not named, so it stays behind; the build's provenance comes.
+    let target = copy_one("linux/arm64", &arm64, 4, "1 attestation(s) of the index");
     assert!(
         !blob_path(&target, &layer).exists(),
         "an attestation about other images travelled"
     );
-    let (passed, report) = verify_key(
-        &format!("oci:{}", target.display()),
-        &image.public,
-        &[],
-        None,
-    );
-    assert_verified(passed, &report, &arm64);
-
     // amd64: named, so it comes along, its bundle unchanged, about amd64.
-    let target = image.dir.join("amd64");
-    let output = copy(
-        &[
-            &source,
-            &format!("oci:{}", target.display()),
-            "--platform",
-            "linux/amd64",
-        ],
-        None,
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let out = ok(output);
-    assert!(
-        out.contains(&format!("copied     {amd64} (linux/amd64, 5 referrer(s))")),
-        "{out}"
-    );
-    assert!(stderr.contains("2 attestation(s) of the index"), "{stderr}");
+    let target = copy_one("linux/amd64", &amd64, 5, "2 attestation(s) of the index");
     let carried: Vec<serde_json::Value> = referrer_entries(&target)
         .iter()
         .map(|entry| json_blob(&target, entry["digest"].as_str().unwrap()))
@@ -769,11 +724,4 @@ fn only_attestations_naming_the_platform_travel_with_it() {
         .collect();
     assert_eq!(carried.len(), 1);
     assert_eq!(carried[0]["subject"]["digest"], amd64.as_str());
-    let (passed, report) = verify_key(
-        &format!("oci:{}", target.display()),
-        &image.public,
-        &[],
-        None,
-    );
-    assert_verified(passed, &report, &amd64);
 }
