@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::referrers::{attach, provenance_about};
-use common::{aarch64_copy, build_image, fails, ok, output_with_stdin, supervisor_copy, tempdir};
+use common::signed::{build_command, key_pair};
+use common::{build_image, fails, ok, output_with_stdin, tempdir};
 use openshell_contract::build_result::{BuildResult, PlatformImage};
 use openshell_contract::signing::{
     BUNDLE_PREDICATE_TYPE_ANNOTATION, COSIGN_SIG_ARTIFACT_TYPE, SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
 };
+use openshell_signing::PrivateKey;
 use openshell_signing::intoto::SLSA_PROVENANCE_V1;
-use openshell_signing::{PrivateKey, generate_cosign_key_pair};
 use openshell_testsupport::podman::{output_text, run, run_ok};
 use openshell_testsupport::{Registry, require};
 use sbom_support::{SPDX, blob_path, index, json_blob, referrer_entries};
@@ -55,60 +56,28 @@ impl Signed {
 fn signed_image(two: bool, push: Option<(&Registry, &str)>) -> Signed {
     let dir = tempdir();
     let path = dir.path().to_path_buf();
-    let pair = generate_cosign_key_pair(PASS.as_bytes()).unwrap();
-    let (key, public) = (path.join("cosign.key"), path.join("cosign.pub"));
-    std::fs::write(&key, &pair.private_pem).unwrap();
-    std::fs::write(&public, &pair.public_pem).unwrap();
+    let pair = key_pair(&path, PASS);
     let layout = path.join("layout");
-    let mut command = build_image();
-    command.args([
-        "--binary",
-        &format!("linux/amd64={}", supervisor_copy(&path).display()),
-    ]);
-    if two {
-        command.args([
-            "--binary",
-            &format!("linux/arm64={}", aarch64_copy(&path).display()),
-        ]);
+    let mut command = build_command(&path, &layout, two, PASS);
+    command.arg("--sign-key").arg(&pair.key_file);
+    if let Some((_, repository)) = push {
+        command.args(["--push", &format!("{repository}:v1")]);
     }
-    command
-        .arg("--output")
-        .arg(&layout)
-        .arg("--sign-key")
-        .arg(&key)
-        .args(["--json", "--quiet"])
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("COSIGN_PASSWORD", PASS);
-    let output = match push {
-        Some((registry, repository)) => {
-            command.args([
-                "--push",
-                &format!("{repository}:v1"),
-                "--plain-http",
-                "--username",
-                registry.username(),
-                "--password-stdin",
-            ]);
-            output_with_stdin(command, &format!("{}\n", registry.password()))
-        }
-        None => run(command),
-    };
+    let output = run_against(command, push.map(|(registry, _)| registry));
     let result: BuildResult = serde_json::from_str(&ok(output)).unwrap();
-    let (key, _) = PrivateKey::from_pem(pair.private_pem.as_bytes(), PASS.as_bytes(), "k").unwrap();
     Signed {
         _dir: dir,
         dir: path,
         layout,
         result,
-        public,
-        key,
+        public: pair.public,
+        key: pair.key,
     }
 }
 
-/// `build-image copy ARGS`, with the registry's credentials when given.
-fn copy(args: &[&str], registry: Option<&Registry>) -> std::process::Output {
-    let mut command = build_image();
-    command.arg("copy").args(args);
+/// Runs `command`, with the registry's credentials (on standard input,
+/// over plain HTTP) when given.
+fn run_against(mut command: Command, registry: Option<&Registry>) -> std::process::Output {
     match registry {
         Some(registry) => {
             command.args([
@@ -121,6 +90,13 @@ fn copy(args: &[&str], registry: Option<&Registry>) -> std::process::Output {
         }
         None => run(command),
     }
+}
+
+/// `build-image copy ARGS`, with the registry's credentials when given.
+fn copy(args: &[&str], registry: Option<&Registry>) -> std::process::Output {
+    let mut command = build_image();
+    command.arg("copy").args(args);
+    run_against(command, registry)
 }
 
 /// `build-image verify SOURCE --key PUB --json`: passed, and the report.
@@ -136,18 +112,7 @@ fn verify_key(
         .arg(public)
         .args(extra)
         .arg("--json");
-    let output = match registry {
-        Some(registry) => {
-            command.args([
-                "--plain-http",
-                "--username",
-                registry.username(),
-                "--password-stdin",
-            ]);
-            output_with_stdin(command, &format!("{}\n", registry.password()))
-        }
-        None => run(command),
-    };
+    let output = run_against(command, registry);
     let report = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|err| panic!("not JSON ({err}): {}", output_text(&output)));
     (output.status.success(), report)
@@ -472,51 +437,44 @@ fn platform_copy_from_a_layout_into_a_registry() {
 #[test]
 fn platform_copy_refuses_a_platform_the_source_lacks() {
     let image = signed_image(true, None);
-    let target = image.dir.join("s390x");
-    let stderr = fails(copy(
-        &[
-            &format!("oci:{}:latest", image.layout.display()),
-            &format!("oci:{}", target.display()),
-            "--platform",
-            "linux/s390x",
-        ],
-        None,
-    ));
-    assert!(
-        stderr.contains("has no linux/s390x manifest; its index lists linux/amd64, linux/arm64"),
-        "{stderr}"
+    let target = image.dir.join("copy");
+    // Another architecture, and a variant the index does not give.
+    for platform in ["linux/s390x", "linux/arm64/v7"] {
+        let stderr = fails(copy(
+            &[
+                &format!("oci:{}:latest", image.layout.display()),
+                &format!("oci:{}", target.display()),
+                "--platform",
+                platform,
+            ],
+            None,
+        ));
+        assert!(
+            stderr.contains(&format!(
+                "has no {platform} manifest; its index lists linux/amd64, linux/arm64"
+            )),
+            "{stderr}"
+        );
+        assert!(!target.exists(), "nothing is written");
+    }
+}
+
+/// The stderr of `copy oci:A oci:B FLAGS`, which fails before reading A.
+fn refused_flags(flags: &[&str]) -> String {
+    let dir = tempdir();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = (
+        format!("oci:{}", a.display()),
+        format!("oci:{}", b.display()),
     );
-    assert!(!target.exists(), "nothing is written");
-    // A variant the index does not give is refused the same way.
-    let stderr = fails(copy(
-        &[
-            &format!("oci:{}:latest", image.layout.display()),
-            &format!("oci:{}", target.display()),
-            "--platform",
-            "linux/arm64/v7",
-        ],
-        None,
-    ));
-    assert!(
-        stderr.contains("has no linux/arm64/v7 manifest"),
-        "{stderr}"
-    );
-    assert!(!target.exists());
+    let mut args = vec![a.as_str(), b.as_str()];
+    args.extend_from_slice(flags);
+    fails(copy(&args, None))
 }
 
 #[test]
 fn platform_copy_refuses_all_platforms_too() {
-    let dir = tempdir();
-    let stderr = fails(copy(
-        &[
-            &format!("oci:{}", dir.path().join("a").display()),
-            &format!("oci:{}", dir.path().join("b").display()),
-            "--all-platforms",
-            "--platform",
-            "linux/amd64",
-        ],
-        None,
-    ));
+    let stderr = refused_flags(&["--all-platforms", "--platform", "linux/amd64"]);
     assert!(
         stderr.contains("--all-platforms") && stderr.contains("cannot be used with"),
         "{stderr}"
@@ -525,31 +483,12 @@ fn platform_copy_refuses_all_platforms_too() {
 
 #[test]
 fn platform_copy_takes_one_platform_only() {
-    let dir = tempdir();
-    let stderr = fails(copy(
-        &[
-            &format!("oci:{}", dir.path().join("a").display()),
-            &format!("oci:{}", dir.path().join("b").display()),
-            "--platform",
-            "linux/amd64",
-            "--platform",
-            "linux/arm64",
-        ],
-        None,
-    ));
+    let stderr = refused_flags(&["--platform", "linux/amd64", "--platform", "linux/arm64"]);
     assert!(
         stderr.contains("--platform") && stderr.contains("cannot be used multiple times"),
         "{stderr}"
     );
-    let stderr = fails(copy(
-        &[
-            &format!("oci:{}", dir.path().join("a").display()),
-            &format!("oci:{}", dir.path().join("b").display()),
-            "--platform",
-            "amd64",
-        ],
-        None,
-    ));
+    let stderr = refused_flags(&["--platform", "amd64"]);
     assert!(
         stderr.contains("expected os/architecture[/variant]"),
         "{stderr}"

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::referrers::{attach, list, provenance_about};
-use common::{aarch64_copy, build_image, ok, supervisor_copy, tempdir};
+use common::signed::{build_command, key_pair};
+use common::{build_image, ok, tempdir};
 use openshell_contract::build_result::BuildResult;
 use openshell_contract::signing::{
     COSIGN_SIG_ARTIFACT_TYPE, COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIMPLE_SIGNING_MEDIA_TYPE,
@@ -43,40 +44,21 @@ struct Image {
 fn image(sign: bool, platforms: usize) -> Image {
     let dir = tempdir();
     let path = dir.path().to_path_buf();
-    let pair = generate_cosign_key_pair(PASS.as_bytes()).unwrap();
-    let (key_file, public) = (path.join("cosign.key"), path.join("cosign.pub"));
-    std::fs::write(&key_file, &pair.private_pem).unwrap();
-    std::fs::write(&public, &pair.public_pem).unwrap();
+    let pair = key_pair(&path, PASS);
     let layout = path.join("layout");
-    let mut command = build_image();
-    command.args([
-        "--binary",
-        &format!("linux/amd64={}", supervisor_copy(&path).display()),
-    ]);
-    if platforms > 1 {
-        command.args([
-            "--binary",
-            &format!("linux/arm64={}", aarch64_copy(&path).display()),
-        ]);
-    }
-    command
-        .arg("--output")
-        .arg(&layout)
-        .args(["--no-sbom", "--json", "--quiet"])
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("COSIGN_PASSWORD", PASS);
+    let mut command = build_command(&path, &layout, platforms > 1, PASS);
+    command.arg("--no-sbom");
     if sign {
-        command.arg("--sign-key").arg(&key_file);
+        command.arg("--sign-key").arg(&pair.key_file);
     }
     let result = serde_json::from_str(&ok(run(command))).unwrap();
-    let (key, _) = PrivateKey::from_pem(pair.private_pem.as_bytes(), PASS.as_bytes(), "k").unwrap();
     Image {
         _dir: dir,
         dir: path,
         layout,
         result,
-        key,
-        public,
+        key: pair.key,
+        public: pair.public,
     }
 }
 

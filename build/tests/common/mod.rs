@@ -19,6 +19,7 @@ use openshell_contract::annotations::oci::REF_NAME;
 
 pub mod raw_layout;
 pub mod referrers;
+pub mod signed;
 
 /// The `build-image` executable under test.
 pub fn build_image() -> Command {
