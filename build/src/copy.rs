@@ -261,13 +261,33 @@ fn platform_matches(wanted: &PlatformSpec, have: &PlatformSpec) -> bool {
         && (wanted.variant.is_none() || variant(wanted) == variant(have))
 }
 
-/// The platform a lone manifest's config declares.
-fn config_platform(loaded: &openshell_transport::source::LoadedManifest) -> Option<PlatformSpec> {
-    let config = loaded.config.as_ref()?.parsed.as_ref().ok()?;
-    Some(PlatformSpec {
-        os: config.os().to_string(),
-        architecture: config.architecture().to_string(),
-        variant: config.variant().clone(),
+/// The platform a lone manifest's config declares; a config that could not
+/// be read, does not match its digest or does not parse is that error (a
+/// stalled registry is a stall, not a missing platform).
+fn config_platform(
+    loaded: &openshell_transport::source::LoadedManifest,
+) -> Result<PlatformSpec, CopyError> {
+    let Some(config) = &loaded.config else {
+        let err = loaded.parsed.as_ref().err().cloned().unwrap_or_default();
+        return Err(CopyError::Unsupported(format!(
+            "manifest {}: {err}",
+            loaded.digest
+        )));
+    };
+    let what = |err: &String| {
+        CopyError::Unsupported(format!(
+            "the config {} of manifest {}: {err}",
+            config.expected.digest(),
+            loaded.digest
+        ))
+    };
+    config.read.as_ref().map_err(what)?;
+    config.matches_descriptor.as_ref().map_err(what)?;
+    let parsed = config.parsed.as_ref().map_err(what)?;
+    Ok(PlatformSpec {
+        os: parsed.os().to_string(),
+        architecture: parsed.architecture().to_string(),
+        variant: parsed.variant().clone(),
     })
 }
 
@@ -459,22 +479,19 @@ pub fn read_selected(
                 CopyError::Unsupported(format!("{} holds no manifest", shape.source))
             })?;
             let loaded = load_manifest(source, entry, limits)?;
-            let has = config_platform(&loaded);
-            if !has
-                .as_ref()
-                .is_some_and(|has| platform_matches(wanted, has))
-            {
+            let has = config_platform(&loaded)?;
+            if !platform_matches(wanted, &has) {
                 return Err(CopyError::SingleManifest {
                     image: shape.source.clone(),
                     wanted: wanted.to_string(),
-                    has: has.map_or_else(|| "no platform".to_string(), |p| p.to_string()),
+                    has: has.to_string(),
                 });
             }
             let parsed = loaded.parsed.clone().map_err(|err| {
                 CopyError::Unsupported(format!("manifest {}: {err}", loaded.digest))
             })?;
             manifest_blobs(source, &parsed, "blob", &mut blobs)?;
-            platform = has;
+            platform = Some(has);
         }
         Selection::Platform(wanted) => {
             let listed: Vec<(PlatformSpec, &openshell_transport::source::ManifestEntry)> = shape

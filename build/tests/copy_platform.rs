@@ -4,7 +4,8 @@
 //! 127.0.0.1), read back by `verify --key` and skopeo. And each refusal:
 //! a platform the source lacks, `--platform` with `--all-platforms` or
 //! twice, an index into a docker-archive, another platform than a lone
-//! manifest's.
+//! manifest's. Through a registry that misbehaves on cue, the copy retries
+//! and fails a stall within its deadline, as a push does.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,6 +14,7 @@ mod sbom_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::referrers::{attach, provenance_about};
 use common::signed::{build_command, key_pair};
@@ -24,7 +26,7 @@ use openshell_contract::signing::{
 use openshell_signing::PrivateKey;
 use openshell_signing::intoto::SLSA_PROVENANCE_V1;
 use openshell_testsupport::podman::{output_text, run, run_ok};
-use openshell_testsupport::{Registry, require};
+use openshell_testsupport::{Action, Fault, FaultRegistry, Registry, require};
 use sbom_support::{SPDX, blob_path, index, json_blob, referrer_entries};
 
 const PASS: &str = "copy passphrase";
@@ -663,4 +665,68 @@ fn only_attestations_naming_the_platform_travel_with_it() {
         .collect();
     assert_eq!(carried.len(), 1);
     assert_eq!(carried[0]["subject"]["digest"], amd64.as_str());
+}
+
+/// `build-image copy ARGS` through the fault-injecting registry, with
+/// short network bounds (so a stall fails fast).
+fn copy_through(faults: &FaultRegistry, args: &[&str]) -> std::process::Output {
+    let auth = faults.auth_file();
+    let mut command = build_image();
+    command.arg("copy").args(args).args([
+        "--plain-http",
+        "--authfile",
+        auth.to_str().unwrap(),
+        "--registry-read-timeout",
+        "1s",
+        "--registry-attempts",
+        "2",
+        "--quiet",
+    ]);
+    run(command)
+}
+
+#[test]
+fn platform_copy_retries_and_stalls_like_a_push() {
+    let Some(faults) = FaultRegistry::start("platform_copy_retries_and_stalls_like_a_push") else {
+        return;
+    };
+    let image = signed_image(true, None);
+    let arm64 = image.platform("linux/arm64").manifest_digest.clone();
+    let mirror = format!("{}/mirror/supervisor", faults.host());
+    // A transient error on the manifest and on a blob check: retried.
+    faults.inject(Fault::on("PUT", "/manifests/arm64", Action::status(503)).times(1));
+    faults.inject(Fault::on("HEAD", "/blobs/", Action::status(500)).times(1));
+    let output = copy_through(
+        &faults,
+        &[
+            &format!("oci:{}:latest", image.layout.display()),
+            &format!("docker://{mirror}:arm64"),
+            "--platform",
+            "linux/arm64",
+        ],
+    );
+    let out = ok(output);
+    assert!(out.contains(&format!("copied     {arm64} (")), "{out}");
+    assert_eq!(faults.seen_matching("PUT", "/manifests/arm64").len(), 2);
+    faults.clear();
+    // A registry that stalls mid-blob: the copy out of it fails within its
+    // deadline, names the stall, and writes no layout.
+    faults.inject(Fault::on("GET", "/blobs/sha256:", Action::StallAfter(100)));
+    let target = image.dir.join("stalled");
+    let start = Instant::now();
+    let output = copy_through(
+        &faults,
+        &[
+            &format!("docker://{mirror}:arm64"),
+            &format!("oci:{}", target.display()),
+            "--platform",
+            "linux/arm64",
+        ],
+    );
+    let elapsed = start.elapsed();
+    let stderr = fails(output);
+    eprintln!("the stalled copy failed in {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    assert!(stderr.contains("stalled"), "{stderr}");
+    assert!(!target.exists(), "a layout was written");
 }
