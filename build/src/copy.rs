@@ -57,7 +57,7 @@ pub enum CopyError {
     },
     /// `--platform` names several manifests of the index (no variant given).
     #[error(
-        "{image} has several {wanted} manifests ({matching}); name one with its variant, e.g. --platform {wanted}/v8"
+        "{image} has several {wanted} manifests ({matching}); name one of them, variant included, with --platform"
     )]
     AmbiguousPlatform {
         /// The source.

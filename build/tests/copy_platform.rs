@@ -730,3 +730,68 @@ fn platform_copy_retries_and_stalls_like_a_push() {
     assert!(stderr.contains("stalled"), "{stderr}");
     assert!(!target.exists(), "a layout was written");
 }
+
+#[test]
+fn platform_copy_refuses_a_platform_several_manifests_match() {
+    let image = signed_image(true, None);
+    // The index again, with a second arm64 entry, variant v9: `linux/arm64`
+    // (v8 when no variant is given) then names two manifests.
+    let layout = &image.layout;
+    let mut top: serde_json::Value = json_blob(layout, &image.result.digest);
+    let mut v9 = top["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "arm64")
+        .unwrap()
+        .clone();
+    v9["platform"]["variant"] = "v9".into();
+    top["manifests"].as_array_mut().unwrap().push(v9);
+    let bytes = serde_json::to_vec(&top).unwrap();
+    let digest = openshell_testsupport::oci_blobs::put_blob(layout, &bytes);
+    let mut index = index(layout);
+    for entry in index["manifests"].as_array_mut().unwrap() {
+        if entry["digest"] == image.result.digest.as_str() {
+            entry["digest"] = digest.clone().into();
+            entry["size"] = bytes.len().into();
+        }
+    }
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    let target = image.dir.join("copy");
+    let stderr = fails(copy(
+        &[
+            &format!("oci:{}:latest", layout.display()),
+            &format!("oci:{}", target.display()),
+            "--platform",
+            "linux/arm64",
+        ],
+        None,
+    ));
+    assert!(
+        stderr.contains("has several linux/arm64 manifests (linux/arm64, linux/arm64/v9)"),
+        "{stderr}"
+    );
+    assert!(!target.exists());
+    // Named with its variant, it is one.
+    let out = ok(copy(
+        &[
+            &format!("oci:{}:latest", layout.display()),
+            &format!("oci:{}", target.display()),
+            "--platform",
+            "linux/arm64/v9",
+            "--quiet",
+        ],
+        None,
+    ));
+    assert!(
+        out.contains(&format!(
+            "copied     {} (linux/arm64/v9, ",
+            image.platform("linux/arm64").manifest_digest
+        )),
+        "{out}"
+    );
+}
