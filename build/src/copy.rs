@@ -683,16 +683,25 @@ fn platform_list<'a>(platforms: impl Iterator<Item = &'a PlatformSpec>) -> Strin
     }
 }
 
-/// Refuses to write an index into a docker-archive, which holds one
-/// platform's image: the transport would refuse it after every blob was
-/// read, and this names the flag that makes it fit.
-pub fn check_docker_archive(read: &ReadImage, source: &str) -> Result<(), CopyError> {
-    if read.image.manifests.is_empty() {
+/// Refuses, before any blob is read, to write an index into a
+/// docker-archive, which holds one platform's image: the transport would
+/// refuse it only after every blob was read, and this names the flag that
+/// makes it fit. Reads the top of `source` (and its index) only.
+pub fn check_docker_archive(
+    source: &mut dyn ImageSource,
+    selection: &Selection,
+    limits: &ReadLimits,
+) -> Result<(), CopyError> {
+    if matches!(selection, Selection::Platform(_)) {
+        return Ok(());
+    }
+    let shape = plan(source, limits)?;
+    if shape.indexes.is_empty() {
         return Ok(());
     }
     Err(CopyError::IndexIntoArchive {
-        image: source.to_string(),
-        platforms: read.image.manifests.len(),
+        image: shape.source,
+        platforms: shape.manifests.len(),
     })
 }
 

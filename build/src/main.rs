@@ -529,6 +529,13 @@ fn run_copy(args: &CopyArgs) -> anyhow::Result<ExitCode> {
     };
     let mut image_source = open_source(&args.source, &options)
         .with_context(|| format!("could not open {}", args.source))?;
+    if matches!(args.destination, ImageReference::DockerArchive { .. }) {
+        build_image::copy::check_docker_archive(
+            image_source.as_mut(),
+            &selection,
+            &options.limits,
+        )?;
+    }
     let step = progress.step(match &args.platform {
         Some(platform) => format!("reading {platform} of {} with its referrers", args.source),
         None => format!("reading {} with its referrers", args.source),
@@ -540,9 +547,6 @@ fn run_copy(args: &CopyArgs) -> anyhow::Result<ExitCode> {
         read.referrers,
         read.image.attachments.len()
     ));
-    if matches!(args.destination, ImageReference::DockerArchive { .. }) {
-        build_image::copy::check_docker_archive(&read, &args.source.to_string())?;
-    }
     if let (Some(platform), Some(index)) = (&read.platform, &read.index_left) {
         let provenance = if index.attestations_attached > 0 {
             format!(

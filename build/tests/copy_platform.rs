@@ -515,6 +515,8 @@ fn a_docker_archive_takes_one_platform_not_the_index() {
         "{stderr}"
     );
     assert!(!archive.exists(), "nothing is written");
+    // Refused before a blob is read: no "reading ... with its referrers".
+    assert!(!stderr.contains("with its referrers"), "{stderr}");
     // One platform fits, and its evidence stays behind, as a lone
     // manifest's always did.
     let out = ok(copy(
