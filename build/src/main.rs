@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use build_image::copy::Selection;
 use build_image::epoch::Epoch;
 use build_image::filesystem::limits::{
     Limits as TreeLimits, MAX_BINARY_SIZE_FLAG, MAX_ENTRIES_FLAG, MAX_LAYERS_FLAG,
@@ -93,6 +94,21 @@ struct CopyArgs {
     /// source's tag, else the release version and latest.
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
+    /// Copy the whole image: the index, every platform manifest, and every
+    /// referrer of each (the default; accepted for scripts written for
+    /// `skopeo copy --all`).
+    #[arg(long, conflicts_with = "platform")]
+    all_platforms: bool,
+    /// Copy only this platform's manifest (OS/ARCH[/VARIANT], given once),
+    /// by its own digest, with its own SBOM, signatures and attestations,
+    /// and not the index (a new index would have a digest nothing signed).
+    /// The index's own signatures and attestations cannot travel: their
+    /// subject is the index digest; an attestation whose signed statement
+    /// names this manifest (the SLSA provenance) is attached to it again,
+    /// its bundle unchanged. `verify DEST --key` then checks the manifest's own
+    /// signature.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<PlatformSpec>,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -507,16 +523,48 @@ fn run_copy(args: &CopyArgs) -> anyhow::Result<ExitCode> {
     } else {
         tags
     };
+    let selection = match &args.platform {
+        Some(platform) => Selection::Platform(platform.clone()),
+        None => Selection::AllPlatforms,
+    };
     let mut image_source = open_source(&args.source, &options)
         .with_context(|| format!("could not open {}", args.source))?;
-    let step = progress.step(format!("reading {} with its referrers", args.source));
-    let read = build_image::copy::read_image(image_source.as_mut(), &options.limits)
+    if matches!(args.destination, ImageReference::DockerArchive { .. }) {
+        build_image::copy::check_docker_archive(
+            image_source.as_mut(),
+            &selection,
+            &options.limits,
+        )?;
+    }
+    let step = progress.step(match &args.platform {
+        Some(platform) => format!("reading {platform} of {} with its referrers", args.source),
+        None => format!("reading {} with its referrers", args.source),
+    });
+    let read = build_image::copy::read_selected(image_source.as_mut(), &selection, &options.limits)
         .with_context(|| format!("could not read {}", args.source))?;
     step.done(format!(
         "{} referrer(s), {} cosign tag(s)",
         read.referrers,
         read.image.attachments.len()
     ));
+    if let (Some(platform), Some(index)) = (&read.platform, &read.index_left) {
+        let provenance = if index.attestations_attached > 0 {
+            format!(
+                "{} attestation(s) of the index whose signed statement names this manifest (the SLSA provenance) are attached to it again, unchanged",
+                index.attestations_attached
+            )
+        } else {
+            "no attestation of the index names this manifest, so no provenance comes along"
+                .to_string()
+        };
+        // Said even with --quiet: it is what the copy leaves out.
+        eprintln!(
+            "{PROGRAM}: note: copying {platform} ({}) without its index {}: the index's own {} referrer(s) (its signatures and attestations) cannot travel with one platform, their subject being the index digest; {provenance}; `verify DEST --key` checks this manifest's own signature",
+            read.image.top.digest(),
+            index.digest,
+            index.referrers,
+        );
+    }
     let destination = openshell_transport::open_destination(
         &args.destination,
         &openshell_transport::DestinationOptions {
@@ -529,11 +577,18 @@ fn run_copy(args: &CopyArgs) -> anyhow::Result<ExitCode> {
     let published = destination
         .publish(&read.image, &progress)
         .with_context(|| format!("could not write {}", args.destination))?;
-    let mut out = format!(
-        "copied     {} ({} referrer(s))\n",
-        read.image.top.digest(),
-        read.referrers
-    );
+    let mut out = match (&args.platform, &read.platform) {
+        (Some(_), Some(platform)) => format!(
+            "copied     {} ({platform}, {} referrer(s))\n",
+            read.image.top.digest(),
+            read.referrers
+        ),
+        _ => format!(
+            "copied     {} ({} referrer(s))\n",
+            read.image.top.digest(),
+            read.referrers
+        ),
+    };
     if matches!(args.destination, ImageReference::DockerArchive { .. }) && read.referrers > 0 {
         // docker save's format has no place for them.
         writeln!(

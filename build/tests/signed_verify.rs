@@ -15,16 +15,15 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{aarch64_copy, build_image, ok, supervisor_copy, tempdir};
+use common::referrers::{attach, list, provenance_about};
+use common::signed::{build_command, key_pair};
+use common::{build_image, ok, tempdir};
 use openshell_contract::build_result::BuildResult;
 use openshell_contract::signing::{
     COSIGN_SIG_ARTIFACT_TYPE, COSIGN_SIGNATURE_ANNOTATION, COSIGN_SIMPLE_SIGNING_MEDIA_TYPE,
     SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
 };
-use openshell_signing::intoto::{
-    BuildDefinition, BuildMetadata, Builder, Provenance, ResourceDescriptor, RunDetails,
-    SLSA_PROVENANCE_V1, STATEMENT_TYPE, Statement,
-};
+use openshell_signing::intoto::SLSA_PROVENANCE_V1;
 use openshell_signing::{PrivateKey, generate_cosign_key_pair, simple_signing};
 use openshell_testsupport::oci_blobs::put_blob;
 use openshell_testsupport::podman::{output_text, run};
@@ -45,40 +44,21 @@ struct Image {
 fn image(sign: bool, platforms: usize) -> Image {
     let dir = tempdir();
     let path = dir.path().to_path_buf();
-    let pair = generate_cosign_key_pair(PASS.as_bytes()).unwrap();
-    let (key_file, public) = (path.join("cosign.key"), path.join("cosign.pub"));
-    std::fs::write(&key_file, &pair.private_pem).unwrap();
-    std::fs::write(&public, &pair.public_pem).unwrap();
+    let pair = key_pair(&path, PASS);
     let layout = path.join("layout");
-    let mut command = build_image();
-    command.args([
-        "--binary",
-        &format!("linux/amd64={}", supervisor_copy(&path).display()),
-    ]);
-    if platforms > 1 {
-        command.args([
-            "--binary",
-            &format!("linux/arm64={}", aarch64_copy(&path).display()),
-        ]);
-    }
-    command
-        .arg("--output")
-        .arg(&layout)
-        .args(["--no-sbom", "--json", "--quiet"])
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env("COSIGN_PASSWORD", PASS);
+    let mut command = build_command(&path, &layout, platforms > 1, PASS);
+    command.arg("--no-sbom");
     if sign {
-        command.arg("--sign-key").arg(&key_file);
+        command.arg("--sign-key").arg(&pair.key_file);
     }
     let result = serde_json::from_str(&ok(run(command))).unwrap();
-    let (key, _) = PrivateKey::from_pem(pair.private_pem.as_bytes(), PASS.as_bytes(), "k").unwrap();
     Image {
         _dir: dir,
         dir: path,
         layout,
         result,
-        key,
-        public,
+        key: pair.key,
+        public: pair.public,
     }
 }
 
@@ -111,46 +91,6 @@ fn subject(image: &Image) -> serde_json::Value {
     serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size})
 }
 
-/// Writes a referrer of `subject` (one layer) into the layout and lists it
-/// in index.json; returns its digest.
-fn attach(
-    layout: &Path,
-    subject: &serde_json::Value,
-    artifact_type: &str,
-    layer_type: &str,
-    layer: &[u8],
-    layer_annotations: serde_json::Value,
-) -> String {
-    let empty = put_blob(layout, b"{}");
-    let layer_digest = put_blob(layout, layer);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": artifact_type,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
-        "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": layer.len(), "annotations": layer_annotations}],
-        "subject": subject,
-    });
-    let bytes = serde_json::to_vec(&manifest).unwrap();
-    let digest = put_blob(layout, &bytes);
-    list(
-        layout,
-        serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": digest, "size": bytes.len(), "artifactType": artifact_type,
-        }),
-    );
-    digest
-}
-
-fn list(layout: &Path, entry: serde_json::Value) {
-    let path = layout.join("index.json");
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    index["manifests"].as_array_mut().unwrap().push(entry);
-    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
-}
-
 fn attach_sig(image: &Image, payload: &[u8], signature: &[u8]) -> String {
     attach(
         &image.layout,
@@ -160,32 +100,6 @@ fn attach_sig(image: &Image, payload: &[u8], signature: &[u8]) -> String {
         payload,
         serde_json::json!({COSIGN_SIGNATURE_ANNOTATION: STANDARD.encode(signature)}),
     )
-}
-
-fn provenance_about(digests: &[&str]) -> Statement<Provenance> {
-    Statement {
-        kind: STATEMENT_TYPE.into(),
-        subject: digests
-            .iter()
-            .map(|d| ResourceDescriptor::from_digest("x", d))
-            .collect(),
-        predicate_type: SLSA_PROVENANCE_V1.into(),
-        predicate: Provenance {
-            build_definition: BuildDefinition {
-                build_type: "https://example.com/t".into(),
-                external_parameters: serde_json::json!({}),
-                internal_parameters: serde_json::Value::Null,
-                resolved_dependencies: Vec::new(),
-            },
-            run_details: RunDetails {
-                builder: Builder {
-                    id: "https://example.com/b".into(),
-                    version: Default::default(),
-                },
-                metadata: BuildMetadata::default(),
-            },
-        },
-    }
 }
 
 fn attach_provenance(image: &Image, key: &PrivateKey, digests: &[&str]) {

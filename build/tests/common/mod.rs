@@ -18,6 +18,8 @@ use oci_spec::image::{
 use openshell_contract::annotations::oci::REF_NAME;
 
 pub mod raw_layout;
+pub mod referrers;
+pub mod signed;
 
 /// The `build-image` executable under test.
 pub fn build_image() -> Command {
