@@ -185,10 +185,7 @@ pub fn read_image(
     if let Some(descriptor) = &top_descriptor {
         check_bytes("top manifest", descriptor, &top_bytes)?;
     }
-    let top_digest = format!(
-        "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&top_bytes))
-    );
+    let top_digest = openshell_contract::digest::sha256_digest(&top_bytes);
     let top_media = top_descriptor
         .as_ref()
         .map(|d| d.media_type().clone())
@@ -248,10 +245,7 @@ pub fn read_image(
                     "the manifest tagged {tag} is not an image manifest: {err}"
                 ))
             })?;
-            let digest = format!(
-                "sha256:{}",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
-            );
+            let digest = openshell_contract::digest::sha256_digest(&bytes);
             let descriptor = Descriptor::new(
                 oci_spec::image::MediaType::ImageManifest,
                 bytes.len() as u64,
