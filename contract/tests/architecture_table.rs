@@ -73,78 +73,65 @@ fn rustc_agrees_with_every_rows_targets() {
 fn tiny_elf(machine: u16, class_bits: u8, little_endian: bool) -> Vec<u8> {
     const PAGE: u64 = 4096;
     const BASE: u64 = 0x40_0000;
-    let mut out = Vec::new();
-    let mut put = |bytes: &[u8]| out.extend_from_slice(bytes);
-    let half = |value: u16| {
-        if little_endian {
-            value.to_le_bytes()
-        } else {
-            value.to_be_bytes()
-        }
-    };
-    let word = |value: u32| {
-        if little_endian {
-            value.to_le_bytes()
-        } else {
-            value.to_be_bytes()
-        }
-    };
-    let long = |value: u64| {
-        if little_endian {
-            value.to_le_bytes()
-        } else {
-            value.to_be_bytes()
-        }
-    };
+    const ET_EXEC: u16 = 2;
+    const PT_LOAD: u32 = 1;
+    const PF_R_X: u32 = 5;
+    /// A header field: 2 bytes, 4 bytes, or an address (4 or 8 by class).
+    enum Field {
+        Half(u16),
+        Word(u32),
+        Addr(u64),
+    }
+    use Field::{Addr, Half, Word};
     let wide = class_bits == 64;
-    let mut ident = [0u8; 16];
-    ident[..4].copy_from_slice(b"\x7fELF");
-    ident[4] = if wide { 2 } else { 1 };
-    ident[5] = if little_endian { 1 } else { 2 };
-    ident[6] = 1;
-    put(&ident);
-    put(&half(2)); // ET_EXEC
-    put(&half(machine));
-    put(&word(1));
-    let entry = BASE + PAGE - 16;
+    let (ehsize, phentsize, shentsize) = if wide { (64, 56, 64) } else { (52, 32, 40) };
+    let mut fields = vec![
+        Half(ET_EXEC),
+        Half(machine),
+        Word(1),                 // e_version
+        Addr(BASE + PAGE - 16),  // e_entry
+        Addr(u64::from(ehsize)), // e_phoff: right after the header
+        Addr(0),                 // e_shoff
+        Word(0),                 // e_flags
+        Half(ehsize),
+        Half(phentsize),
+        Half(1), // e_phnum
+        Half(shentsize),
+        Half(0), // e_shnum
+        Half(0), // e_shstrndx
+        Word(PT_LOAD),
+    ];
+    // p_flags comes second in a 64-bit program header, seventh in a 32-bit
+    // one; between them, offset, vaddr, paddr, filesz and memsz.
     if wide {
-        put(&long(entry));
-        put(&long(64)); // e_phoff
-        put(&long(0)); // e_shoff
-        put(&word(0)); // e_flags
-        put(&half(64));
-        put(&half(56));
-        put(&half(1));
-        put(&half(64));
-        put(&half(0));
-        put(&half(0));
-        put(&word(1)); // PT_LOAD
-        put(&word(5)); // R+X
-        put(&long(0));
-        put(&long(BASE));
-        put(&long(BASE));
-        put(&long(PAGE));
-        put(&long(PAGE));
-        put(&long(PAGE));
-    } else {
-        put(&word(entry as u32));
-        put(&word(52));
-        put(&word(0));
-        put(&word(0));
-        put(&half(52));
-        put(&half(32));
-        put(&half(1));
-        put(&half(40));
-        put(&half(0));
-        put(&half(0));
-        put(&word(1));
-        put(&word(0));
-        put(&word(BASE as u32));
-        put(&word(BASE as u32));
-        put(&word(PAGE as u32));
-        put(&word(PAGE as u32));
-        put(&word(5));
-        put(&word(PAGE as u32));
+        fields.push(Word(PF_R_X));
+    }
+    fields.extend([Addr(0), Addr(BASE), Addr(BASE), Addr(PAGE), Addr(PAGE)]);
+    if !wide {
+        fields.push(Word(PF_R_X));
+    }
+    fields.push(Addr(PAGE)); // p_align
+    let mut out = vec![
+        0x7f,
+        b'E',
+        b'L',
+        b'F',
+        if wide { 2 } else { 1 },
+        if little_endian { 1 } else { 2 },
+        1, // EV_CURRENT
+    ];
+    out.resize(16, 0);
+    for field in fields {
+        let (value, size) = match field {
+            Half(value) => (u64::from(value), 2),
+            Word(value) => (u64::from(value), 4),
+            Addr(value) => (value, if wide { 8 } else { 4 }),
+        };
+        if little_endian {
+            out.extend_from_slice(&value.to_le_bytes()[..size]);
+        } else {
+            out.extend_from_slice(&value.to_be_bytes()[8 - size..]);
+        }
     }
     out.resize(PAGE as usize, 0);
     out
