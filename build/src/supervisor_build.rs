@@ -13,12 +13,12 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use openshell_contract::platform::{Platform, host_architecture};
 use openshell_contract::version::Libc;
 use openshell_contract::{BINARY_NAME, PLATFORM_FLAG};
 
 use crate::platform::{UnsupportedPlatform, supervisor_target};
 use crate::progress::Progress;
-use openshell_contract::platform::{Platform, host_architecture};
 
 use openshell_contract::sbom::SUPERVISOR_PACKAGE;
 
