@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use openshell_contract::elf::{self, ElfError};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// What a binary is known by once checked; cached between runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,7 +187,7 @@ impl SupervisorBinary {
 pub fn check(path: &Path, bytes: &[u8]) -> Result<BinaryFacts, BinaryError> {
     let architecture = check_elf(path, bytes)?;
     Ok(BinaryFacts {
-        sha256: sha256_hex(bytes),
+        sha256: openshell_contract::digest::sha256_hex(bytes),
         architecture,
         size: bytes.len() as u64,
     })
@@ -225,7 +224,7 @@ pub fn check_elf(path: &Path, bytes: &[u8]) -> Result<String, BinaryError> {
 pub fn check_platform(
     path: &Path,
     architecture: &str,
-    platform: &crate::platform::PlatformSpec,
+    platform: &openshell_contract::platform::Platform,
 ) -> Result<(), BinaryError> {
     if architecture == platform.architecture {
         return Ok(());
@@ -237,11 +236,6 @@ pub fn check_platform(
         platform: platform.to_string(),
         expected: platform.architecture.clone(),
     })
-}
-
-/// sha256 of `bytes`, lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 #[cfg(test)]

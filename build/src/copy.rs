@@ -29,8 +29,8 @@ use openshell_transport::digest::check_bytes;
 use openshell_transport::source::{ImageSource, load_manifest, plan};
 use openshell_transport::{Attachment, Blob, ImageToWrite, ReadLimits, TransportError};
 
-use crate::platform::PlatformSpec;
 use crate::signatures::Bundle;
+use openshell_contract::platform::Platform;
 
 /// Largest blob copied, declared size checked before reading (the
 /// supervisor's layer is some 15 MiB).
@@ -100,7 +100,7 @@ pub struct ReadImage {
     pub referrers: usize,
     /// The platform copied, for a single-platform copy (or a lone
     /// manifest whose config names one).
-    pub platform: Option<PlatformSpec>,
+    pub platform: Option<Platform>,
     /// The index a single-platform copy left behind, with what names it.
     pub index_left: Option<IndexLeftBehind>,
 }
@@ -244,15 +244,15 @@ pub enum Selection {
     AllPlatforms,
     /// One platform's manifest, unchanged, with its own referrers, and not
     /// the index: a new index would have a digest no signature covers.
-    Platform(PlatformSpec),
+    Platform(Platform),
 }
 
 /// Whether `have` is what `wanted` names: the same OS and architecture,
 /// and the same variant when `wanted` gives one (`linux/arm64` names
 /// `linux/arm64/v8`; an arm64 without a variant is v8, as containers/image
 /// reads it).
-fn platform_matches(wanted: &PlatformSpec, have: &PlatformSpec) -> bool {
-    let variant = |p: &PlatformSpec| match (p.architecture.as_str(), p.variant.as_deref()) {
+fn platform_matches(wanted: &Platform, have: &Platform) -> bool {
+    let variant = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
         ("arm64", None) => Some("v8".to_string()),
         (_, variant) => variant.map(str::to_string),
     };
@@ -266,7 +266,7 @@ fn platform_matches(wanted: &PlatformSpec, have: &PlatformSpec) -> bool {
 /// stalled registry is a stall, not a missing platform).
 fn config_platform(
     loaded: &openshell_transport::source::LoadedManifest,
-) -> Result<PlatformSpec, CopyError> {
+) -> Result<Platform, CopyError> {
     let Some(config) = &loaded.config else {
         let err = loaded.parsed.as_ref().err().cloned().unwrap_or_default();
         return Err(CopyError::Unsupported(format!(
@@ -284,7 +284,7 @@ fn config_platform(
     config.read.as_ref().map_err(what)?;
     config.matches_descriptor.as_ref().map_err(what)?;
     let parsed = config.parsed.as_ref().map_err(what)?;
-    Ok(PlatformSpec {
+    Ok(Platform {
         os: parsed.os().to_string(),
         architecture: parsed.architecture().to_string(),
         variant: parsed.variant().clone(),
@@ -292,12 +292,9 @@ fn config_platform(
 }
 
 fn sha256_digest_of(bytes: &[u8], what: &str) -> Result<oci_spec::image::Digest, CopyError> {
-    format!(
-        "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
-    )
-    .parse::<oci_spec::image::Digest>()
-    .map_err(|err| CopyError::Unsupported(format!("{what} digest: {err}")))
+    openshell_contract::digest::sha256_digest(bytes)
+        .parse::<oci_spec::image::Digest>()
+        .map_err(|err| CopyError::Unsupported(format!("{what} digest: {err}")))
 }
 
 /// A referrer made again for another subject.
@@ -494,12 +491,12 @@ pub fn read_selected(
             platform = Some(has);
         }
         Selection::Platform(wanted) => {
-            let listed: Vec<(PlatformSpec, &openshell_transport::source::ManifestEntry)> = shape
+            let listed: Vec<(Platform, &openshell_transport::source::ManifestEntry)> = shape
                 .manifests
                 .iter()
                 .filter_map(|entry| {
                     let spec =
-                        PlatformSpec::from_oci(entry.expected.as_ref()?.platform().as_ref()?);
+                        crate::platform::from_oci(entry.expected.as_ref()?.platform().as_ref()?);
                     Some((spec, entry))
                 })
                 .collect();
@@ -573,10 +570,7 @@ pub fn read_selected(
                     "the manifest tagged {tag} is not an image manifest: {err}"
                 ))
             })?;
-            let digest = format!(
-                "sha256:{}",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
-            );
+            let digest = openshell_contract::digest::sha256_digest(&bytes);
             let descriptor = Descriptor::new(
                 oci_spec::image::MediaType::ImageManifest,
                 bytes.len() as u64,
@@ -674,7 +668,7 @@ fn push_new(into: &mut Vec<Blob>, blob: Blob) {
     }
 }
 
-fn platform_list<'a>(platforms: impl Iterator<Item = &'a PlatformSpec>) -> String {
+fn platform_list<'a>(platforms: impl Iterator<Item = &'a Platform>) -> String {
     let names: Vec<String> = platforms.map(ToString::to_string).collect();
     if names.is_empty() {
         "no platform in its index entries".to_string()
@@ -709,7 +703,7 @@ pub fn check_docker_archive(
 mod tests {
     use super::*;
 
-    fn spec(text: &str) -> PlatformSpec {
+    fn spec(text: &str) -> Platform {
         text.parse().unwrap_or_else(|err| panic!("{err}"))
     }
 

@@ -376,7 +376,7 @@ impl WorkspaceCrates {
         })?;
         Ok(Self {
             workspace: workspace.to_path_buf(),
-            cargo_lock_sha256: crate::binary::sha256_hex(&bytes),
+            cargo_lock_sha256: openshell_contract::digest::sha256_hex(&bytes),
             cache_path: crate::supervisor_build::target_dir(workspace).join(CACHE_FILE),
             resolved: HashMap::new(),
         })
@@ -410,8 +410,7 @@ impl WorkspaceCrates {
 
     /// sha256 over the files a resolution read (absent ones count as such).
     fn inputs_digest(&self, manifests: &[String]) -> String {
-        use sha2::Digest as _;
-        let mut hasher = sha2::Sha256::new();
+        let mut hasher = openshell_contract::digest::Digester::sha256();
         let mut files = vec!["Cargo.lock".to_string(), ".cargo/config.toml".to_string()];
         files.extend(manifests.iter().cloned());
         for file in files {
@@ -425,7 +424,7 @@ impl WorkspaceCrates {
                 Err(_) => hasher.update(u64::MAX.to_le_bytes()),
             }
         }
-        hex::encode(hasher.finalize())
+        hasher.finish_hex()
     }
 
     fn load_cache(&self) -> CrateCache {

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use crate::binary::BinaryFacts;
 use crate::epoch::Epoch;
-use crate::layer::sha256_digest;
-use crate::platform::PlatformSpec;
+use openshell_contract::digest::sha256_digest;
+use openshell_contract::platform::Platform;
 pub use openshell_transport::{Blob, BlobData};
 
 /// Who and what the image says it is, besides the binary.
@@ -171,7 +171,7 @@ pub struct LayerBlob {
 #[derive(Debug, Clone)]
 pub struct PlatformBuild {
     /// Its platform.
-    pub platform: PlatformSpec,
+    pub platform: Platform,
     /// The binary in it.
     pub binary: BinaryFacts,
     /// Its layer.
@@ -304,7 +304,7 @@ pub fn history_created_by() -> String {
 
 /// Assembles one platform's config and manifest around its layer.
 pub fn assemble_platform(
-    platform: PlatformSpec,
+    platform: Platform,
     binary: BinaryFacts,
     layer: LayerBlob,
     metadata: &ImageMetadata,
@@ -321,7 +321,7 @@ pub fn assemble_platform(
 /// Assembles one platform's config and manifest around its layer, with
 /// what its binary says about its build.
 pub fn assemble_platform_with(
-    platform: PlatformSpec,
+    platform: Platform,
     binary: BinaryFacts,
     layer: LayerBlob,
     metadata: &ImageMetadata,
@@ -345,7 +345,7 @@ pub fn assemble_platform_with(
         .diff_ids(vec![layer.diff_id.clone()])
         .build()
         .map_err(spec("rootfs"))?;
-    let oci_platform = platform.to_oci();
+    let oci_platform = crate::platform::to_oci(&platform);
     let mut config_builder = ImageConfigurationBuilder::default()
         .created(created)
         .os(oci_platform.os().clone())
@@ -446,7 +446,7 @@ mod tests {
             size: 8,
         };
         assemble_platform(
-            PlatformSpec::linux("amd64"),
+            Platform::linux("amd64"),
             binary,
             layer,
             &ImageMetadata::new(epoch),

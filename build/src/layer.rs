@@ -1,7 +1,7 @@
 //! The image's single layer: a deterministic tar holding the binary, gzipped.
 
+use openshell_contract::digest::{Digester, sha256_digest};
 use openshell_contract::{IMAGE_BINARY_MODE, IMAGE_BINARY_OWNER, LAYER_BINARY_PATH};
-use sha2::{Digest, Sha256};
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -133,7 +133,7 @@ pub fn compress_tar_unless(
     // needed anyway and costs 30 ms over a large binary. The blob is hashed
     // as its pieces arrive, in order, so it is done when compression is.
     let mut compressed = Vec::with_capacity(tar.len() / 2);
-    let mut blob_hasher = Sha256::new();
+    let mut blob_hasher = Digester::sha256();
     let (diff_id, done) = std::thread::scope(|scope| {
         let hasher = scope.spawn(|| sha256_digest(&tar));
         let done = gzip::compress_into(&tar, settings.level, settings.threads, cancel, |piece| {
@@ -144,18 +144,13 @@ pub fn compress_tar_unless(
         (diff_id, done)
     });
     done?;
-    let digest = format!("sha256:{}", hex::encode(blob_hasher.finalize()));
+    let digest = blob_hasher.finish();
     Ok(Layer {
         tar,
         diff_id,
         compressed,
         digest,
     })
-}
-
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use build_image::filesystem::limits::{
 use build_image::image::ImageMetadata;
 use build_image::layer::LayerSettings;
 use build_image::pipeline::{self, BinaryInput, BuildOptions};
-use build_image::platform::PlatformSpec;
 use build_image::progress::{Progress, human_size};
 use build_image::provenance::{self, KeyValue};
 use build_image::sbom::SbomChoice;
@@ -25,6 +24,7 @@ use build_image::supervisor_build::{git_revision, workspace_root};
 use build_image::verify::{self, NothingKnown, VerifyOptions};
 use clap::{Args, Parser, Subcommand};
 use openshell_contract::cli::{BROKEN_PIPE_EXIT, is_broken_pipe, write_stdout};
+use openshell_contract::platform::Platform;
 use openshell_contract::registry::{
     ENV_REGISTRY_ATTEMPTS, ENV_REGISTRY_CONNECT_TIMEOUT, ENV_REGISTRY_OPERATION_TIMEOUT,
     ENV_REGISTRY_READ_TIMEOUT, FLAG_REGISTRY_ATTEMPTS, FLAG_REGISTRY_CONNECT_TIMEOUT,
@@ -108,7 +108,7 @@ struct CopyArgs {
     /// its bundle unchanged. `verify DEST --key` then checks the manifest's own
     /// signature.
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    platform: Option<PlatformSpec>,
+    platform: Option<Platform>,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
@@ -281,7 +281,7 @@ struct BuildArgs {
         value_delimiter = ',',
         conflicts_with = "binaries"
     )]
-    platforms: Vec<PlatformSpec>,
+    platforms: Vec<Platform>,
     /// Write the image to REF: oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]
     /// or docker://HOST/REPO[:TAG]. Repeatable; written in the order given.
     /// When no OCI layout is among the destinations, the default layout is

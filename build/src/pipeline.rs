@@ -20,23 +20,23 @@ use crate::image::{
     Referrer, layer_descriptor,
 };
 use crate::layer::{self, LayerError, LayerSettings};
-use crate::platform::PlatformSpec;
 use crate::progress::{Progress, human_size};
 use crate::sbom::{Sbom, SbomChoice, SbomError, SbomGenerator, SbomRequest};
 use crate::supervisor_build::SupervisorBuildError;
 use crate::verify::{self, VerifyOptions, VerifyReport};
+use openshell_contract::platform::Platform;
 
 /// One `--binary`: a path, with the platform it is for when given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BinaryInput {
     /// `os/arch` given with `PLATFORM=PATH`; else read from the ELF.
-    pub platform: Option<PlatformSpec>,
+    pub platform: Option<Platform>,
     /// The executable.
     pub path: PathBuf,
 }
 
 impl std::str::FromStr for BinaryInput {
-    type Err = crate::platform::PlatformError;
+    type Err = openshell_contract::platform::PlatformError;
 
     /// `PATH`, or `os/arch[/variant]=PATH`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
@@ -80,7 +80,7 @@ pub struct BuildOptions {
     pub workspace: Option<PathBuf>,
     /// Platforms to build the supervisor for when no binary is given;
     /// empty means the defaults (linux/amd64 and linux/arm64).
-    pub platforms: Vec<PlatformSpec>,
+    pub platforms: Vec<Platform>,
     /// Which SBOM each platform manifest gets.
     pub sbom: SbomChoice,
     /// Sign the image (after it verified) and attach SLSA provenance.
@@ -133,7 +133,7 @@ pub struct BuildOutcome {
 /// A binary ready for packaging.
 struct PreparedBinary {
     path: PathBuf,
-    platform: PlatformSpec,
+    platform: Platform,
     stat: StatKey,
     /// From the cache, when the file is unchanged since a run that read it.
     known: Option<BinaryFacts>,
@@ -185,7 +185,7 @@ fn prepare(input: &BinaryInput, cache: &BuildCache) -> Result<PreparedBinary, Bu
     let platform = input
         .platform
         .clone()
-        .unwrap_or_else(|| PlatformSpec::linux(&architecture));
+        .unwrap_or_else(|| Platform::linux(&architecture));
     binary::check_platform(&input.path, &architecture, &platform)?;
     Ok(PreparedBinary {
         path,
@@ -329,7 +329,7 @@ fn layer_for(
         });
         let compressor =
             scope.spawn(|| layer::compress_tar_unless(Arc::clone(&tar), options.layer, &cancel));
-        let sha256 = binary::sha256_hex(binary_bytes);
+        let sha256 = openshell_contract::digest::sha256_hex(binary_bytes);
         let reused = reusable(cache, &key_for(&sha256), cache_dir, progress);
         if matches!(reused, Ok(Some(_))) {
             cancel.store(true, Ordering::Relaxed);
@@ -454,7 +454,7 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
             }
         };
         let platforms = if options.platforms.is_empty() {
-            PlatformSpec::defaults()
+            Platform::defaults()
         } else {
             options.platforms.clone()
         };

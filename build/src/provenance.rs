@@ -174,7 +174,7 @@ pub fn cargo_lock_path(workspace: &Path) -> PathBuf {
 /// sha256 (hex) of the workspace's `Cargo.lock`, or why it could not be read.
 pub fn cargo_lock_sha256(workspace: &Path) -> Result<String, std::io::Error> {
     let bytes = std::fs::read(cargo_lock_path(workspace))?;
-    Ok(crate::binary::sha256_hex(&bytes))
+    Ok(openshell_contract::digest::sha256_hex(&bytes))
 }
 
 /// The annotation keys of [`annotations`] that build-image sets from the

@@ -42,8 +42,8 @@ use serde::Serialize;
 
 use crate::crates::{CrateEntry, CratesError, ResolvedCrates, WorkspaceCrates};
 use crate::image::{self, Blob, ImageError, ImageMetadata, Referrer};
-use crate::layer::sha256_digest;
-use crate::platform::PlatformSpec;
+use openshell_contract::digest::sha256_digest;
+use openshell_contract::platform::Platform;
 
 /// Largest SBOM file `--sbom` accepts: far above any real one, far below
 /// what would strain a registry.
@@ -110,27 +110,8 @@ pub enum SbomError {
 /// The Rust target a platform's supervisor is built for, as
 /// `--filter-platform` takes it; `None` for a platform without a musl
 /// target (the SBOM then lists the dependencies of every platform).
-pub fn rust_target(platform: &PlatformSpec) -> Option<String> {
-    if platform.os != "linux" {
-        return None;
-    }
-    let arch = match platform.architecture.as_str() {
-        "amd64" => "x86_64",
-        "arm64" => "aarch64",
-        "386" => "i686",
-        "riscv64" => "riscv64gc",
-        "s390x" => "s390x",
-        "ppc64le" => "powerpc64le",
-        "loong64" => "loongarch64",
-        "arm" => {
-            return Some(match platform.variant.as_deref() {
-                Some("v7") => "armv7-unknown-linux-musleabihf".into(),
-                _ => "arm-unknown-linux-musleabihf".into(),
-            });
-        }
-        _ => return None,
-    };
-    Some(format!("{arch}-unknown-linux-musl"))
+pub fn rust_target(platform: &Platform) -> Option<String> {
+    platform.musl_target().map(str::to_string)
 }
 
 /// Reads `--sbom FILE`: an SPDX 2.x or CycloneDX JSON document.
@@ -209,7 +190,7 @@ pub fn identify(bytes: &[u8]) -> Result<(&'static str, String), String> {
 #[derive(Debug, Clone)]
 pub struct SbomRequest<'a> {
     /// The platform.
-    pub platform: &'a PlatformSpec,
+    pub platform: &'a Platform,
     /// sha256 (hex) of the binary.
     pub binary_sha256: &'a str,
     /// The rustc that compiled it, as it records itself.
@@ -654,14 +635,14 @@ mod tests {
     #[test]
     fn targets_follow_the_platform() {
         assert_eq!(
-            rust_target(&PlatformSpec::linux("amd64")).as_deref(),
+            rust_target(&Platform::linux("amd64")).as_deref(),
             Some("x86_64-unknown-linux-musl")
         );
         assert_eq!(
-            rust_target(&PlatformSpec::linux("arm64")).as_deref(),
+            rust_target(&Platform::linux("arm64")).as_deref(),
             Some("aarch64-unknown-linux-musl")
         );
-        assert_eq!(rust_target(&PlatformSpec::linux("mips")), None);
+        assert_eq!(rust_target(&Platform::linux("mips")), None);
     }
 
     #[test]

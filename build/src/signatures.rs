@@ -40,8 +40,8 @@ use openshell_signing::intoto::{
 use openshell_signing::{PrivateKey, simple_signing};
 
 use crate::image::{self, Blob, BlobData, BuiltImage, ImageError, ImageMetadata, Referrer};
-use crate::layer::sha256_digest;
 use crate::sbom::EMPTY_JSON;
+use openshell_contract::digest::sha256_digest;
 
 /// What the provenance records beyond the image itself.
 #[derive(Debug, Clone, Default)]

@@ -13,10 +13,11 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use openshell_contract::platform::{Platform, host_architecture};
 use openshell_contract::version::Libc;
 use openshell_contract::{BINARY_NAME, PLATFORM_FLAG};
 
-use crate::platform::{PlatformSpec, UnsupportedPlatform};
+use crate::platform::{UnsupportedPlatform, supervisor_target};
 use crate::progress::Progress;
 
 use openshell_contract::sbom::SUPERVISOR_PACKAGE;
@@ -168,7 +169,7 @@ impl InstalledTargets for Sysroot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetChoice {
     /// The platform.
-    pub platform: PlatformSpec,
+    pub platform: Platform,
     /// The Rust target triple.
     pub target: &'static str,
     /// Its C library.
@@ -178,55 +179,50 @@ pub struct TargetChoice {
     pub fallback: Option<String>,
 }
 
-/// The OCI architecture of the machine build-image runs on.
-pub fn host_architecture() -> &'static str {
-    crate::verify::host_architecture()
-}
-
 /// Picks the target of each platform: its musl target when installed; the
 /// glibc target with `+crt-static` when the musl one is missing and the
 /// platform is this machine's (its glibc target is the host's, always
 /// there); else an error naming the command that installs the target.
 pub fn choose_targets(
-    platforms: &[PlatformSpec],
+    platforms: &[Platform],
     installed: &dyn InstalledTargets,
     host_architecture: &str,
 ) -> Result<Vec<TargetChoice>, SupervisorBuildError> {
     let mut choices: Vec<TargetChoice> = Vec::new();
     for platform in platforms {
-        let target = platform.supervisor_target()?;
+        let target = supervisor_target(platform)?;
         if choices
             .iter()
-            .any(|choice| choice.target == target.musl || choice.target == target.gnu)
+            .any(|choice| choice.target == target.musl_target || choice.target == target.gnu_target)
         {
             return Err(SupervisorBuildError::Duplicate {
                 platform: platform.to_string(),
             });
         }
-        let command = format!("rustup target add {}", target.musl);
-        if installed.has(target.musl) {
+        let command = format!("rustup target add {}", target.musl_target);
+        if installed.has(target.musl_target) {
             choices.push(TargetChoice {
                 platform: platform.clone(),
-                target: target.musl,
+                target: target.musl_target,
                 libc: Libc::Musl,
                 fallback: None,
             });
-        } else if target.architecture == host_architecture && installed.has(target.gnu) {
+        } else if target.oci == host_architecture && installed.has(target.gnu_target) {
             choices.push(TargetChoice {
                 platform: platform.clone(),
-                target: target.gnu,
+                target: target.gnu_target,
                 libc: Libc::Gnu,
                 fallback: Some(format!(
                     "the Rust target {musl} is not installed in {toolchain}, so the {platform} supervisor is built for {gnu} with -C target-feature=+crt-static instead: a static glibc binary, not the documented musl one (the build result says libc \"gnu\"). For the musl binary run\n    {command}\nand build again.",
-                    musl = target.musl,
-                    gnu = target.gnu,
+                    musl = target.musl_target,
+                    gnu = target.gnu_target,
                     toolchain = installed.describe(),
                 )),
             });
         } else {
             return Err(SupervisorBuildError::TargetMissing {
                 platform: platform.to_string(),
-                target: target.musl.to_string(),
+                target: target.musl_target.to_string(),
                 sysroot: installed.describe(),
                 command,
                 host_platform: format!("linux/{host_architecture}"),
@@ -240,7 +236,7 @@ pub fn choose_targets(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltSupervisor {
     /// The platform it is for.
-    pub platform: PlatformSpec,
+    pub platform: Platform,
     /// The Rust target it was built for.
     pub target: String,
     /// Its C library.
@@ -287,14 +283,14 @@ const RUSTUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 /// cannot add (offline, no rustup) is left to [`choose_targets`], which
 /// falls back loudly or stops with the command.
 fn install_missing_targets(
-    platforms: &[PlatformSpec],
+    platforms: &[Platform],
     installed: &dyn InstalledTargets,
     progress: &Progress,
 ) {
     let missing: Vec<&'static str> = platforms
         .iter()
-        .filter_map(|platform| platform.supervisor_target().ok())
-        .map(|target| target.musl)
+        .filter_map(|platform| supervisor_target(platform).ok())
+        .map(|target| target.musl_target)
         .filter(|musl| !installed.has(musl))
         .collect();
     if missing.is_empty() {
@@ -344,7 +340,7 @@ fn install_missing_targets(
 /// cargo run) and returns the binaries in the same order.
 pub fn build_supervisors(
     workspace: &Path,
-    platforms: &[PlatformSpec],
+    platforms: &[Platform],
     progress: &Progress,
 ) -> Result<Vec<BuiltSupervisor>, SupervisorBuildError> {
     install_missing_targets(platforms, &Sysroot::of_rustc(), progress);
@@ -436,7 +432,7 @@ mod tests {
     #[test]
     fn every_platform_gets_its_musl_target_when_installed() {
         let choices = choose_targets(
-            &PlatformSpec::defaults(),
+            &Platform::defaults(),
             &Targets(&[GNU_HOST, AMD64_MUSL, ARM64_MUSL]),
             "amd64",
         )
@@ -504,7 +500,7 @@ mod tests {
     #[test]
     fn another_architecture_without_its_target_stops_with_the_command() {
         let err = choose_targets(
-            &PlatformSpec::defaults(),
+            &Platform::defaults(),
             &Targets(&[GNU_HOST, AMD64_MUSL]),
             "amd64",
         )

@@ -18,14 +18,15 @@ use std::sync::{Arc, OnceLock};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageManifest, MediaType};
 use openshell_contract::annotations::BINARY_SHA256;
+use openshell_contract::digest::{Digester, DigestingReader};
 use openshell_contract::elf::ElfInfo;
+use openshell_contract::platform::host_architecture;
 use openshell_contract::sbom::SBOM_ARTIFACT_TYPES;
 use openshell_contract::{
     BINARY_NAME, IMAGE_BINARY_PATH, IMAGE_ENTRYPOINT, LAYER_BINARY_PATH, MOUNT_PATH,
     path_under_mount,
 };
-use openshell_transport::digest::check_bytes;
-use openshell_transport::digest::{Digester, DigestingReader};
+use openshell_transport::digest::{check_bytes, digester_for};
 use openshell_transport::document;
 use openshell_transport::document::{DOCKER_CONFIG, DOCKER_MANIFEST, is_index_media_type};
 use openshell_transport::source::{
@@ -331,21 +332,6 @@ const LAYER_TYPES: [&str; 6] = [
     "application/vnd.docker.image.rootfs.diff.tar",
     "application/vnd.docker.image.rootfs.diff.tar.zstd",
 ];
-
-/// The OCI architecture of the machine running this program.
-pub fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "arm" => "arm",
-        "riscv64" => "riscv64",
-        "s390x" => "s390x",
-        "powerpc64" => "ppc64le",
-        "loongarch64" => "loong64",
-        other => other,
-    }
-}
 
 /// Verifies the image `source` holds: its shape, then each platform.
 ///
@@ -808,7 +794,7 @@ fn stream_layer(
     tree: Option<&mut Filesystem>,
 ) -> (LayerRead, Result<(), String>) {
     let what = format!("layer {index}");
-    let digester = match Digester::for_digest(&what, descriptor.digest()) {
+    let digester = match digester_for(&what, descriptor.digest()) {
         Ok(digester) => digester,
         Err(err) => return (LayerRead::Failed(err.to_string()), Err(err.to_string())),
     };
@@ -1043,7 +1029,7 @@ fn run_checks(facts: &Facts, options: &VerifyOptions) -> PlatformReport {
     let platform = facts
         .index_platform
         .as_ref()
-        .map(|platform| crate::platform::PlatformSpec::from_oci(platform).to_string())
+        .map(|platform| crate::platform::from_oci(platform).to_string())
         .or_else(|| {
             facts
                 .config()

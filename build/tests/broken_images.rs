@@ -301,7 +301,7 @@ fn config_that_does_not_parse() {
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     let bogus = b"{\"not\": \"a config\"}".to_vec();
-    let bogus_digest = build_image::layer::sha256_digest(&bogus);
+    let bogus_digest = openshell_contract::digest::sha256_digest(&bogus);
     std::fs::write(
         layout
             .join("blobs/sha256")
@@ -312,7 +312,7 @@ fn config_that_does_not_parse() {
     manifest["config"]["digest"] = bogus_digest.into();
     manifest["config"]["size"] = bogus.len().into();
     let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
-    let new_digest = build_image::layer::sha256_digest(&manifest_bytes);
+    let new_digest = openshell_contract::digest::sha256_digest(&manifest_bytes);
     std::fs::write(
         layout
             .join("blobs/sha256")

@@ -50,7 +50,7 @@ fn build_then_verify() {
     assert_eq!(result.platforms.len(), 1);
     let platform = &result.platforms[0];
     assert_eq!(platform.platform, "linux/amd64");
-    let sha = build_image::binary::sha256_hex(&std::fs::read(&binary).unwrap());
+    let sha = openshell_contract::digest::sha256_hex(&std::fs::read(&binary).unwrap());
     assert_eq!(platform.binary_sha256, sha);
     // The release version first (what the driver's default image names),
     // then latest.
@@ -611,7 +611,7 @@ fn with_no_arguments_it_builds_the_supervisor_into_target_oci_supervisor() {
             .unwrap();
     assert_eq!(
         report["platforms"][0]["binary_sha256"],
-        build_image::binary::sha256_hex(&built)
+        openshell_contract::digest::sha256_hex(&built)
     );
 }
 

@@ -203,7 +203,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
-    json!({"mediaType": media_type, "digest": targets::sha256(bytes), "size": bytes.len()})
+    json!({"mediaType": media_type, "digest": openshell_contract::digest::sha256_digest(bytes), "size": bytes.len()})
 }
 
 /// How a seed image is put together.
@@ -255,7 +255,7 @@ fn image_input(layers: &[Vec<u8>], shape: Shape) -> Vec<u8> {
     let mut layer_descriptors = Vec::new();
     let mut diff_ids = Vec::new();
     for tar in layers {
-        diff_ids.push(targets::sha256(tar));
+        diff_ids.push(openshell_contract::digest::sha256_digest(tar));
         let blob = if shape.uncompressed {
             tar.clone()
         } else {
@@ -617,7 +617,7 @@ fn committed_seeds_are_current() {
                 "schemaVersion": 2,
                 "mediaType": "application/vnd.oci.image.index.v1+json",
                 "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                               "digest": targets::sha256(b""), "size": 0,
+                               "digest": openshell_contract::digest::sha256_digest(b""), "size": 0,
                                "platform": {"architecture": "unknown", "os": "unknown"},
                                "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}]
             })),

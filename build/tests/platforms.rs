@@ -52,7 +52,7 @@ fn assert_static_elf_for(path: &Path, architecture: &str) -> String {
         path.display()
     );
     assert_eq!(info.static_violations(), [], "{}", path.display());
-    build_image::binary::sha256_hex(&bytes)
+    openshell_contract::digest::sha256_hex(&bytes)
 }
 
 /// The platforms the verify report lists, in index order.

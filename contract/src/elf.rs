@@ -22,6 +22,8 @@ use object::elf;
 use object::read::elf::{Dyn, FileHeader, ProgramHeader};
 use object::{Endianness, ReadRef};
 
+use crate::platform::Architecture;
+
 /// Largest `PT_INTERP` segment read: a path, at most `PATH_MAX` bytes.
 const MAX_INTERPRETER_SIZE: u64 = 4096;
 
@@ -195,38 +197,16 @@ impl ElfInfo {
     }
 }
 
-/// The OCI / Go architecture name of an ELF machine.
+/// The OCI / Go architecture name of an ELF machine ([`crate::platform`]'s
+/// table).
 pub fn oci_architecture(machine: u16, class_bits: u8, little_endian: bool) -> Option<&'static str> {
-    Some(match (elf::Machine(machine), class_bits) {
-        (elf::EM_X86_64, 64) => "amd64",
-        (elf::EM_AARCH64, 64) => "arm64",
-        (elf::EM_386, 32) => "386",
-        (elf::EM_ARM, 32) => "arm",
-        (elf::EM_RISCV, 64) => "riscv64",
-        (elf::EM_PPC64, 64) if little_endian => "ppc64le",
-        (elf::EM_PPC64, 64) => "ppc64",
-        (elf::EM_S390, 64) => "s390x",
-        (elf::EM_LOONGARCH, 64) => "loong64",
-        (elf::EM_MIPS, 64) if little_endian => "mips64le",
-        (elf::EM_MIPS, 64) => "mips64",
-        _ => return None,
-    })
+    Architecture::by_elf(machine, class_bits, little_endian).map(|row| row.oci)
 }
 
-/// The ELF machine number that an OCI architecture name stands for.
+/// The ELF machine number that an OCI architecture name stands for
+/// ([`crate::platform`]'s table).
 pub fn machine_for_oci_architecture(architecture: &str) -> Option<u16> {
-    Some(match architecture {
-        "amd64" => elf::EM_X86_64.0,
-        "arm64" => elf::EM_AARCH64.0,
-        "386" => elf::EM_386.0,
-        "arm" => elf::EM_ARM.0,
-        "riscv64" => elf::EM_RISCV.0,
-        "ppc64le" | "ppc64" => elf::EM_PPC64.0,
-        "s390x" => elf::EM_S390.0,
-        "loong64" => elf::EM_LOONGARCH.0,
-        "mips64le" | "mips64" => elf::EM_MIPS.0,
-        _ => return None,
-    })
+    Architecture::by_oci(architecture).map(|row| row.elf_machine)
 }
 
 /// Reads the facts the rules need from an ELF file's bytes.

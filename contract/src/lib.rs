@@ -7,9 +7,11 @@
 pub mod annotations;
 pub mod build_result;
 pub mod cli;
+pub mod digest;
 pub mod elf;
 pub mod files;
 pub mod paths;
+pub mod platform;
 pub mod registry;
 pub mod sbom;
 pub mod sideload;

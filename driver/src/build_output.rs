@@ -241,7 +241,7 @@ fn image_from_result(
     }
     let mut platforms = Vec::with_capacity(result.platforms.len());
     for built in &result.platforms {
-        platforms.push(Platform::parse(&built.platform).ok_or_else(|| {
+        platforms.push(Platform::parse(&built.platform).map_err(|_| {
             BuildOutputError::BadPlatform {
                 path: shown.clone(),
                 platform: built.platform.clone(),

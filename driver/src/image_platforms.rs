@@ -69,7 +69,7 @@ pub fn read_platforms(
             .map_or_else(|| index.digest.clone(), |top| top.digest().to_string()),
         (None, Some(manifest)) => match (&manifest.expected, &manifest.raw) {
             (Some(top), _) => top.digest().to_string(),
-            (None, Some(raw)) => openshell_transport::digest::sha256_digest(raw),
+            (None, Some(raw)) => openshell_contract::digest::sha256_digest(raw),
             (None, None) => String::new(),
         },
         (None, None) => String::new(),

@@ -1,61 +1,21 @@
 //! Image platforms (`linux/amd64`) and whether they cover a cluster's nodes.
 
-use std::fmt;
-
 use crate::cluster::Node;
 
-/// An image platform: operating system, architecture and, for ARM, the
-/// variant, spelled as OCI and Kubernetes spell them (`amd64`, `arm64`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`, ...
-    pub architecture: String,
-    /// `v8`, `v7`, ... when given.
-    pub variant: Option<String>,
-}
+/// An image platform: `openshell_contract::platform`'s one type.
+pub use openshell_contract::platform::Platform;
 
-impl Platform {
-    /// Parses `OS/ARCH[/VARIANT]`; `None` for anything else.
-    pub fn parse(text: &str) -> Option<Self> {
-        let mut parts = text.split('/');
-        let os = parts.next().filter(|part| !part.is_empty())?;
-        let architecture = parts.next().filter(|part| !part.is_empty())?;
-        let variant = parts.next().map(str::to_string);
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(Self {
-            os: os.to_string(),
-            architecture: architecture.to_string(),
-            variant,
-        })
-    }
-
-    /// Whether a node of this OS and architecture can run this platform's
-    /// binary (the variant is not in the node's facts, so it is not
-    /// compared).
-    pub fn runs_on(&self, node: &Node) -> bool {
-        self.os == node.operating_system && self.architecture == node.architecture
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(variant) = &self.variant {
-            write!(f, "/{variant}")?;
-        }
-        Ok(())
-    }
+/// Whether a node of this OS and architecture can run `platform`'s binary
+/// (the variant is not in the node's facts, so it is not compared).
+pub fn runs_on(platform: &Platform, node: &Node) -> bool {
+    platform.os == node.operating_system && platform.architecture == node.architecture
 }
 
 /// The nodes none of `platforms` runs on.
 pub fn uncovered<'a>(platforms: &[Platform], nodes: &'a [Node]) -> Vec<&'a Node> {
     nodes
         .iter()
-        .filter(|node| !platforms.iter().any(|platform| platform.runs_on(node)))
+        .filter(|node| !platforms.iter().any(|platform| runs_on(platform, node)))
         .collect()
 }
 
@@ -88,9 +48,9 @@ mod tests {
         assert_eq!(arm.architecture, "arm64");
         assert_eq!(arm.variant.as_deref(), Some("v8"));
         assert_eq!(arm.to_string(), "linux/arm64/v8");
-        assert!(Platform::parse("linux").is_none());
-        assert!(Platform::parse("linux//").is_none());
-        assert!(Platform::parse("a/b/c/d").is_none());
+        assert!(Platform::parse("linux").is_err());
+        assert!(Platform::parse("linux//").is_err());
+        assert!(Platform::parse("a/b/c/d").is_err());
     }
 
     #[test]

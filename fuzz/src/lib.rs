@@ -25,7 +25,6 @@ use openshell_transport::document;
 use openshell_transport::{ImageSource, ReadLimits, TransportError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::Digest as _;
 
 /// Separates the parts of an input that holds several (a top document and
 /// blobs, or layers). Text, so that seeds stay readable; libFuzzer learns it
@@ -127,7 +126,7 @@ impl MemoryImage {
         let blobs = parts
             .map(|blob| {
                 (
-                    openshell_transport::digest::sha256_digest(blob),
+                    openshell_contract::digest::sha256_digest(blob),
                     blob.to_vec(),
                 )
             })
@@ -472,11 +471,6 @@ fn check_tree(filesystem: &Filesystem) {
             );
         }
     }
-}
-
-/// sha256 of `bytes` as `sha256:<hex>` (for seeds that name real blobs).
-pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 // ---- the go_documents target: serde against a model of Go's decoder ----

@@ -32,13 +32,14 @@ use reqwest::header::{
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
-use crate::digest::{ContentDigest, sha256};
+use crate::digest::ContentDigest;
 use crate::progress::{self, Progress};
 use crate::retry::{
     Attempts, ERROR_BODY_LIMIT, Failure, Next, manifest_blobs_lagging, parse_retry_after,
 };
 use crate::settings::NetworkSettings;
 use crate::{RegistryError, RegistryOptions, ResolvedAuth, resolve_auth};
+use openshell_contract::digest::{Digester, sha256_digest};
 
 /// Manifest types asked for: OCI and Docker, single and multi-platform.
 pub const ACCEPTED_MANIFEST_TYPES: &[&str] = &[
@@ -552,7 +553,7 @@ impl RegistryClient {
                 }
                 actual
             }
-            None => sha256(body),
+            None => sha256_digest(body),
         };
         // The registry's own digest must describe the same bytes; one of
         // another algorithm cannot be compared and is ignored.
@@ -1164,7 +1165,7 @@ struct BlobPull {
     limit: u64,
     /// Bytes handed to the sink so far (and hashed).
     received: u64,
-    hasher: crate::digest::Hasher,
+    hasher: Digester,
     /// The blob's size, once a response told it.
     total: Option<u64>,
     /// Bytes received whose time at the floor rate has been added to the

@@ -1,30 +1,9 @@
 //! Content digests (`sha256:<hex>`, `sha512:<hex>`): what the client checks
-//! every manifest and blob against.
+//! every manifest and blob against. The hashing is
+//! `openshell_contract::digest`'s; this module only parses what a registry
+//! or a reference states.
 
-use sha2::Digest as _;
-
-/// A digest algorithm the client can verify.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Algorithm {
-    Sha256,
-    Sha512,
-}
-
-impl Algorithm {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Sha256 => "sha256",
-            Self::Sha512 => "sha512",
-        }
-    }
-
-    fn hex_len(self) -> usize {
-        match self {
-            Self::Sha256 => 64,
-            Self::Sha512 => 128,
-        }
-    }
-}
+use openshell_contract::digest::{Algorithm, Digester};
 
 /// A parsed, well-formed digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,12 +21,12 @@ impl ContentDigest {
                 "'{text}' is not a digest (expected sha256:<64 hex digits> or sha512:<128 hex digits>)"
             ));
         };
-        let algorithm = match algorithm {
-            "sha256" => Algorithm::Sha256,
-            "sha512" => Algorithm::Sha512,
-            other => {
+        // sha384 is registered too, but no registry serves it.
+        let algorithm = match Algorithm::from_name(algorithm) {
+            Some(algorithm @ (Algorithm::Sha256 | Algorithm::Sha512)) => algorithm,
+            _ => {
                 return Err(format!(
-                    "digest '{text}' uses the unsupported algorithm '{other}' (supported: sha256, sha512)"
+                    "digest '{text}' uses the unsupported algorithm '{algorithm}' (supported: sha256, sha512)"
                 ));
             }
         };
@@ -73,9 +52,9 @@ impl ContentDigest {
         &self.text
     }
 
-    /// A hasher of the same algorithm.
-    pub(crate) fn hasher(&self) -> Hasher {
-        Hasher::new(self.algorithm)
+    /// A digester of the same algorithm.
+    pub(crate) fn hasher(&self) -> Digester {
+        Digester::new(self.algorithm)
     }
 }
 
@@ -83,44 +62,6 @@ impl std::fmt::Display for ContentDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.text)
     }
-}
-
-/// An incremental hash of one algorithm.
-#[derive(Clone)]
-pub(crate) enum Hasher {
-    Sha256(sha2::Sha256),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    pub(crate) fn new(algorithm: Algorithm) -> Self {
-        match algorithm {
-            Algorithm::Sha256 => Self::Sha256(sha2::Sha256::new()),
-            Algorithm::Sha512 => Self::Sha512(sha2::Sha512::new()),
-        }
-    }
-
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Self::Sha256(hasher) => hasher.update(bytes),
-            Self::Sha512(hasher) => hasher.update(bytes),
-        }
-    }
-
-    /// The digest of everything hashed, as `algorithm:hex`.
-    pub(crate) fn finish(self) -> String {
-        match self {
-            Self::Sha256(hasher) => format!("sha256:{}", hex::encode(hasher.finalize())),
-            Self::Sha512(hasher) => format!("sha512:{}", hex::encode(hasher.finalize())),
-        }
-    }
-}
-
-/// The sha256 digest of `bytes`.
-pub(crate) fn sha256(bytes: &[u8]) -> String {
-    let mut hasher = Hasher::new(Algorithm::Sha256);
-    hasher.update(bytes);
-    hasher.finish()
 }
 
 #[cfg(test)]
@@ -157,13 +98,10 @@ mod tests {
     }
 
     #[test]
-    fn hashers_match_known_values() {
-        assert_eq!(
-            sha256(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        let mut sha512 = Hasher::new(Algorithm::Sha512);
-        sha512.update(b"abc");
-        assert!(sha512.finish().starts_with("sha512:ddaf35a193617aba"));
+    fn hashers_are_of_the_digests_algorithm() {
+        let sha512 = ContentDigest::parse(&format!("sha512:{}", "0".repeat(128))).unwrap();
+        let mut hasher = sha512.hasher();
+        hasher.update(b"abc");
+        assert!(hasher.finish().starts_with("sha512:ddaf35a193617aba"));
     }
 }

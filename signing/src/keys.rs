@@ -8,13 +8,13 @@
 
 use std::fmt;
 
+use openshell_contract::digest::sha256_digest;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::der::pem::LineEnding;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use pkcs8::der::Decode as _;
 use pkcs8::der::asn1::ObjectIdentifier;
-use sha2::Digest as _;
 use zeroize::Zeroizing;
 
 use crate::encrypted;
@@ -320,10 +320,7 @@ impl PublicKey {
     /// `sha256:<hex>` of the DER SubjectPublicKeyInfo: names the key in
     /// reports without showing it.
     pub fn key_id(&self) -> String {
-        format!(
-            "sha256:{}",
-            hex::encode(sha2::Sha256::digest(self.to_spki_der()))
-        )
+        sha256_digest(&self.to_spki_der())
     }
 
     /// Checks an ECDSA signature (ASN.1 DER, or 64-byte r||s) over

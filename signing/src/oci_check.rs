@@ -26,6 +26,7 @@ use crate::{PublicKey, simple_signing};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use oci_spec::image::{Descriptor, MediaType};
+use openshell_contract::digest::sha256_digest;
 use openshell_contract::signing::{
     COSIGN_SIG_ARTIFACT_TYPE, COSIGN_SIGN_PREDICATE_TYPE, COSIGN_SIGNATURE_ANNOTATION,
     COSIGN_SIMPLE_SIGNING_MEDIA_TYPE, SIGSTORE_BUNDLE_V03_MEDIA_TYPE,
@@ -33,7 +34,6 @@ use openshell_contract::signing::{
 use openshell_transport::source::{ImageSource, plan, referrer_facts};
 use openshell_transport::{ReadLimits, TransportError};
 use serde::Serialize;
-use sha2::Digest as _;
 
 use crate::bundle::Bundle;
 
@@ -133,10 +133,6 @@ impl fmt::Display for SignatureReport {
     }
 }
 
-fn sha256_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
 /// Reads a referrer's layer of `media_type` within [`MAX_PAYLOAD`],
 /// checking its digest; returns the layer descriptor JSON too.
 fn read_layer(
@@ -167,7 +163,7 @@ fn read_layer(
         .take(MAX_PAYLOAD + 1)
         .read_to_end(&mut bytes)
         .map_err(|err| format!("could not read its layer {digest}: {err}"))?;
-    if bytes.len() as u64 != size || sha256_of(&bytes) != digest {
+    if bytes.len() as u64 != size || sha256_digest(&bytes) != digest {
         return Err(format!(
             "its layer {digest} does not match its descriptor ({} bytes read, {size} declared)",
             bytes.len()
@@ -215,7 +211,7 @@ fn check_referrer(
             ));
         }
     };
-    if sha256_of(&bytes) != digest {
+    if sha256_digest(&bytes) != digest {
         return Some(fail(
             "signature",
             "the referrer manifest does not match its digest".into(),
@@ -542,7 +538,7 @@ pub fn check(
     }
     for entry in &shape.manifests {
         let (bytes_digest, size) = match (&entry.raw, &entry.expected) {
-            (Some(raw), _) => (sha256_of(raw), raw.len() as u64),
+            (Some(raw), _) => (sha256_digest(raw), raw.len() as u64),
             (None, Some(expected)) => (expected.digest().to_string(), expected.size()),
             (None, None) => continue,
         };

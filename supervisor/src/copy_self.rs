@@ -29,9 +29,9 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::sys::signal::{SigSet, Signal};
 use openshell_contract::BINARY_NAME;
+use openshell_contract::digest::Digester;
 use rustix::fs::{AtFlags, CWD, FileType, FlockOperation, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
-use sha2::{Digest, Sha256};
 
 /// The running executable, as the kernel sees it: still the right bytes even
 /// when the file it was started from has been replaced or removed.
@@ -370,7 +370,7 @@ pub fn install_with(
     };
     let mut output = File::from(writer);
 
-    let mut hasher = Sha256::new();
+    let mut hasher = Digester::sha256();
     let mut written = 0u64;
     loop {
         let count = match input.read(&mut buffer) {
@@ -386,7 +386,7 @@ pub fn install_with(
             .map_err(|err| temp_error("write", err))?;
         written += count as u64;
     }
-    let sha256 = hex::encode(hasher.finalize());
+    let sha256 = hasher.finish_hex();
 
     // Set the mode on the descriptor, so the umask plays no part.
     output
@@ -872,7 +872,7 @@ fn keep_identical(
     }
 
     let (ours, theirs) = buffer.split_at_mut(buffer.len() / 2);
-    let mut hasher = Sha256::new();
+    let mut hasher = Digester::sha256();
     let mut remaining = size;
     while remaining > 0 {
         let count = usize::try_from(remaining).map_or(ours.len(), |left| left.min(ours.len()));
@@ -902,25 +902,21 @@ fn keep_identical(
             .map_err(fix_mode)?;
         existing.sync_all().map_err(fix_mode)?;
     }
-    Ok(Some(hex::encode(hasher.finalize())))
+    Ok(Some(hasher.finish_hex()))
 }
 
 /// Size and sha256 (lowercase hex) of everything `reader` yields.
 pub fn hash_reader(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<(u64, String)> {
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
+    let mut hasher = Digester::sha256();
     loop {
         match reader.read(buffer) {
             Ok(0) => break,
-            Ok(count) => {
-                hasher.update(&buffer[..count]);
-                size += count as u64;
-            }
+            Ok(count) => hasher.update(&buffer[..count]),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(err),
         }
     }
-    Ok((size, hex::encode(hasher.finalize())))
+    Ok((hasher.size(), hasher.finish_hex()))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use object::Endianness;
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use openshell_contract::elf::oci_architecture;
+use openshell_contract::platform::host_architecture;
 
 unsafe extern "C" {
     /// The C library's environment array (glibc and musl alike; the libc
@@ -353,21 +354,6 @@ fn facts_of<Elf: FileHeader<Endian = Endianness>>(head: &[u8], class_bits: u8) -
     })
 }
 
-/// The architecture this supervisor was built for, as OCI names it.
-fn own_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "arm" => "arm",
-        "riscv64" => "riscv64",
-        "powerpc64" => "ppc64le",
-        "s390x" => "s390x",
-        "loongarch64" => "loong64",
-        other => other,
-    }
-}
-
 /// Explains a failed exec of `file` (candidate of `command`) with `errno`.
 pub fn explain(command: &OsStr, searched: bool, file: Option<&Path>, errno: i32) -> ExecError {
     let command = command.to_owned();
@@ -413,7 +399,7 @@ pub fn explain(command: &OsStr, searched: bool, file: Option<&Path>, errno: i32)
                         "an ELF {}-bit executable for {theirs} (e_machine {}), and this machine runs {}",
                         facts.class_bits,
                         facts.machine,
-                        own_architecture()
+                        host_architecture()
                     )
                 }
                 None => "neither an ELF executable nor a script with a #! line; no shell is tried"
@@ -476,7 +462,7 @@ mod tests {
     fn elf_facts_name_the_machine_of_the_running_test() {
         let head = read_head(&std::env::current_exe().unwrap()).unwrap();
         let facts = elf_facts(&head).unwrap();
-        assert_eq!(facts.architecture, Some(own_architecture()));
+        assert_eq!(facts.architecture, Some(host_architecture()));
         assert_eq!(facts.class_bits, 64);
         assert!(elf_facts(b"#!/bin/sh\n").is_none());
     }

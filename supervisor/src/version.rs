@@ -6,9 +6,9 @@
 use std::io;
 
 use openshell_contract::BINARY_NAME;
+use openshell_contract::digest::sha256_hex;
 use openshell_contract::elf::{self, ElfError};
 use openshell_contract::version::{Libc, VersionReport};
-use sha2::{Digest, Sha256};
 
 use std::path::PathBuf;
 
@@ -70,7 +70,7 @@ pub fn report_for(bytes: &[u8]) -> Result<VersionReport, VersionError> {
         target: TARGET.to_owned(),
         libc: libc(),
         is_static: info.is_static(),
-        sha256: hex::encode(Sha256::digest(bytes)),
+        sha256: sha256_hex(bytes),
     })
 }
 
@@ -99,6 +99,7 @@ pub fn describe(report: &VersionReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn the_report_describes_the_given_bytes() {

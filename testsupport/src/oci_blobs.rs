@@ -3,12 +3,10 @@
 
 use std::path::Path;
 
-use sha2::Digest as _;
-
 /// Writes `bytes` into `layout`'s `blobs/sha256` (which must exist) and
 /// returns its digest, `sha256:<hex>`.
 pub fn put_blob(layout: &Path, bytes: &[u8]) -> String {
-    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)));
+    let digest = openshell_contract::digest::sha256_digest(bytes);
     std::fs::write(layout.join("blobs/sha256").join(&digest[7..]), bytes)
         .unwrap_or_else(|err| panic!("writing blob {digest} into {}: {err}", layout.display()));
     digest

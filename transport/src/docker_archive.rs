@@ -16,7 +16,6 @@ use oci_spec::image::{Descriptor, ImageManifest, ImageManifestBuilder, MediaType
 use serde::{Deserialize, Serialize};
 
 use crate::destination::{Destination, Published};
-use crate::digest::{Digester, DigestingReader};
 use crate::document::{self, canonical_json};
 use crate::go_json::Schema;
 use crate::image::ImageToWrite;
@@ -24,6 +23,7 @@ use crate::limits::{ReadLimits, read_bounded};
 use crate::progress::{Progress, human_size};
 use crate::source::ImageSource;
 use crate::{TransportError, atomic};
+use openshell_contract::digest::{Digester, DigestingReader};
 
 /// Name of the archive's index of images.
 pub const MANIFEST_FILE: &str = "manifest.json";

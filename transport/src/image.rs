@@ -72,8 +72,8 @@ impl Blob {
         };
         let what = format!("blob file {}", path.display());
         let file = std::fs::File::open(path).map_err(TransportError::io("read", path))?;
-        let digester = crate::digest::Digester::for_digest(&what, self.descriptor.digest())?;
-        let (actual, size) = crate::digest::DigestingReader::new(
+        let digester = crate::digest::digester_for(&what, self.descriptor.digest())?;
+        let (actual, size) = openshell_contract::digest::DigestingReader::new(
             std::io::BufReader::with_capacity(256 * 1024, file),
             digester,
         )

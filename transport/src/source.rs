@@ -242,11 +242,11 @@ fn walk_index(
             Ok(()) => (descriptor.digest().to_string(), Ok(())),
             Err(err) => (
                 digest::digest_like(&path, descriptor.digest(), &bytes)
-                    .unwrap_or_else(|_| digest::sha256_digest(&bytes)),
+                    .unwrap_or_else(|_| openshell_contract::digest::sha256_digest(&bytes)),
                 Err(err.to_string()),
             ),
         },
-        None => (digest::sha256_digest(&bytes), Ok(())),
+        None => (openshell_contract::digest::sha256_digest(&bytes), Ok(())),
     };
     plan.indexes.push(IndexFacts {
         expected,
@@ -384,7 +384,7 @@ pub fn load_manifest(
     };
     let digest = match &entry.expected {
         Some(expected) => digest::digest_like("the manifest", expected.digest(), &raw)?,
-        None => digest::sha256_digest(&raw),
+        None => openshell_contract::digest::sha256_digest(&raw),
     };
     let what = format!("{} manifest {digest}", source.describe());
     let declared = entry

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use build_image::image::canonical_json;
-use build_image::layer::sha256_digest;
 use oci_spec::image::{
     ConfigBuilder, Descriptor, ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder,
     MediaType, RootFsBuilder, SCHEMA_VERSION,
 };
 use openshell_contract::annotations::oci::REF_NAME;
+use openshell_contract::digest::sha256_digest;
 
 pub mod raw_layout;
 pub mod referrers;

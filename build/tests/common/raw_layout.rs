@@ -6,12 +6,12 @@ use std::io::Write;
 use std::path::Path;
 
 use build_image::image::canonical_json;
-use build_image::layer::sha256_digest;
 use oci_spec::image::{
     ConfigBuilder, Descriptor, Digest, ImageConfigurationBuilder, ImageIndexBuilder,
     ImageManifestBuilder, MediaType, RootFsBuilder, SCHEMA_VERSION,
 };
 use openshell_contract::annotations::oci::REF_NAME;
+use openshell_contract::digest::sha256_digest;
 use sha2::Digest as _;
 
 /// A layer blob: its compressed bytes and its diff ID.

@@ -144,5 +144,5 @@ pub fn workspace_cargo_lock() -> Vec<u8> {
 
 /// sha256 (hex) of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    build_image::binary::sha256_hex(bytes)
+    openshell_contract::digest::sha256_hex(bytes)
 }

@@ -11,11 +11,7 @@ use oci_spec::image::{
     ImageIndexBuilder, ImageManifestBuilder, MediaType, OciLayoutBuilder, RootFsBuilder,
 };
 use openshell_contract::annotations::oci::REF_NAME;
-use sha2::{Digest as _, Sha256};
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
+use openshell_contract::digest::sha256_digest as sha256;
 
 /// Writes `bytes` as a blob and returns its descriptor.
 fn blob(dir: &Path, media_type: MediaType, bytes: &[u8]) -> Descriptor {
