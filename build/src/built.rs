@@ -14,7 +14,7 @@ use oci_spec::image::Descriptor;
 use openshell_transport::{ImageSource, ImageToWrite, ReadLimits, TransportError};
 
 use crate::image::BuiltImage;
-use crate::verify::{KnownLayer, KnownLayers};
+use openshell_verify::verify::{KnownLayer, KnownLayers};
 
 /// A [`BuiltImage`] as a source.
 pub struct BuiltSource<'a> {

@@ -1,157 +1,23 @@
 //! Assembling the image: config, manifest and (for several platforms) index,
 //! all through oci-spec's types.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use oci_spec::image::{
     ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
     ImageManifestBuilder, MediaType, RootFsBuilder, SCHEMA_VERSION,
 };
-use openshell_contract::annotations::{self, oci};
+use openshell_contract::annotations::oci;
 use openshell_contract::{BINARY_NAME, IMAGE_BINARY_MODE, IMAGE_BINARY_PATH, IMAGE_ENTRYPOINT};
 use serde::Serialize;
 
 use crate::binary::BinaryFacts;
-use crate::epoch::Epoch;
 use openshell_contract::digest::sha256_digest;
 use openshell_contract::platform::Platform;
+use openshell_supply_chain::metadata::{ImageMetadata, PlatformProvenance};
+use openshell_supply_chain::sbom::Sbom;
 pub use openshell_transport::{Blob, BlobData};
-
-/// Who and what the image says it is, besides the binary.
-#[derive(Debug, Clone)]
-pub struct ImageMetadata {
-    /// Build time.
-    pub epoch: Epoch,
-    /// `org.opencontainers.image.version`.
-    pub version: String,
-    /// `org.opencontainers.image.revision`, when known.
-    pub revision: Option<String>,
-    /// `org.opencontainers.image.source`.
-    pub source: String,
-    /// `org.opencontainers.image.title`.
-    pub title: String,
-    /// sha256 (hex) of the workspace's `Cargo.lock`, when the build knows
-    /// the workspace ([`annotations::CARGO_LOCK_SHA256`]).
-    pub cargo_lock_sha256: Option<String>,
-    /// `--annotation KEY=VALUE`: on every manifest and the index; a key
-    /// build-image also sets (source, version...) takes this value, in the
-    /// config labels too.
-    pub annotations: BTreeMap<String, String>,
-    /// `--label KEY=VALUE`: in every config's labels only.
-    pub labels: BTreeMap<String, String>,
-}
-
-/// What one platform's binary says about its own build.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PlatformProvenance {
-    /// The rustc that compiled it, from its `.comment` section
-    /// ([`annotations::RUSTC_VERSION`]).
-    pub rustc_version: Option<String>,
-}
-
-impl ImageMetadata {
-    /// Metadata for this workspace's supervisor at `epoch`.
-    pub fn new(epoch: Epoch) -> Self {
-        Self {
-            epoch,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            revision: None,
-            source: env!("CARGO_PKG_REPOSITORY").to_string(),
-            title: BINARY_NAME.to_string(),
-            cargo_lock_sha256: None,
-            annotations: BTreeMap::new(),
-            labels: BTreeMap::new(),
-        }
-    }
-
-    /// The provenance every manifest, the index and every config carry:
-    /// version, source, title, created, revision and the Cargo.lock
-    /// digest, with `--annotation` values for those keys winning.
-    fn provenance(&self) -> HashMap<String, String> {
-        let mut map = HashMap::from([
-            (oci::VERSION.to_string(), self.version.clone()),
-            (oci::SOURCE.to_string(), self.source.clone()),
-            (oci::TITLE.to_string(), self.title.clone()),
-            (oci::CREATED.to_string(), self.epoch.rfc3339()),
-        ]);
-        if let Some(revision) = &self.revision {
-            map.insert(oci::REVISION.to_string(), revision.clone());
-        }
-        if let Some(lock) = &self.cargo_lock_sha256 {
-            map.insert(annotations::CARGO_LOCK_SHA256.to_string(), lock.clone());
-        }
-        for (key, value) in &self.annotations {
-            if let Some(slot) = map.get_mut(key) {
-                slot.clone_from(value);
-            }
-        }
-        map
-    }
-
-    /// The annotations of a manifest (and labels of a config) for a binary,
-    /// before `--annotation` and `--label` are added.
-    pub fn annotations(&self, binary_sha256: &str) -> HashMap<String, String> {
-        let mut map = self.provenance();
-        map.insert(
-            annotations::BINARY_SHA256.to_string(),
-            binary_sha256.to_string(),
-        );
-        map
-    }
-
-    /// The annotations of one platform's manifest: provenance, the binary's
-    /// digest and rustc, and every `--annotation`.
-    pub fn manifest_annotations(
-        &self,
-        binary_sha256: &str,
-        provenance: &PlatformProvenance,
-    ) -> HashMap<String, String> {
-        self.platform_map(binary_sha256, provenance, &self.annotations)
-    }
-
-    /// The labels of one platform's config: provenance, the binary's digest
-    /// and rustc, and every `--label`.
-    pub fn config_labels(
-        &self,
-        binary_sha256: &str,
-        provenance: &PlatformProvenance,
-    ) -> HashMap<String, String> {
-        self.platform_map(binary_sha256, provenance, &self.labels)
-    }
-
-    /// Provenance, the binary's digest and rustc, then `given` (which wins).
-    fn platform_map(
-        &self,
-        binary_sha256: &str,
-        provenance: &PlatformProvenance,
-        given: &BTreeMap<String, String>,
-    ) -> HashMap<String, String> {
-        let mut map = self.annotations(binary_sha256);
-        if let Some(rustc) = &provenance.rustc_version {
-            map.insert(annotations::RUSTC_VERSION.to_string(), rustc.clone());
-        }
-        map.extend(given.clone());
-        map
-    }
-
-    /// The annotations of the index over several platforms: provenance,
-    /// the rustc when every platform's binary names the same one, and every
-    /// `--annotation` (ko#1235: annotations belong on the index too).
-    pub fn index_annotations(&self, platforms: &[PlatformBuild]) -> HashMap<String, String> {
-        let mut map = self.provenance();
-        let mut rustc = platforms
-            .iter()
-            .map(|platform| platform.provenance.rustc_version.as_ref());
-        if let Some(Some(first)) = rustc.next() {
-            if rustc.all(|other| other == Some(first)) {
-                map.insert(annotations::RUSTC_VERSION.to_string(), first.clone());
-            }
-        }
-        map.extend(self.annotations.clone());
-        map
-    }
-}
 
 /// The layer a platform image is built on, as assembled.
 #[derive(Debug, Clone)]
@@ -164,7 +30,7 @@ pub struct LayerBlob {
     /// needs no decompression); `None` when reused from an earlier run.
     pub tar: Option<Arc<Vec<u8>>>,
     /// The tree that tar makes, when it was read while compressing.
-    pub applied: Option<Arc<crate::filesystem::Filesystem>>,
+    pub applied: Option<Arc<openshell_verify::filesystem::Filesystem>>,
 }
 
 /// One platform's image.
@@ -401,7 +267,8 @@ pub fn assemble(
         .iter()
         .map(|platform| platform.manifest.descriptor.clone())
         .collect();
-    let index_annotations = metadata.index_annotations(&platforms);
+    let index_annotations =
+        metadata.index_annotations(platforms.iter().map(|platform| &platform.provenance));
     let index = ImageIndexBuilder::default()
         .schema_version(SCHEMA_VERSION)
         .media_type(MediaType::ImageIndex)
@@ -424,8 +291,77 @@ pub fn layer_descriptor(digest: &str, size: u64) -> Result<Descriptor, ImageErro
     descriptor(MediaType::ImageLayerGzip, digest, size)
 }
 
+/// The bytes of the empty JSON object that an artifact manifest's config
+/// names (OCI 1.1's empty descriptor).
+pub const EMPTY_JSON: &[u8] = b"{}";
+
+/// The OCI 1.1 referrer that attaches `sbom` to the manifest `subject`: an
+/// artifact manifest with the SBOM's `artifactType`, the empty config, the
+/// SBOM as its one layer, and `subject` naming the platform manifest.
+pub fn sbom_referrer(
+    subject: &Blob,
+    sbom: &Sbom,
+    metadata: &ImageMetadata,
+) -> Result<Referrer, ImageError> {
+    let spec = |what: &'static str| move |source| ImageError::Spec { what, source };
+    let empty_digest = sha256_digest(EMPTY_JSON);
+    let mut config = descriptor(MediaType::EmptyJSON, &empty_digest, EMPTY_JSON.len() as u64)?;
+    // The spec's recommended inline copy of `{}`, so clients need not fetch it.
+    config.set_data(Some("e30=".to_string()));
+    let config_blob = Blob::in_memory(
+        descriptor(MediaType::EmptyJSON, &empty_digest, EMPTY_JSON.len() as u64)?,
+        Arc::new(EMPTY_JSON.to_vec()),
+    );
+    let artifact_type = MediaType::Other(sbom.artifact_type.clone());
+    let mut layer = descriptor(
+        artifact_type.clone(),
+        &sha256_digest(&sbom.bytes),
+        sbom.bytes.len() as u64,
+    )?;
+    layer.set_annotations(Some(HashMap::from([(
+        oci::TITLE.to_string(),
+        sbom.file_name.clone(),
+    )])));
+    let layer_blob = Blob::in_memory(layer.clone(), Arc::clone(&sbom.bytes));
+    // The subject names the manifest only: no platform, no annotations.
+    let subject_descriptor = Descriptor::new(
+        subject.descriptor.media_type().clone(),
+        subject.descriptor.size(),
+        subject.descriptor.digest().clone(),
+    );
+    let created = HashMap::from([(oci::CREATED.to_string(), metadata.epoch.rfc3339())]);
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(SCHEMA_VERSION)
+        .media_type(MediaType::ImageManifest)
+        .artifact_type(artifact_type.clone())
+        .config(config)
+        .layers(vec![layer])
+        .subject(subject_descriptor)
+        .annotations(created.clone())
+        .build()
+        .map_err(spec("SBOM artifact manifest"))?;
+    let mut manifest = json_blob(
+        "SBOM artifact manifest",
+        MediaType::ImageManifest,
+        &manifest,
+    )?;
+    // The descriptor lists carry the artifact type and annotations (the
+    // referrers API and the tag-schema index both do), so a reader can pick
+    // the SBOM without fetching every manifest.
+    manifest.descriptor.set_artifact_type(Some(artifact_type));
+    manifest.descriptor.set_annotations(Some(created));
+    Ok(Referrer {
+        subject: subject.digest(),
+        manifest,
+        blobs: vec![config_blob, layer_blob],
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use openshell_contract::annotations;
+    use openshell_supply_chain::epoch::Epoch;
+
     use super::*;
 
     fn sample_platform(epoch: Epoch) -> PlatformBuild {

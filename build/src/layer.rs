@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use crate::binary::LEADING_ROOM;
-use crate::epoch::Epoch;
 use crate::gzip;
+use openshell_supply_chain::epoch::Epoch;
 
 /// How the layer is compressed; part of the cache key, since it shapes the
 /// layer bytes.

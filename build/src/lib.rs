@@ -12,10 +12,15 @@
 //! - publish: one `openshell_transport::Destination` per place (OCI
 //!   layout, docker-archive, registry), named by a transport reference.
 //!
-//! Verification follows containers/image: any image source of the
-//! `openshell-transport` crate, or the image just built ([`built`]), and
-//! one set of checks in [`verify`] over the [`filesystem`] the layers build
-//! up.
+//! Around them, [`image`] attaches each platform's SBOM as a referrer, and
+//! [`signatures`] signs the image and attaches its signatures and
+//! attestations.
+//!
+//! The other concerns have crates of their own: the records the image
+//! carries (crates, SBOM, provenance) are `openshell-supply-chain`'s, and
+//! the checks are `openshell-verify`'s, which any image source of
+//! `openshell-transport`, or the image just built ([`built`]), goes
+//! through.
 
 pub use openshell_transport::{atomic, progress};
 
@@ -23,9 +28,6 @@ pub mod binary;
 pub mod built;
 pub mod cache;
 pub mod copy;
-pub mod crates;
-pub mod epoch;
-pub mod filesystem;
 pub mod gzip;
 pub mod image;
 pub mod keygen;
@@ -33,11 +35,5 @@ pub mod layer;
 pub mod passphrase;
 pub mod pipeline;
 pub mod platform;
-pub mod process;
-pub mod provenance;
-pub mod run_binary;
-pub mod sbom;
-pub mod signature_check;
 pub mod signatures;
 pub mod supervisor_build;
-pub mod verify;

@@ -8,20 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use build_image::copy::Selection;
-use build_image::epoch::Epoch;
-use build_image::filesystem::limits::{
-    Limits as TreeLimits, MAX_BINARY_SIZE_FLAG, MAX_ENTRIES_FLAG, MAX_LAYERS_FLAG,
-    MAX_PATH_DEPTH_FLAG, MAX_PATH_LENGTH_FLAG, MAX_SYMLINK_TARGET_FLAG,
-    MAX_SYMLINK_TARGETS_TOTAL_FLAG, MAX_UNCOMPRESSED_SIZE_FLAG, parse_size,
-};
-use build_image::image::ImageMetadata;
 use build_image::layer::LayerSettings;
 use build_image::pipeline::{self, BinaryInput, BuildOptions};
 use build_image::progress::{Progress, human_size};
-use build_image::provenance::{self, KeyValue};
-use build_image::sbom::SbomChoice;
 use build_image::supervisor_build::{git_revision, workspace_root};
-use build_image::verify::{self, NothingKnown, VerifyOptions};
 use clap::{Args, Parser, Subcommand};
 use openshell_contract::cli::{BROKEN_PIPE_EXIT, is_broken_pipe, write_stdout};
 use openshell_contract::platform::Platform;
@@ -38,10 +28,20 @@ use openshell_contract::{
     DEFAULT_IMAGE_TAGS, DEFAULT_OCI_LAYOUT_DIR, MOUNT_PATH, SUPERVISOR_REPOSITORY,
 };
 use openshell_registry::{RegistryOptions, parse_attempts, parse_duration};
+use openshell_supply_chain::epoch::Epoch;
+use openshell_supply_chain::metadata::ImageMetadata;
+use openshell_supply_chain::provenance::{self, KeyValue};
+use openshell_supply_chain::sbom::SbomChoice;
 use openshell_transport::limits::{
     MAX_INDEX_DEPTH_FLAG, MAX_INDEX_MANIFESTS_FLAG, MAX_MANIFEST_SIZE_FLAG, MAX_REFERRERS_FLAG,
 };
 use openshell_transport::{ImageReference, ReadLimits, TransportOptions, open_source};
+use openshell_verify::filesystem::limits::{
+    Limits as TreeLimits, MAX_BINARY_SIZE_FLAG, MAX_ENTRIES_FLAG, MAX_LAYERS_FLAG,
+    MAX_PATH_DEPTH_FLAG, MAX_PATH_LENGTH_FLAG, MAX_SYMLINK_TARGET_FLAG,
+    MAX_SYMLINK_TARGETS_TOTAL_FLAG, MAX_UNCOMPRESSED_SIZE_FLAG, parse_size,
+};
+use openshell_verify::verify::{self, NothingKnown, VerifyOptions};
 
 /// Program name on progress lines and errors.
 const PROGRAM: &str = "build-image";
@@ -621,7 +621,7 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     // The key is read before the image, so a bad key costs no download.
     let key = match &args.key {
-        Some(file) => Some(build_image::signature_check::read_public_key(file)?),
+        Some(file) => Some(openshell_verify::signature_check::read_public_key(file)?),
         None => None,
     };
     let options = TransportOptions {
@@ -654,7 +654,7 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                 _ => None,
             });
             Some(
-                build_image::signature_check::check(
+                openshell_verify::signature_check::check(
                     image_source.as_mut(),
                     key,
                     identity.as_deref(),
@@ -863,14 +863,14 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|_| reference.to_string()),
         None => reference.to_string(),
     };
-    for reference in &result.references {
+    for reference in &result.references() {
         writeln!(out, "wrote      {}", shorten(reference))?;
     }
-    for pinned in &result.pushed {
+    for pinned in &result.pushed() {
         writeln!(out, "pushed     {pinned}")?;
     }
     writeln!(out)?;
-    if let Some(layout) = &result.layout {
+    if let Some(layout) = &result.layout() {
         let shown = shorten(&format!("oci:{}", layout.path));
         writeln!(out, "load it into podman:")?;
         writeln!(
@@ -880,14 +880,14 @@ fn run_build(args: &BuildArgs) -> anyhow::Result<ExitCode> {
             name = args.archive_name
         )?;
     }
-    match &result.docker_archive {
+    match &result.docker_archive() {
         Some(archive) => writeln!(out, "  podman load -i {archive}")?,
         None => writeln!(
             out,
             "  or: build-image --docker-archive supervisor.tar, then podman load -i supervisor.tar (docker load works too)"
         )?,
     }
-    if result.pushed.is_empty() {
+    if result.pushed().is_empty() {
         writeln!(out, "push it:")?;
         writeln!(
             out,

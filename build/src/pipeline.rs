@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use openshell_contract::build_result::{BuildResult, LayoutOutput, PlatformImage};
+use openshell_contract::build_result::{BuildResult, PlatformImage};
 use openshell_registry::RegistryOptions;
 use openshell_transport::oci_layout::{LOCK_TIMEOUT, LayoutLock, blob_path};
 use openshell_transport::reference::check_tag;
@@ -14,17 +14,17 @@ use openshell_transport::{DestinationOptions, ImageReference, TransportError, op
 use crate::binary::{self, BinaryError, BinaryFacts, LEADING_ROOM, StatKey, SupervisorBinary};
 use crate::built::{BuiltLayers, BuiltSource};
 use crate::cache::{BinaryRecord, BuildCache, LayerKey, LayerRecord};
-use crate::filesystem::Filesystem;
 use crate::image::{
-    self, Blob, BlobData, BuiltImage, ImageError, ImageMetadata, LayerBlob, PlatformProvenance,
-    Referrer, layer_descriptor,
+    self, Blob, BlobData, BuiltImage, ImageError, LayerBlob, Referrer, layer_descriptor,
 };
 use crate::layer::{self, LayerError, LayerSettings};
 use crate::progress::{Progress, human_size};
-use crate::sbom::{Sbom, SbomChoice, SbomError, SbomGenerator, SbomRequest};
 use crate::supervisor_build::SupervisorBuildError;
-use crate::verify::{self, VerifyOptions, VerifyReport};
 use openshell_contract::platform::Platform;
+use openshell_supply_chain::metadata::{ImageMetadata, PlatformProvenance};
+use openshell_supply_chain::sbom::{Sbom, SbomChoice, SbomError, SbomGenerator, SbomRequest};
+use openshell_verify::filesystem::Filesystem;
+use openshell_verify::verify::{self, VerifyOptions, VerifyReport};
 
 /// One `--binary`: a path, with the platform it is for when given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,7 +419,7 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
     check_inputs(&options.binaries)?;
     // A bad --sbom file is refused before any work, like a bad tag.
     let sbom_file = match &options.sbom {
-        SbomChoice::File(path) => Some(crate::sbom::read_file(path)?),
+        SbomChoice::File(path) => Some(openshell_supply_chain::sbom::read_file(path)?),
         _ => None,
     };
     let destination_options = DestinationOptions {
@@ -496,7 +496,7 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
             facts: facts.clone(),
         });
         let provenance = PlatformProvenance {
-            rustc_version: crate::provenance::rustc_version_of(&prepared.path),
+            rustc_version: openshell_supply_chain::provenance::rustc_version_of(&prepared.path),
         };
         platforms.push(image::assemble_platform_with(
             prepared.platform,
@@ -578,51 +578,31 @@ pub fn run(options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, 
                 image
             })
             .collect(),
-        layout: None,
-        docker_archive: None,
-        pushed: Vec::new(),
+        destinations: Vec::new(),
         tags: options.tags.clone(),
-        references: Vec::new(),
     };
 
     let image = built.to_write();
     for (reference, destination) in options.destinations.iter().zip(&destinations) {
         let published = destination.publish(&image, progress)?;
-        match reference {
-            ImageReference::OciLayout { dir, tag } => {
-                if result.layout.is_none() {
-                    result.layout = Some(LayoutOutput {
-                        path: dir.display().to_string(),
-                        tag: tag
-                            .clone()
-                            .or_else(|| options.tags.first().cloned())
-                            .unwrap_or_default(),
-                    });
-                }
-                if *dir == cache_dir {
-                    // The layout holds the blobs now: remember what went in.
-                    for record in &seen_binaries {
-                        cache.remember_binary(record.clone());
-                    }
-                    for record in &new_layers {
-                        cache.remember_layer(record.clone());
-                    }
-                    if let Err(err) = cache.save(&cache_dir) {
-                        progress.note(format!(
-                            "could not save the build cache in {} ({err}); the next run compresses again",
-                            cache_dir.display()
-                        ));
-                    }
-                }
+        if matches!(reference, ImageReference::OciLayout { dir, .. } if *dir == cache_dir) {
+            // The layout holds the blobs now: remember what went in.
+            for record in &seen_binaries {
+                cache.remember_binary(record.clone());
             }
-            ImageReference::DockerArchive { file, .. } => {
-                result
-                    .docker_archive
-                    .get_or_insert_with(|| file.display().to_string());
+            for record in &new_layers {
+                cache.remember_layer(record.clone());
             }
-            ImageReference::Registry { .. } => result.pushed.extend(published.pinned.clone()),
+            if let Err(err) = cache.save(&cache_dir) {
+                progress.note(format!(
+                    "could not save the build cache in {} ({err}); the next run compresses again",
+                    cache_dir.display()
+                ));
+            }
         }
-        result.references.extend(published.references);
+        result
+            .destinations
+            .push(reference.publication(&published, &options.tags));
     }
     // Unmapping the ~100 MiB of buffers (binary, tar, tree, blob) takes
     // 10-15 ms; the result is ready, so free them off the critical path.
@@ -663,7 +643,8 @@ fn provenance(
     // A supervisor built here comes from this Cargo.lock whatever the SBOM.
     if metadata.cargo_lock_sha256.is_none() && options.binaries.is_empty() {
         if let Some(workspace) = workspace {
-            metadata.cargo_lock_sha256 = crate::provenance::cargo_lock_sha256(workspace).ok();
+            metadata.cargo_lock_sha256 =
+                openshell_supply_chain::provenance::cargo_lock_sha256(workspace).ok();
         }
     }
     Ok((metadata, generator))
@@ -701,7 +682,11 @@ fn attach_sboms(
             }
             (None, None) => return Ok(()),
         };
-        referrers.push(crate::sbom::referrer(&platform.manifest, &sbom, metadata)?);
+        referrers.push(crate::image::sbom_referrer(
+            &platform.manifest,
+            &sbom,
+            metadata,
+        )?);
     }
     built.referrers.extend(referrers);
     Ok(())

@@ -39,9 +39,10 @@ use openshell_signing::intoto::{
 };
 use openshell_signing::{PrivateKey, simple_signing};
 
-use crate::image::{self, Blob, BlobData, BuiltImage, ImageError, ImageMetadata, Referrer};
-use crate::sbom::EMPTY_JSON;
+use crate::image::EMPTY_JSON;
+use crate::image::{self, Blob, BlobData, BuiltImage, ImageError, Referrer};
 use openshell_contract::digest::sha256_digest;
+use openshell_supply_chain::metadata::ImageMetadata;
 
 /// What the provenance records beyond the image itself.
 #[derive(Debug, Clone, Default)]
@@ -386,7 +387,7 @@ fn crates_of(workspace: &Path) -> Vec<ResourceDescriptor> {
     let Ok(text) = std::fs::read_to_string(workspace.join("Cargo.lock")) else {
         return Vec::new();
     };
-    let mut crates: Vec<ResourceDescriptor> = crate::crates::lock_checksums(&text)
+    let mut crates: Vec<ResourceDescriptor> = openshell_supply_chain::crates::lock_checksums(&text)
         .into_iter()
         .filter_map(|((name, version), sums)| {
             let (_, sha256) = sums.into_iter().next()?;

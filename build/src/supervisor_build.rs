@@ -105,15 +105,6 @@ pub fn workspace_root(start: &Path) -> Result<PathBuf, SupervisorBuildError> {
     }
 }
 
-/// The cargo target folder of `workspace`.
-pub fn target_dir(workspace: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
-        Some(dir) => workspace.join(dir),
-        None => workspace.join("target"),
-    }
-}
-
 /// The sysroot of the toolchain cargo will use (`$RUSTC --print sysroot`).
 fn sysroot() -> Option<PathBuf> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
@@ -373,7 +364,7 @@ pub fn build_supervisors(
     }
     let mut built = Vec::new();
     for choice in choices {
-        let path = target_dir(workspace)
+        let path = openshell_contract::cargo::target_dir(workspace)
             .join(choice.target)
             .join("release")
             .join(BINARY_NAME);

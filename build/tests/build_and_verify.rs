@@ -54,7 +54,7 @@ fn build_then_verify() {
     assert_eq!(platform.binary_sha256, sha);
     // The release version first (what the driver's default image names),
     // then latest.
-    assert_eq!(result.layout.as_ref().unwrap().tag, RELEASE_TAG);
+    assert_eq!(result.layout().unwrap().tag, RELEASE_TAG);
     assert_eq!(result.tags, [RELEASE_TAG, "latest"]);
 
     let (passed, report) = verify_json(&format!("oci:{}:latest", layout.display()), &["--run"]);
@@ -581,7 +581,7 @@ fn metadata_file_holds_the_build_result() {
     let printed: BuildResult = serde_json::from_str(&stdout).unwrap();
     let written: BuildResult = serde_json::from_slice(&std::fs::read(&metadata).unwrap()).unwrap();
     assert_eq!(printed, written);
-    assert_eq!(written.layout.unwrap().path, layout.display().to_string());
+    assert_eq!(written.layout().unwrap().path, layout.display().to_string());
 }
 
 #[test]

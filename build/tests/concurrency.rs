@@ -146,7 +146,7 @@ fn a_tampered_reused_blob_is_rebuilt_and_never_published() {
     );
     // And the registry got the right bytes: it verifies from there.
     let (passed, report) = verify_json(
-        &format!("docker://{}", rebuilt.pushed[0]),
+        &format!("docker://{}", rebuilt.pushed()[0]),
         &["--plain-http", "--authfile", auth.to_str().unwrap()],
     );
     assert!(passed, "{report:#}\n{}", registry.log());
@@ -236,7 +236,7 @@ fn eight_concurrent_pushes_to_one_registry_all_succeed() {
         );
         let result: BuildResult = serde_json::from_slice(&output.stdout).unwrap();
         let (passed, report) = verify_json(
-            &format!("docker://{}", result.pushed[0]),
+            &format!("docker://{}", result.pushed()[0]),
             &["--plain-http", "--authfile", auth.to_str().unwrap()],
         );
         assert!(passed, "push {n}: {report:#}");

@@ -207,7 +207,7 @@ fn the_docker_archive_loads_with_podman_and_verifies() {
         ],
     );
     assert_eq!(
-        result.docker_archive.as_deref(),
+        result.docker_archive().as_deref(),
         Some(archive.to_str().unwrap())
     );
 

@@ -36,10 +36,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use build_image::filesystem::{CONTAINERS_STORAGE_HANGS, Extractor, Filesystem, Limits, NodeKind};
 use common::raw_layout::{RawImage, RawLayer, sha256_hex, write_layout};
 use openshell_testsupport::podman::{INSTALL_HINT, output_text, run};
 use openshell_testsupport::{Containers, require, require_root};
+use openshell_verify::filesystem::{
+    CONTAINERS_STORAGE_HANGS, Extractor, Filesystem, Limits, NodeKind,
+};
 
 /// The first seed; case `i` uses `BASE_SEED + i`.
 const BASE_SEED: u64 = 0x0051_ed0f_f5ee_d000;
@@ -390,7 +392,7 @@ fn predict(layers: &[Vec<u8>], extractor: Extractor) -> Outcome {
 }
 
 /// A node of the model, as compared.
-fn seen(node: &build_image::filesystem::Node) -> Seen {
+fn seen(node: &openshell_verify::filesystem::Node) -> Seen {
     Seen {
         kind: match &node.kind {
             NodeKind::File { size, .. } => Kind::File {

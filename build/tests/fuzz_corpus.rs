@@ -660,10 +660,10 @@ fn seeds_reach_every_check() {
     ] {
         let input = std::fs::read(dir.join(name)).unwrap();
         let mut source = targets::MemoryImage::from_input(&input);
-        let report = build_image::verify::verify(
+        let report = openshell_verify::verify::verify(
             &mut source,
-            &build_image::verify::NothingKnown,
-            &build_image::verify::VerifyOptions::default(),
+            &openshell_verify::verify::NothingKnown,
+            &openshell_verify::verify::VerifyOptions::default(),
         )
         .unwrap();
         assert_eq!(report.ok, should_pass, "{name}:\n{report}");

@@ -5,7 +5,7 @@
 // Helpers outside #[test] functions panic on failure too: that fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use build_image::filesystem::{Filesystem, FilesystemError};
+use openshell_verify::filesystem::{Filesystem, FilesystemError};
 
 /// A PAX extended header with `records`, followed by one regular file.
 fn pax_tar(records: &[(&str, &str)]) -> Vec<u8> {

@@ -528,7 +528,7 @@ fn a_200_mib_binary_is_verified_in_bounded_memory() {
 
 #[test]
 fn the_most_entries_with_the_longest_names_stay_in_bounded_memory() {
-    use build_image::filesystem::limits::DEFAULT_MAX_ENTRIES;
+    use openshell_verify::filesystem::limits::DEFAULT_MAX_ENTRIES;
 
     // A folder 14 levels deep of 255-byte names (3,583 bytes), filled with
     // files of 240-byte names up to the entry limit, the binary among them;

@@ -19,10 +19,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use build_image::filesystem::{Filesystem, Limits, Node, NodeKind};
 use common::raw_layout::{RawImage, RawLayer, write_layout};
 use openshell_testsupport::podman::{INSTALL_HINT, output_text, run};
 use openshell_testsupport::{Containers, require, require_root};
+use openshell_verify::filesystem::{Filesystem, Limits, Node, NodeKind};
 use sha2::{Digest, Sha256};
 
 const BIN: &str = "openshell-sandbox";
@@ -627,7 +627,7 @@ fn every_case_matches_podman_overlay_vfs_and_umoci() {
 
 #[test]
 fn the_readings_hold_symlink_paths_within_their_budget() {
-    use build_image::filesystem::READING_BUDGET;
+    use openshell_verify::filesystem::READING_BUDGET;
     // 9,000 symlinks under 1,000-byte paths: 9 MB of paths that can each
     // redirect a later entry, so the readings cannot drop them.
     let mut entries = Vec::new();

@@ -41,12 +41,12 @@ fn push_with_password_stdin_then_verify_from_the_registry() {
     let result: BuildResult = serde_json::from_str(&ok(output)).unwrap();
     // Digest only: CRI-O 1.31.0 refuses REPO:TAG@sha256:... references.
     let repository = reference.rsplit_once(':').unwrap().0;
-    assert_eq!(result.pushed, [format!("{repository}@{}", result.digest)]);
+    assert_eq!(result.pushed(), [format!("{repository}@{}", result.digest)]);
 
     // Verify through an auth file this time, pinned by the pushed digest.
     let auth = registry.auth_file();
     let (passed, report) = verify_json(
-        &format!("docker://{}", result.pushed[0]),
+        &format!("docker://{}", result.pushed()[0]),
         &[
             "--plain-http",
             "--authfile",

@@ -94,7 +94,7 @@ fn verify_of_a_registry_that_stalls_mid_blob_fails_within_its_deadline() {
     let result: BuildResult = serde_json::from_slice(&pushed.stdout).unwrap();
     faults.inject(Fault::on("GET", "/blobs/sha256:", Action::StallAfter(100)));
     let start = Instant::now();
-    let output = verify(&faults, &result.pushed[0]);
+    let output = verify(&faults, &result.pushed()[0]);
     let elapsed = start.elapsed();
     assert!(!output.status.success(), "{}", output_text(&output));
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
@@ -118,7 +118,7 @@ fn verify_refuses_a_blob_the_registry_tampers_with() {
     let result: BuildResult = serde_json::from_slice(&pushed.stdout).unwrap();
     let layer = &result.platforms[0].layer_digest;
     faults.inject(Fault::on("GET", &format!("/blobs/{layer}"), Action::Tamper));
-    let output = verify(&faults, &result.pushed[0]);
+    let output = verify(&faults, &result.pushed()[0]);
     assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("FAIL blob-digests"), "{text}");
@@ -141,7 +141,7 @@ fn a_push_retries_a_transient_server_error_and_succeeds() {
     assert_eq!(faults.seen_matching("PUT", "/manifests/transient").len(), 2);
     assert_eq!(faults.seen_matching("PUT", "/manifests/").len(), 4);
     let result: BuildResult = serde_json::from_slice(&output.stdout).unwrap();
-    let verified = verify(&faults, &result.pushed[0]);
+    let verified = verify(&faults, &result.pushed()[0]);
     assert!(verified.status.success(), "{}", output_text(&verified));
 }
 

@@ -80,7 +80,7 @@ fn skopeo_sees_the_tags_labels_and_annotations_after_a_push() {
             "org.opencontainers.image.vendor=NVIDIA",
         ],
     );
-    assert_eq!(result.pushed, [format!("{repository}@{}", result.digest)]);
+    assert_eq!(result.pushed(), [format!("{repository}@{}", result.digest)]);
 
     let listed: serde_json::Value = serde_json::from_str(&skopeo(
         &registry,
@@ -190,7 +190,7 @@ fn the_sbom_is_read_back_from_the_registry() {
     // verify reads it through the registry, pinned by digest.
     let auth = registry.auth_file();
     let (passed, report) = verify_json(
-        &format!("docker://{}", result.pushed[0]),
+        &format!("docker://{}", result.pushed()[0]),
         &[
             "--plain-http",
             "--authfile",
@@ -248,7 +248,7 @@ fn without_an_sbom_no_referrers_tag_is_pushed() {
     .unwrap();
     assert_eq!(listed["Tags"], serde_json::json!(["bare"]));
     let auth = registry.auth_file();
-    let source = format!("docker://{}", result.pushed[0]);
+    let source = format!("docker://{}", result.pushed()[0]);
     let auth_args = ["--plain-http", "--authfile", auth.to_str().unwrap()];
     let (passed, report) = verify_json(&source, &auth_args);
     assert!(passed, "{report:#}");

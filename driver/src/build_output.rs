@@ -212,17 +212,18 @@ fn image_from_result(
     let text = crate::input::read_text(path, crate::input::SMALL_JSON_SIZE_LIMIT)
         .map_err(|err| bad(err.to_string()))?;
     let result: BuildResult = serde_json::from_str(&text).map_err(|err| bad(err.to_string()))?;
-    if result.pushed.is_empty() {
+    let pushed_references = result.pushed();
+    if pushed_references.is_empty() {
         return Err(BuildOutputError::NotPushed {
             path: shown,
             layout_hint: result
-                .layout
+                .layout()
                 .map(|layout| format!(" ({})", layout.path))
                 .unwrap_or_default(),
         });
     }
-    let mut pushed = Vec::with_capacity(result.pushed.len());
-    for reference in &result.pushed {
+    let mut pushed = Vec::with_capacity(pushed_references.len());
+    for reference in &pushed_references {
         let image = SupervisorImage::parse(reference).map_err(|err| {
             BuildOutputError::BadPushedReference {
                 path: shown.clone(),
@@ -257,7 +258,7 @@ fn image_from_result(
             .cloned()
             .ok_or_else(|| BuildOutputError::NotPushedThere {
                 path: shown.clone(),
-                pushed: result.pushed.join(", "),
+                pushed: pushed_references.join(", "),
                 repository: repository.to_string(),
             })?,
     };

@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 
 use common::{config_json, data, render_json, run_err, run_ok};
-use openshell_contract::build_result::{BuildResult, PlatformImage};
+use openshell_contract::build_result::{BuildResult, PlatformImage, Publication};
 use openshell_contract::sideload::ENV_NODES_JSON;
 
 fn cluster(name: &str) -> String {
@@ -426,13 +426,10 @@ fn build_result(dir: &Path, platforms: &[&str]) -> String {
                 sbom_manifest_digest: None,
             })
             .collect(),
-        layout: None,
-        docker_archive: None,
-        pushed: vec![format!(
+        destinations: vec![Publication::registry(format!(
             "registry.example/openshell/supervisor:0.1.0@{digest}"
-        )],
+        ))],
         tags: Vec::new(),
-        references: Vec::new(),
     };
     let path = dir.join(format!("result-{}.json", platforms.len()));
     std::fs::write(&path, serde_json::to_string(&result).unwrap()).unwrap();

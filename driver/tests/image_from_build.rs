@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use common::oci_layout::{write_image, write_index};
 use common::{render_json, run_err, run_ok};
-use openshell_contract::build_result::{BuildResult, LayoutOutput, PlatformImage};
+use openshell_contract::build_result::{BuildResult, PlatformImage, Publication};
 use openshell_driver_kubernetes::SupervisorImage;
 use openshell_driver_kubernetes::build_output::{BuildOutput, BuiltImage};
 use openshell_driver_kubernetes::platform::Platform;
@@ -37,14 +37,12 @@ fn build_result(pushed: &[String], layout: Option<&str>) -> BuildResult {
             libc: None,
             sbom_manifest_digest: None,
         }],
-        layout: layout.map(|path| LayoutOutput {
-            path: path.to_string(),
-            tag: "latest".to_string(),
-        }),
-        docker_archive: None,
-        pushed: pushed.to_vec(),
+        destinations: layout
+            .map(|path| Publication::oci_layout(path.to_string(), Some("latest".to_string())))
+            .into_iter()
+            .chain(pushed.iter().cloned().map(Publication::registry))
+            .collect(),
         tags: vec!["latest".to_string()],
-        references: Vec::new(),
     }
 }
 

@@ -17,12 +17,12 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use build_image::filesystem::limits::Limits;
-use build_image::filesystem::{Extractor, Filesystem, FilesystemError, NodeKind};
-use build_image::verify::{self, NothingKnown, VerifyOptions};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use openshell_transport::document;
 use openshell_transport::{ImageSource, ReadLimits, TransportError};
+use openshell_verify::filesystem::limits::Limits;
+use openshell_verify::filesystem::{Extractor, Filesystem, FilesystemError, NodeKind};
+use openshell_verify::verify::{self, NothingKnown, VerifyOptions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -417,7 +417,7 @@ fn check_tree(filesystem: &Filesystem) {
         filesystem.root.kind == NodeKind::Dir,
         "the root is not a folder"
     );
-    let mut inodes: std::collections::HashMap<u64, (&str, &build_image::filesystem::Node)> =
+    let mut inodes: std::collections::HashMap<u64, (&str, &openshell_verify::filesystem::Node)> =
         std::collections::HashMap::new();
     for (path, node) in &filesystem.nodes {
         assert!(

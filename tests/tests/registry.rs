@@ -48,7 +48,7 @@ fn pushed_image_verifies_pins_and_starts_a_sandbox() {
     );
     // Digest only: CRI-O 1.31.0 refuses REPO:TAG@sha256:... references.
     let pinned = format!("{repository}@{}", result.digest);
-    assert_eq!(result.pushed, std::slice::from_ref(&pinned));
+    assert_eq!(result.pushed(), std::slice::from_ref(&pinned));
     let written: BuildResult =
         serde_json::from_str(&std::fs::read_to_string(&result_file).unwrap()).unwrap();
     assert_eq!(written, result);

@@ -18,16 +18,7 @@ pub fn workspace_root() -> PathBuf {
 
 /// The cargo target directory the tests build into.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|dir| {
-            if dir.is_absolute() {
-                dir
-            } else {
-                workspace_root().join(dir)
-            }
-        })
-        .unwrap_or_else(|| workspace_root().join("target"))
+    openshell_contract::cargo::target_dir(&workspace_root())
 }
 
 /// Set by `scripts/test` once it has built everything the tests run: then

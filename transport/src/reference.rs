@@ -4,16 +4,17 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use openshell_contract::build_result::{self, Publication};
 use openshell_registry::Reference;
 
-use crate::TransportError;
+use crate::{Published, TransportError};
 
 /// Transport name of an OCI image layout folder.
-pub const OCI: &str = "oci";
+pub const OCI: &str = build_result::OCI_TRANSPORT;
 /// Transport name of a `docker save` / `podman save` tarball.
-pub const DOCKER_ARCHIVE: &str = "docker-archive";
+pub const DOCKER_ARCHIVE: &str = build_result::DOCKER_ARCHIVE_TRANSPORT;
 /// Transport name of a registry.
-pub const DOCKER: &str = "docker";
+pub const DOCKER: &str = build_result::DOCKER_TRANSPORT;
 
 /// The forms accepted, for messages.
 pub const EXPECTED_FORMS: &str = "oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG] or docker://REF";
@@ -109,6 +110,37 @@ impl ImageReference {
             Self::OciLayout { .. } => OCI,
             Self::DockerArchive { .. } => DOCKER_ARCHIVE,
             Self::Registry { .. } => DOCKER,
+        }
+    }
+
+    /// What a build result records of `published`, the image written to
+    /// this reference; `default_tags` are the tags given for a reference
+    /// that names none.
+    pub fn publication(&self, published: &Published, default_tags: &[String]) -> Publication {
+        let default_tag = || default_tags.first().cloned();
+        let (location, tag) = match self {
+            Self::OciLayout { dir, tag } => {
+                (dir.display().to_string(), tag.clone().or_else(default_tag))
+            }
+            Self::DockerArchive { file, .. } => (file.display().to_string(), None),
+            Self::Registry {
+                reference,
+                explicit_tag,
+                ..
+            } => (
+                format!("{}/{}", reference.registry(), reference.repository()),
+                match explicit_tag {
+                    true => reference.tag().map(str::to_string),
+                    false => default_tag(),
+                },
+            ),
+        };
+        Publication {
+            transport: self.transport().to_string(),
+            location,
+            tag,
+            references: published.references.clone(),
+            pinned: published.pinned.clone(),
         }
     }
 }
@@ -239,5 +271,48 @@ mod tests {
             assert!(err.contains(why), "{bad}: {err}");
         }
         assert!(check_tag(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn a_publication_records_where_and_under_which_tag() {
+        let published = |pinned: Option<&str>| Published {
+            destination: String::new(),
+            references: vec!["written".to_string()],
+            digest: "sha256:aa".to_string(),
+            pinned: pinned.map(str::to_string),
+            blobs_written: 0,
+            bytes_written: 0,
+            blobs_present: 0,
+        };
+        let defaults = ["0.1.0".to_string(), "latest".to_string()];
+        let layout = ImageReference::parse("oci:out/dir").unwrap();
+        let record = layout.publication(&published(None), &defaults);
+        assert_eq!(
+            (record.transport.as_str(), record.location.as_str()),
+            (OCI, "out/dir")
+        );
+        assert_eq!(record.tag.as_deref(), Some("0.1.0"));
+        assert_eq!(record.references, ["written"]);
+        let tagged = ImageReference::parse("oci:out/dir:v2").unwrap();
+        let record = tagged.publication(&published(None), &defaults);
+        assert_eq!(record.tag.as_deref(), Some("v2"));
+        let archive = ImageReference::parse("docker-archive:out.tar").unwrap();
+        let record = archive.publication(&published(None), &defaults);
+        assert_eq!(
+            (record.transport.as_str(), record.location.as_str()),
+            (DOCKER_ARCHIVE, "out.tar")
+        );
+        let pinned = "127.0.0.1:5000/supervisor@sha256:aa";
+        let registry = ImageReference::parse("docker://127.0.0.1:5000/supervisor").unwrap();
+        let record = registry.publication(&published(Some(pinned)), &defaults);
+        assert_eq!(
+            (record.transport.as_str(), record.location.as_str()),
+            (DOCKER, "127.0.0.1:5000/supervisor")
+        );
+        assert_eq!(record.tag.as_deref(), Some("0.1.0"));
+        assert_eq!(record.pinned.as_deref(), Some(pinned));
+        let registry = ImageReference::parse("docker://127.0.0.1:5000/supervisor:v3").unwrap();
+        let record = registry.publication(&published(Some(pinned)), &defaults);
+        assert_eq!(record.tag.as_deref(), Some("v3"));
     }
 }

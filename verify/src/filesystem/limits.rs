@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::progress::human_size;
+use openshell_transport::progress::human_size;
 
 const MIB: u64 = 1024 * 1024;
 

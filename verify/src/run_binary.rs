@@ -1,6 +1,6 @@
 //! Runs a supervisor binary taken out of an image (`verify --run`): on this
 //! host when it is built for this host's architecture, else under
-//! qemu-user (Debian's qemu-user-static), bounded as [`crate::process`]
+//! qemu-user (Debian's qemu-user-static), bounded as [`openshell_contract::process`]
 //! bounds every child.
 
 use std::io::Write;
@@ -116,7 +116,7 @@ pub fn version_report(
             emulator.display()
         ),
     };
-    let output = crate::process::run_bounded(&mut command, timeout, OUTPUT_LIMIT)
+    let output = openshell_contract::process::run_bounded(&mut command, timeout, OUTPUT_LIMIT)
         .map_err(|err| format!("{shown}: {err}"))?;
     if !output.status.success() {
         return Err(format!(

@@ -27,23 +27,22 @@
 //! so in its comment; `--sbom FILE` attaches a document of the user's
 //! instead, `--no-sbom` none.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use oci_spec::image::{Descriptor, ImageManifestBuilder, MediaType, SCHEMA_VERSION};
 use openshell_contract::BINARY_NAME;
-use openshell_contract::annotations::oci;
 use openshell_contract::sbom::{
-    CYCLONEDX_JSON_ARTIFACT_TYPE, SPDX_FILE_NAME, SPDX_JSON_ARTIFACT_TYPE, SUPERVISOR_PACKAGE,
+    SPDX_FILE_NAME, SPDX_JSON_ARTIFACT_TYPE, SUPERVISOR_PACKAGE, identify,
 };
 use serde::Serialize;
 
 use crate::crates::{CrateEntry, CratesError, ResolvedCrates, WorkspaceCrates};
-use crate::image::{self, Blob, ImageError, ImageMetadata, Referrer};
 use openshell_contract::digest::sha256_digest;
 use openshell_contract::platform::Platform;
+
+use crate::metadata::ImageMetadata;
 
 /// Largest SBOM file `--sbom` accepts: far above any real one, far below
 /// what would strain a registry.
@@ -141,49 +140,6 @@ pub fn read_file(path: &Path) -> Result<Sbom, SbomError> {
         file_name,
         summary,
     })
-}
-
-/// What kind of SBOM `bytes` hold: its artifact type and a one-line
-/// summary, or why it is not an SPDX 2.x / CycloneDX JSON document.
-pub fn identify(bytes: &[u8]) -> Result<(&'static str, String), String> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
-        format!("not JSON ({err}); expected an SPDX 2.x or CycloneDX JSON document")
-    })?;
-    let Some(object) = value.as_object() else {
-        return Err(
-            "the JSON is not an object; expected an SPDX 2.x or CycloneDX JSON document".into(),
-        );
-    };
-    if let Some(version) = object.get("spdxVersion").and_then(|v| v.as_str()) {
-        if !version.starts_with("SPDX-2.") {
-            return Err(format!(
-                "spdxVersion is {version:?}; expected SPDX-2.x (SPDX 3 JSON-LD is not attached as application/spdx+json)"
-            ));
-        }
-        let packages = object
-            .get("packages")
-            .and_then(|packages| packages.as_array())
-            .map_or(0, Vec::len);
-        return Ok((
-            SPDX_JSON_ARTIFACT_TYPE,
-            format!("{version}, {packages} packages"),
-        ));
-    }
-    if object.get("bomFormat").and_then(|v| v.as_str()) == Some("CycloneDX") {
-        let version = object
-            .get("specVersion")
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown");
-        let components = object
-            .get("components")
-            .and_then(|components| components.as_array())
-            .map_or(0, Vec::len);
-        return Ok((
-            CYCLONEDX_JSON_ARTIFACT_TYPE,
-            format!("CycloneDX {version}, {components} components"),
-        ));
-    }
-    Err("neither spdxVersion nor bomFormat \"CycloneDX\" is set; expected an SPDX 2.x or CycloneDX JSON document".into())
 }
 
 /// What the SBOM of one platform's binary is made from.
@@ -561,73 +517,6 @@ fn finish(mut document: SpdxDocument) -> Result<Vec<u8>, SbomError> {
     Ok(bytes)
 }
 
-/// The bytes of the empty JSON object that an artifact manifest's config
-/// names (OCI 1.1's empty descriptor).
-pub const EMPTY_JSON: &[u8] = b"{}";
-
-/// The OCI 1.1 referrer that attaches `sbom` to the manifest `subject`: an
-/// artifact manifest with the SBOM's `artifactType`, the empty config, the
-/// SBOM as its one layer, and `subject` naming the platform manifest.
-pub fn referrer(
-    subject: &Blob,
-    sbom: &Sbom,
-    metadata: &ImageMetadata,
-) -> Result<Referrer, ImageError> {
-    let spec = |what: &'static str| move |source| ImageError::Spec { what, source };
-    let empty_digest = sha256_digest(EMPTY_JSON);
-    let mut config =
-        image::descriptor(MediaType::EmptyJSON, &empty_digest, EMPTY_JSON.len() as u64)?;
-    // The spec's recommended inline copy of `{}`, so clients need not fetch it.
-    config.set_data(Some("e30=".to_string()));
-    let config_blob = Blob::in_memory(
-        image::descriptor(MediaType::EmptyJSON, &empty_digest, EMPTY_JSON.len() as u64)?,
-        Arc::new(EMPTY_JSON.to_vec()),
-    );
-    let artifact_type = MediaType::Other(sbom.artifact_type.clone());
-    let mut layer = image::descriptor(
-        artifact_type.clone(),
-        &sha256_digest(&sbom.bytes),
-        sbom.bytes.len() as u64,
-    )?;
-    layer.set_annotations(Some(HashMap::from([(
-        oci::TITLE.to_string(),
-        sbom.file_name.clone(),
-    )])));
-    let layer_blob = Blob::in_memory(layer.clone(), Arc::clone(&sbom.bytes));
-    // The subject names the manifest only: no platform, no annotations.
-    let subject_descriptor = Descriptor::new(
-        subject.descriptor.media_type().clone(),
-        subject.descriptor.size(),
-        subject.descriptor.digest().clone(),
-    );
-    let created = HashMap::from([(oci::CREATED.to_string(), metadata.epoch.rfc3339())]);
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(SCHEMA_VERSION)
-        .media_type(MediaType::ImageManifest)
-        .artifact_type(artifact_type.clone())
-        .config(config)
-        .layers(vec![layer])
-        .subject(subject_descriptor)
-        .annotations(created.clone())
-        .build()
-        .map_err(spec("SBOM artifact manifest"))?;
-    let mut manifest = image::json_blob(
-        "SBOM artifact manifest",
-        MediaType::ImageManifest,
-        &manifest,
-    )?;
-    // The descriptor lists carry the artifact type and annotations (the
-    // referrers API and the tag-schema index both do), so a reader can pick
-    // the SBOM without fetching every manifest.
-    manifest.descriptor.set_artifact_type(Some(artifact_type));
-    manifest.descriptor.set_annotations(Some(created));
-    Ok(Referrer {
-        subject: subject.digest(),
-        manifest,
-        blobs: vec![config_blob, layer_blob],
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,25 +562,5 @@ mod tests {
             package_id("linux_raw-sys", "1.0.0+spec-1"),
             "SPDXRef-Package-linux-raw-sys-1.0.0-spec-1"
         );
-    }
-
-    #[test]
-    fn sbom_files_are_recognised_or_refused() {
-        let spdx = br#"{"spdxVersion":"SPDX-2.3","packages":[{},{}]}"#;
-        assert_eq!(
-            identify(spdx).unwrap(),
-            (SPDX_JSON_ARTIFACT_TYPE, "SPDX-2.3, 2 packages".to_string())
-        );
-        let cyclonedx = br#"{"bomFormat":"CycloneDX","specVersion":"1.6","components":[]}"#;
-        assert_eq!(identify(cyclonedx).unwrap().0, CYCLONEDX_JSON_ARTIFACT_TYPE);
-        for (bad, why) in [
-            (&b"not json"[..], "not JSON"),
-            (b"[1,2]", "not an object"),
-            (b"{\"spdxVersion\":\"SPDX-3.0\"}", "expected SPDX-2.x"),
-            (b"{\"name\":\"x\"}", "neither spdxVersion nor bomFormat"),
-        ] {
-            let err = identify(bad).unwrap_err();
-            assert!(err.contains(why), "{err}");
-        }
     }
 }

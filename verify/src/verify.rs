@@ -761,7 +761,7 @@ fn read_sbom(
         found.failures.push(err.to_string());
         return found;
     }
-    match crate::sbom::identify(&document_bytes) {
+    match openshell_contract::sbom::identify(&document_bytes) {
         Ok((kind, summary)) if kind == artifact_type => {
             if found.failures.is_empty() {
                 found.report = Some(SbomReport {
@@ -810,9 +810,9 @@ fn stream_layer(
     let mut magic = [0u8; 6];
     let magic_len = read_up_to(&mut blob, &mut magic);
     let magic = &magic[..magic_len];
-    // Judged by its bytes, as containerd does (crate::gzip).
-    let compression = crate::gzip::layer_compression(&what, &media_type, magic);
-    let gzip = compression == Ok(crate::gzip::LayerCompression::Gzip);
+    // Judged by its bytes, as containerd does (crate::compression).
+    let compression = crate::compression::layer_compression(&what, &media_type, magic);
+    let gzip = compression == Ok(crate::compression::LayerCompression::Gzip);
     let applied = compression.map(|_| ());
     let mut diff_id = None;
     let mut applied = applied;
@@ -1029,7 +1029,10 @@ fn run_checks(facts: &Facts, options: &VerifyOptions) -> PlatformReport {
     let platform = facts
         .index_platform
         .as_ref()
-        .map(|platform| crate::platform::from_oci(platform).to_string())
+        .map(|platform| match platform.variant() {
+            Some(variant) => format!("{}/{}/{variant}", platform.os(), platform.architecture()),
+            None => format!("{}/{}", platform.os(), platform.architecture()),
+        })
         .or_else(|| {
             facts
                 .config()

@@ -377,7 +377,7 @@ impl WorkspaceCrates {
         Ok(Self {
             workspace: workspace.to_path_buf(),
             cargo_lock_sha256: openshell_contract::digest::sha256_hex(&bytes),
-            cache_path: crate::supervisor_build::target_dir(workspace).join(CACHE_FILE),
+            cache_path: openshell_contract::cargo::target_dir(workspace).join(CACHE_FILE),
             resolved: HashMap::new(),
         })
     }
@@ -462,8 +462,8 @@ impl WorkspaceCrates {
         );
         cache.entries.truncate(CACHE_KEEP);
         if let Ok(bytes) = serde_json::to_vec(&cache) {
-            let _ = std::fs::create_dir_all(crate::atomic::parent(&self.cache_path));
-            let _ = crate::atomic::write_file(&self.cache_path, &bytes);
+            let _ = std::fs::create_dir_all(openshell_transport::atomic::parent(&self.cache_path));
+            let _ = openshell_transport::atomic::write_file(&self.cache_path, &bytes);
         }
     }
 
@@ -517,8 +517,12 @@ pub fn cargo_metadata(
     // cargo's own output, bounded only against a runaway: this workspace's
     // metadata is a few MB.
     const METADATA_LIMIT: u64 = 256 * 1024 * 1024;
-    let output = crate::process::run_bounded(&mut command, CARGO_METADATA_TIMEOUT, METADATA_LIMIT)
-        .map_err(&fail)?;
+    let output = openshell_contract::process::run_bounded(
+        &mut command,
+        CARGO_METADATA_TIMEOUT,
+        METADATA_LIMIT,
+    )
+    .map_err(&fail)?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(fail(format!("{} ({})", stderr.trim(), output.status)));
