@@ -153,6 +153,11 @@ fn start(args: &DriverArgs) -> anyhow::Result<DriverConfig> {
             .context("could not start the async runtime for the registry lookup")?;
         if let Some(pinned) = runtime.block_on(config.pin(&args.registry_options()))? {
             eprintln!("pinned the supervisor image to {}", pinned.image);
+            eprintln!(
+                "verified it: {} platform(s), the binary appears at {}",
+                pinned.verification.platforms.len(),
+                openshell_contract::INSTALLED_BINARY_PATH
+            );
         }
         // Outside the runtime: the registry source runs its own.
         drop(runtime);

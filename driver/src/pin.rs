@@ -7,9 +7,17 @@
 //! before the first sandbox instead of failing them one by one. The same
 //! manifest tells which platforms the image has, to check against the
 //! cluster's nodes.
+//!
+//! The pinned image is then verified as `build-image verify` verifies it
+//! (the openshell-verify crate): every platform must leave one static
+//! supervisor at the image-volume mount, with the contract's entrypoint.
+//! An image that would not start a sandbox (a stray tag, a Dockerfile
+//! build with the binary elsewhere, a dynamic binary) stops the driver at
+//! start rather than every sandbox after it.
 
 use openshell_registry::{RegistryError, RegistryOptions};
 use openshell_transport::{ImageReference, ReadLimits, TransportError, TransportOptions};
+use openshell_verify::verify::{NothingKnown, VerifyOptions, VerifyReport};
 
 use crate::config::DriverConfig;
 use crate::image::{ImageError, SupervisorImage};
@@ -44,6 +52,18 @@ pub enum PinError {
         /// What is wrong.
         error: ImageError,
     },
+    /// The image was read but would not work as the supervisor: the
+    /// verification's failed checks.
+    #[error(
+        "the supervisor image {image} would not start sandboxes (as `build-image verify docker://{image}` reports):\n  {}",
+        failures.join("\n  ")
+    )]
+    Unusable {
+        /// The image, pinned.
+        image: String,
+        /// Each failed check, `name: what was found and what was expected`.
+        failures: Vec<String>,
+    },
     /// The manifest or its config does not say which platform it is for.
     #[error("the supervisor image {image}: {reason}")]
     Platform {
@@ -54,7 +74,7 @@ pub enum PinError {
     },
 }
 
-/// A pinned image and the platforms its manifest lists.
+/// A pinned image, the platforms its manifest lists, and its verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinnedImage {
     /// The image, `REPO@sha256:...` (a reference the operator already
@@ -62,12 +82,16 @@ pub struct PinnedImage {
     pub image: SupervisorImage,
     /// Its platforms.
     pub platforms: Vec<Platform>,
+    /// What `build-image verify` finds in it, every check passed or
+    /// skipped.
+    pub verification: VerifyReport,
 }
 
 /// `image` pinned to the manifest digest its tag resolves to now (for a
-/// multi-platform image, the index digest), with the platforms it lists. An
-/// image already pinned is checked against the registry: a digest the
-/// registry does not have is an error too.
+/// multi-platform image, the index digest), with the platforms it lists,
+/// verified. An image already pinned is checked against the registry: a
+/// digest the registry does not have is an error too, and so is an image
+/// that fails verification ([`PinError::Unusable`]).
 ///
 /// The image is read as `build-image verify docker://...` reads it: through
 /// the transport crate's registry source, so every request has the
@@ -137,10 +161,41 @@ fn pin_blocking(
             error,
         })
     })?;
+    let verification = verify_pinned(&image, &transport).map_err(read_error)?;
+    if !verification.ok {
+        let mut failures = verification.failures();
+        failures.extend(verification.notes.iter().cloned());
+        return Err(Box::new(PinError::Unusable {
+            image: image.to_string(),
+            failures,
+        }));
+    }
     Ok(PinnedImage {
         image,
         platforms: read.platforms,
+        verification,
     })
+}
+
+/// Verifies `image`, read again from the registry by its digest (what was
+/// pinned is what is verified, wherever the tag has moved since), with the
+/// same bounds as the lookup. The layers are read and applied as the
+/// runtimes extract them; nothing is run.
+fn verify_pinned(
+    image: &SupervisorImage,
+    transport: &TransportOptions,
+) -> Result<VerifyReport, TransportError> {
+    let source = ImageReference::Registry {
+        text: image.to_string(),
+        reference: image.reference().clone(),
+        explicit_tag: false,
+    };
+    let mut source = openshell_transport::open_source(&source, transport)?;
+    let options = VerifyOptions {
+        limits: transport.limits.clone(),
+        ..VerifyOptions::default()
+    };
+    openshell_verify::verify::verify(source.as_mut(), &NothingKnown, &options)
 }
 
 impl DriverConfig {

@@ -2,7 +2,8 @@
 //! 127.0.0.1 with htpasswd auth): the tag resolves to the digest skopeo
 //! sees, every rendered pod carries `REPO@sha256:...` (no tag), the image's
 //! platforms are checked against the nodes, and an unreachable
-//! registry, an unknown tag or a wrong password stop the driver at start.
+//! registry, an unknown tag, a wrong password or an image that fails
+//! verification stop the driver at start.
 
 // Helpers outside #[test] functions unwrap too: in a test, a panic is the
 // failure report.
@@ -13,14 +14,15 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::oci_layout::write_image;
+use common::oci_layout::{write_image, write_image_of};
 use common::{pin_args, render_json, run_err, run_ok};
 use openshell_contract::sideload::ENV_PIN_SUPERVISOR_DIGEST;
+use openshell_contract::{BINARY_NAME, INSTALLED_BINARY_PATH};
 use openshell_driver_kubernetes::SupervisorImage;
 use openshell_driver_kubernetes::pin::pin_image;
 use openshell_driver_kubernetes::platform::Platform;
 use openshell_registry::RegistryOptions;
-use openshell_testsupport::{Registry, require};
+use openshell_testsupport::{Registry, require, static_supervisor_binary};
 
 /// A started registry and skopeo, or `None` when a tool is missing outside
 /// CI (in CI that is a failure).
@@ -33,6 +35,11 @@ fn registry_with_skopeo(test: &str) -> Option<Registry> {
 /// skopeo.
 fn push(registry: &Registry, layout: &Path, tag: &str, content: &str, target: &str) {
     write_image(layout, tag, content);
+    skopeo_push(registry, layout, tag, target);
+}
+
+/// Pushes the image tagged `tag` in `layout` to `target` with skopeo.
+fn skopeo_push(registry: &Registry, layout: &Path, tag: &str, target: &str) {
     let output = Command::new("skopeo")
         .args(["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds"])
         .arg(registry.creds())
@@ -308,5 +315,61 @@ fn a_wrong_password_stops_the_driver_at_start() {
     assert!(
         stderr.contains(&wrong_text),
         "names the auth file: {stderr}"
+    );
+}
+
+#[test]
+fn an_image_that_would_not_start_sandboxes_is_not_pinned() {
+    let test = "an_image_that_would_not_start_sandboxes_is_not_pinned";
+    let Some(registry) = registry_with_skopeo(test) else {
+        return;
+    };
+    let layout = tempfile::tempdir().unwrap();
+    let auth = registry.auth_file().display().to_string();
+    let supervisor = std::fs::read(static_supervisor_binary()).unwrap();
+    // /bin/true: a dynamically linked program, which cannot run from the
+    // image volume in an agent image without the same libc.
+    let dynamic = std::fs::read("/bin/true").unwrap();
+    let cases = [
+        (
+            "elsewhere",
+            "usr/local/bin/openshell-sandbox",
+            &supervisor,
+            "binary-location",
+        ),
+        ("dynamic", BINARY_NAME, &dynamic, "static-elf"),
+    ];
+    for (tag, path, bytes, check) in cases {
+        write_image_of(layout.path(), tag, path, bytes);
+        let tagged = format!("{}/openshell/supervisor:{tag}", registry.host());
+        skopeo_push(&registry, layout.path(), tag, &tagged);
+        let mut args = vec!["render"];
+        args.extend(pin_args(&tagged, &auth));
+        let stderr = run_err(&args, &[]);
+        assert!(
+            stderr.contains(&format!(
+                "error: the supervisor image {}/openshell/supervisor@sha256:",
+                registry.host()
+            )) && stderr.contains("would not start sandboxes"),
+            "{tag}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("\n  {check}: ")),
+            "{tag}: the failed check {check} is not named:\n{stderr}"
+        );
+    }
+
+    // A supervisor image pins, and says it was verified.
+    write_image(layout.path(), "good", "verified");
+    let tagged = format!("{}/openshell/supervisor:good", registry.host());
+    skopeo_push(&registry, layout.path(), "good", &tagged);
+    let mut args = vec!["render"];
+    args.extend(pin_args(&tagged, &auth));
+    let (_, stderr) = run_ok(&args, &[]);
+    assert!(
+        stderr.contains(&format!(
+            "verified it: 1 platform(s), the binary appears at {INSTALLED_BINARY_PATH}"
+        )),
+        "{stderr}"
     );
 }

@@ -1,6 +1,8 @@
-//! A tiny but complete OCI image layout, written with oci-spec types: one
-//! gzip layer holding one file. Enough for skopeo to push it and for the
-//! driver to read its index.
+//! A small but complete supervisor image in an OCI layout, written with
+//! oci-spec types: one gzip layer holding the static supervisor at
+//! `/openshell-sandbox`, the contract's entrypoint and binary annotation.
+//! Enough for skopeo to push it, for the driver to read its index, and for
+//! `--pin-supervisor-digest`'s verification to pass.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,8 +12,10 @@ use oci_spec::image::{
     ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder, ImageIndex,
     ImageIndexBuilder, ImageManifestBuilder, MediaType, OciLayoutBuilder, RootFsBuilder,
 };
+use openshell_contract::annotations::BINARY_SHA256;
 use openshell_contract::annotations::oci::REF_NAME;
 use openshell_contract::digest::sha256_digest as sha256;
+use openshell_contract::{BINARY_NAME, IMAGE_ENTRYPOINT};
 
 /// Writes `bytes` as a blob and returns its descriptor.
 fn blob(dir: &Path, media_type: MediaType, bytes: &[u8]) -> Descriptor {
@@ -27,18 +31,29 @@ fn blob(dir: &Path, media_type: MediaType, bytes: &[u8]) -> Descriptor {
         .unwrap()
 }
 
-/// Adds an image whose only file is `/hello.txt` holding `content` to the
-/// layout in `dir` (created if needed), tagged `tag`; returns the manifest
-/// digest. Different contents give different digests.
+/// Adds a supervisor image to the layout in `dir` (created if needed),
+/// tagged `tag`; returns the manifest digest. Its binary is the static
+/// supervisor with `content` after its last byte (still the same static
+/// ELF), so different contents give different digests.
 pub fn write_image(dir: &Path, tag: &str, content: &str) -> String {
+    let mut binary = std::fs::read(openshell_testsupport::static_supervisor_binary()).unwrap();
+    binary.extend_from_slice(content.as_bytes());
+    write_image_of(dir, tag, BINARY_NAME, &binary)
+}
+
+/// Adds an image like [`write_image`]'s, but whose one file, at `/name`,
+/// holds `binary`: with another name or contents it is not a supervisor
+/// image.
+pub fn write_image_of(dir: &Path, tag: &str, name: &str, binary: &[u8]) -> String {
     let mut tar = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
-    header.set_size(content.len() as u64);
-    header.set_mode(0o644);
+    header.set_size(binary.len() as u64);
+    header.set_mode(0o755);
+    header.set_uid(0);
+    header.set_gid(0);
     header.set_mtime(0);
     header.set_cksum();
-    tar.append_data(&mut header, "hello.txt", content.as_bytes())
-        .unwrap();
+    tar.append_data(&mut header, name, binary).unwrap();
     let tar = tar.into_inner().unwrap();
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gzip.write_all(&tar).unwrap();
@@ -47,7 +62,12 @@ pub fn write_image(dir: &Path, tag: &str, content: &str) -> String {
     let config = ImageConfigurationBuilder::default()
         .architecture("amd64")
         .os("linux")
-        .config(ConfigBuilder::default().build().unwrap())
+        .config(
+            ConfigBuilder::default()
+                .entrypoint(IMAGE_ENTRYPOINT.map(String::from).to_vec())
+                .build()
+                .unwrap(),
+        )
         .rootfs(
             RootFsBuilder::default()
                 .typ("layers")
@@ -67,6 +87,14 @@ pub fn write_image(dir: &Path, tag: &str, content: &str) -> String {
         .media_type(MediaType::ImageManifest)
         .config(config)
         .layers(vec![layer])
+        .annotations(
+            [(
+                BINARY_SHA256.to_string(),
+                sha256(binary).trim_start_matches("sha256:").to_string(),
+            )]
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+        )
         .build()
         .unwrap();
     let mut manifest = blob(
