@@ -2,7 +2,10 @@
 # Benchmark: packaging one 32 MiB static executable with build-image versus
 # `buildah bud -f Dockerfile.scratch` + `buildah push ... oci:DIR`.
 #
-#   build/benches/build-vs-buildah.sh [RUNS] [INPUT]     (default 10 runs each)
+#   build/benches/build-vs-buildah.sh [RUNS] [INPUT] [LEVEL]
+#
+# (default 10 runs each; LEVEL is build-image's --compression-level, its
+# default when not given)
 #
 # The input is INPUT when given (any static executable), else the release
 # supervisor followed by other real program bytes (busybox, Go and Rust
@@ -23,6 +26,8 @@ set -euo pipefail
 
 runs="${1:-10}"
 given_input="${2:-}"
+level_args=()
+[[ -z ${3:-} ]] || level_args=(--compression-level "$3")
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 # shellcheck source=build/benches/input.sh
@@ -76,7 +81,7 @@ run_buildah() { # $1: output layout
     buildah "${storage[@]}" push --quiet localhost/bench:latest "oci:$1:latest" >/dev/null
 }
 run_ours() { # $1: output layout
-    "$build_image" --quiet --binary "$input" --output "$1" >/dev/null
+    "$build_image" --quiet --binary "$input" "${level_args[@]}" --output "$1" >/dev/null
 }
 
 # Untimed: buildah's storage now holds what a user's would after one build.
@@ -120,7 +125,7 @@ ours_layer=$(layer_size "$work/ours-$runs")
 # The no-op rebuild: the layout from the last run is up to date.
 hyperfine --style basic --warmup 3 --runs 30 -N \
     --export-json "$work/noop.json" \
-    "$build_image --quiet --binary $input --output $work/ours-$runs" >&2
+    "$build_image --quiet --binary $input ${level_args[*]} --output $work/ours-$runs" >&2
 noop_median=$(grep -m1 '"median"' "$work/noop.json" | tr -dc '0-9.')
 noop_us=$(awk -v s="$noop_median" 'BEGIN {printf "%d", s * 1000000}')
 

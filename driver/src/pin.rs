@@ -192,7 +192,7 @@ fn verify_pinned(
     };
     let mut source = openshell_transport::open_source(&source, transport)?;
     let options = VerifyOptions {
-        limits: transport.limits.clone(),
+        limits: transport.limits,
         ..VerifyOptions::default()
     };
     openshell_verify::verify::verify(source.as_mut(), &NothingKnown, &options)
