@@ -36,13 +36,15 @@ use libdeflater::{CompressionLvl, Compressor};
 /// below 0.1 % while giving many chunks to share among the cores.
 pub const CHUNK_SIZE: usize = 1 << 20;
 
-/// The default level: the first whose layers stay clearly smaller than the
-/// ones buildah writes (containers/image's gzip at its default level) for
-/// any ordinary program. Level 3 was 0.6 % under buildah on Go programs and
-/// over it on one; level 5 (libdeflate's first lazy-matching level) is 4 to
-/// 7 % under on every program measured, Go, Rust and C, for about 5 % more
-/// build time. See BENCHMARKS.md and `tests/tests/layer_size.rs`.
-pub const DEFAULT_LEVEL: u32 = 5;
+/// The default level: the fastest whose layers stay smaller than the ones
+/// buildah writes (containers/image's gzip at its default level) on every
+/// ordinary program measured. Level 3 came within 0.6 % of buildah's size
+/// on Go programs and over it on one; level 4 costs the same time (within
+/// 2 %, libdeflate's greedy parser searching deeper) and is 1.7 to 5.3 %
+/// under buildah on Go, C and Rust programs; level 5 is 4 to 7 % under but
+/// takes a quarter more compression time, which would cost the 3x lead
+/// over buildah. See BENCHMARKS.md and `tests/tests/layer_size.rs`.
+pub const DEFAULT_LEVEL: u32 = 4;
 
 /// Why compression failed.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,11 @@ pub fn compress_into(
                 // One compressor per thread: libdeflate keeps no state from
                 // one call to the next, so reuse cannot change the bytes.
                 let mut compressor = Compressor::new(level);
+                // And one output buffer, sized for the largest chunk: a
+                // fresh zeroed megabyte per chunk cost a page fault per 4 KiB
+                // (8,192 for 32 MiB) and showed in profiles beside libdeflate.
+                let mut scratch =
+                    vec![0u8; compressor.gzip_compress_bound(CHUNK_SIZE.min(data.len()))];
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     if index >= chunk_count {
@@ -114,7 +121,7 @@ pub fn compress_into(
                             detail: "cancelled".into(),
                         })
                     } else {
-                        compress_chunk(&mut compressor, data, index)
+                        compress_chunk(&mut compressor, &mut scratch, data, index)
                     };
                     let failed = chunk.is_err();
                     if sender.send(chunk).is_err() || failed {
@@ -147,23 +154,28 @@ pub fn compress_into(
     })
 }
 
+/// Compresses chunk `index` of `data` through `scratch`, which must hold
+/// libdeflate's bound for a full chunk; the member is copied out at its
+/// size.
 fn compress_chunk(
     compressor: &mut Compressor,
+    scratch: &mut [u8],
     data: &[u8],
     index: usize,
 ) -> Result<Chunk, GzipError> {
     let start = index * CHUNK_SIZE;
     let end = (start + CHUNK_SIZE).min(data.len());
     let input = &data[start..end];
-    // libdeflate's bound holds for any input, incompressible ones included.
-    let mut member = vec![0u8; compressor.gzip_compress_bound(input.len())];
+    // libdeflate's bound holds for any input, incompressible ones included,
+    // and grows with the input: the full chunk's bound covers a shorter last
+    // chunk.
     let written = compressor
-        .gzip_compress(input, &mut member)
+        .gzip_compress(input, scratch)
         .map_err(|err| GzipError {
             chunk: index,
             detail: format!("{err:?}"),
         })?;
-    member.truncate(written);
+    let member = scratch.get(..written).unwrap_or_default().to_vec();
     Ok(Chunk { index, member })
 }
 

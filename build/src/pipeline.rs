@@ -20,6 +20,7 @@ use crate::image::{
 use crate::layer::{self, LayerError, LayerSettings};
 use crate::progress::{Progress, human_size};
 use crate::supervisor_build::SupervisorBuildError;
+use openshell_contract::LAYER_BINARY_PATH;
 use openshell_contract::platform::Platform;
 use openshell_supply_chain::metadata::{ImageMetadata, PlatformProvenance};
 use openshell_supply_chain::sbom::{Sbom, SbomChoice, SbomError, SbomGenerator, SbomRequest};
@@ -316,26 +317,32 @@ fn layer_for(
         .and_then(|size| tar.get(LEADING_ROOM..LEADING_ROOM + size))
         .unwrap_or_default();
     let cancel = AtomicBool::new(false);
-    // Compression starts at once; meanwhile this thread hashes the binary,
-    // which says whether an earlier run already made this layer (then the
-    // compression is called off), and another reads the tar into a tree the
-    // way verification will, so that work overlaps compression too.
+    // Compression starts at once; meanwhile this thread reads the tar into a
+    // tree the way verification will, hashing the binary's bytes as it
+    // goes. That hash says whether an earlier run already made this layer
+    // (then the compression is called off), and is the binary's sha256: it
+    // is not computed a second time (a pass over the binary, 4 % of a
+    // 32 MiB build's CPU time).
     let (sha256, reused, built, applied) = std::thread::scope(|scope| {
-        let reader = scope.spawn(|| {
-            let mut tree = Filesystem::new(options.verify.tree_limits);
-            tree.apply_layer_shared(0, &tar)
-                .ok()
-                .map(|()| Arc::new(tree))
-        });
         let compressor =
             scope.spawn(|| layer::compress_tar_unless(Arc::clone(&tar), options.layer, &cancel));
-        let sha256 = openshell_contract::digest::sha256_hex(binary_bytes);
+        let mut tree = Filesystem::new(options.verify.tree_limits);
+        let applied = tree
+            .apply_layer_shared(0, &tar)
+            .ok()
+            .map(|()| Arc::new(tree));
+        let sha256 = applied
+            .as_ref()
+            .and_then(|tree| tree.node(LAYER_BINARY_PATH))
+            .and_then(|node| node.sha256_hex())
+            // The tree is bounded by verification's limits and may refuse
+            // the layer; verification will say why. The hash is still due.
+            .unwrap_or_else(|| openshell_contract::digest::sha256_hex(binary_bytes));
         let reused = reusable(cache, &key_for(&sha256), cache_dir, progress);
         if matches!(reused, Ok(Some(_))) {
             cancel.store(true, Ordering::Relaxed);
         }
         let built = compressor.join();
-        let applied = reader.join().ok().flatten();
         (sha256, reused, built, applied)
     });
     let facts = BinaryFacts {

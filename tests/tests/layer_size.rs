@@ -8,7 +8,7 @@
 //! layer blobs compared. The inputs are real programs found on every machine
 //! that has buildah: the static supervisor followed by Go executables
 //! (podman, buildah, skopeo: the kind on which an earlier level came out
-//! bigger) or by the C and Rust ones the machine has, cut to 32 MiB. The
+//! bigger) or by the C ones the machine has, cut to 32 MiB. The
 //! supervisor's ELF comes first, so each is a static executable that
 //! `--binary` accepts. Speed is measured apart (BENCHMARKS.md).
 
