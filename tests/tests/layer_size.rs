@@ -2,9 +2,9 @@
 //!
 //! build-image compresses in parallel chunks with libdeflate
 //! (`build/src/gzip.rs`); buildah compresses with containers/image's gzip.
-//! The promise is a layer no bigger than `buildah bud -f Dockerfile.scratch`
-//! + `buildah push` writes, on any ordinary program, so each input here is
-//! packaged by both tools (the real buildah, in private storage) and the
+//! The promise is a layer no bigger than the one `buildah bud -f
+//! Dockerfile.scratch` and `buildah push` write, on any ordinary program, so
+//! each input here is packaged by both tools (the real buildah, in private storage) and the
 //! layer blobs compared. The inputs are real programs found on every machine
 //! that has buildah: the static supervisor followed by Go executables
 //! (podman, buildah, skopeo: the kind on which an earlier level came out
