@@ -31,7 +31,7 @@ fn registry_with_skopeo(test: &str) -> Option<Registry> {
     require(test, &["skopeo"], "apt-get install skopeo").then_some(registry)
 }
 
-/// Writes a tiny image with `content` and pushes it to `HOST/REPO:TAG` with
+/// Writes a supervisor image with `content` and pushes it to `HOST/REPO:TAG` with
 /// skopeo.
 fn push(registry: &Registry, layout: &Path, tag: &str, content: &str, target: &str) {
     write_image(layout, tag, content);
@@ -40,13 +40,14 @@ fn push(registry: &Registry, layout: &Path, tag: &str, content: &str, target: &s
 
 /// Pushes the image tagged `tag` in `layout` to `target` with skopeo.
 fn skopeo_push(registry: &Registry, layout: &Path, tag: &str, target: &str) {
-    let output = Command::new("skopeo")
+    let mut command = Command::new("skopeo");
+    command
         .args(["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds"])
         .arg(registry.creds())
         .arg(format!("oci:{}:{tag}", layout.display()))
-        .arg(format!("docker://{target}"))
-        .output()
-        .unwrap();
+        .arg(format!("docker://{target}"));
+    // Bounded: a stalled skopeo fails the test instead of hanging it.
+    let output = openshell_testsupport::podman::run(command);
     assert!(
         output.status.success(),
         "skopeo copy failed: {}\n{}",
@@ -56,13 +57,14 @@ fn skopeo_push(registry: &Registry, layout: &Path, tag: &str, target: &str) {
 }
 
 fn skopeo_digest(registry: &Registry, reference: &str) -> String {
-    let output = Command::new("skopeo")
+    let mut command = Command::new("skopeo");
+    command
         .args(["inspect", "--tls-verify=false", "--creds"])
         .arg(registry.creds())
         .args(["--format", "{{.Digest}}"])
-        .arg(format!("docker://{reference}"))
-        .output()
-        .unwrap();
+        .arg(format!("docker://{reference}"));
+    // Bounded: a stalled skopeo fails the test instead of hanging it.
+    let output = openshell_testsupport::podman::run(command);
     assert!(
         output.status.success(),
         "skopeo inspect failed: {}",

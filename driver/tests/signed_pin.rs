@@ -24,7 +24,8 @@ use openshell_signing::{PrivateKey, simple_signing};
 use openshell_testsupport::{Registry, require};
 
 fn skopeo_copy(registry: &Registry, from: &str, to: &str) {
-    let output = Command::new("skopeo")
+    let mut command = Command::new("skopeo");
+    command
         .args([
             "copy",
             "--quiet",
@@ -33,9 +34,9 @@ fn skopeo_copy(registry: &Registry, from: &str, to: &str) {
             "--dest-creds",
         ])
         .arg(registry.creds())
-        .args([from, to])
-        .output()
-        .unwrap();
+        .args([from, to]);
+    // Bounded: a stalled skopeo fails the test instead of hanging it.
+    let output = openshell_testsupport::podman::run(command);
     assert!(
         output.status.success(),
         "skopeo copy: {}",
@@ -44,13 +45,14 @@ fn skopeo_copy(registry: &Registry, from: &str, to: &str) {
 }
 
 fn digest_of(registry: &Registry, reference: &str) -> String {
-    let output = Command::new("skopeo")
+    let mut command = Command::new("skopeo");
+    command
         .args(["inspect", "--tls-verify=false", "--creds"])
         .arg(registry.creds())
         .args(["--format", "{{.Digest}}"])
-        .arg(format!("docker://{reference}"))
-        .output()
-        .unwrap();
+        .arg(format!("docker://{reference}"));
+    // Bounded: a stalled skopeo fails the test instead of hanging it.
+    let output = openshell_testsupport::podman::run(command);
     assert!(output.status.success());
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use openshell_contract::sideload::{
     ENV_DRIVER_CONFIG, ENV_IMAGE_PULL_SECRETS, ENV_KUBERNETES_VERSION, ENV_PIN_SUPERVISOR_DIGEST,
@@ -53,16 +54,19 @@ pub fn pin_args<'a>(image: &'a str, auth_file: &'a str) -> Vec<&'a str> {
     ]
 }
 
-/// Runs the driver with `args` and `env`, returning its output.
+/// How long one driver run may take: the slowest, a pin against a stalled
+/// registry with the default bounds, ends within a minute.
+pub const DRIVER_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Runs the driver with `args` and `env`, returning its output. A run that
+/// outlives [`DRIVER_DEADLINE`] is killed and fails the test.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = driver();
     command.args(args);
     for (key, value) in env {
         command.env(key, value);
     }
-    command
-        .output()
-        .unwrap_or_else(|err| panic!("could not run the driver: {err}"))
+    openshell_testsupport::podman::run_within(command, DRIVER_DEADLINE)
 }
 
 /// Runs the driver, asserting success; returns (stdout, stderr).
