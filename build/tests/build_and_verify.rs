@@ -7,6 +7,7 @@
 mod common;
 
 use openshell_contract::RELEASE_TAG;
+use openshell_testsupport::BoundedOutput;
 
 use common::{
     aarch64_copy, arm64_supervisor_copy, build_image, fails, ok, run, supervisor_copy, tempdir,
@@ -24,7 +25,7 @@ fn build_json(args: &[&str], epoch: Option<&str>) -> BuildResult {
     if let Some(epoch) = epoch {
         command.env("SOURCE_DATE_EPOCH", epoch);
     }
-    let stdout = ok(command.output().unwrap());
+    let stdout = ok(command.bounded_output());
     serde_json::from_str(&stdout)
         .unwrap_or_else(|err| panic!("not a BuildResult ({err}): {stdout}"))
 }
@@ -187,7 +188,7 @@ fn an_invalid_source_date_epoch_is_refused_by_name() {
         .args(["--binary", binary.to_str().unwrap(), "--output"])
         .arg(dir.path().join("layout"))
         .env("SOURCE_DATE_EPOCH", "yesterday");
-    let stderr = fails(command.output().unwrap());
+    let stderr = fails(command.bounded_output());
     assert!(
         stderr.contains("SOURCE_DATE_EPOCH=\"yesterday\" is not valid"),
         "{stderr}"
@@ -206,7 +207,7 @@ fn a_second_run_reuses_the_layer_and_a_changed_binary_does_not() {
         "--output",
         layout.to_str().unwrap(),
     ];
-    let first = build_image().args(args).output().unwrap();
+    let first = build_image().args(args).bounded_output();
     let first_stderr = String::from_utf8_lossy(&first.stderr).into_owned();
     assert!(first.status.success(), "{first_stderr}");
     assert!(first_stderr.contains("compressing"), "{first_stderr}");
@@ -214,7 +215,7 @@ fn a_second_run_reuses_the_layer_and_a_changed_binary_does_not() {
         .unwrap()
         .count();
 
-    let second = build_image().args(args).output().unwrap();
+    let second = build_image().args(args).bounded_output();
     let second_stderr = String::from_utf8_lossy(&second.stderr).into_owned();
     assert!(second.status.success(), "{second_stderr}");
     assert!(!second_stderr.contains("compressing"), "{second_stderr}");
@@ -239,7 +240,7 @@ fn a_second_run_reuses_the_layer_and_a_changed_binary_does_not() {
     let copy = dir.path().join("copy");
     std::fs::copy(&binary, &copy).unwrap();
     std::fs::rename(&copy, &binary).unwrap();
-    let third = build_image().args(args).output().unwrap();
+    let third = build_image().args(args).bounded_output();
     let third_stderr = String::from_utf8_lossy(&third.stderr).into_owned();
     assert!(third.status.success(), "{third_stderr}");
     assert!(
@@ -252,7 +253,7 @@ fn a_second_run_reuses_the_layer_and_a_changed_binary_does_not() {
     let mut bytes = std::fs::read(&binary).unwrap();
     bytes.extend_from_slice(b"appended");
     std::fs::write(&binary, bytes).unwrap();
-    let fourth = build_image().args(args).output().unwrap();
+    let fourth = build_image().args(args).bounded_output();
     let fourth_stderr = String::from_utf8_lossy(&fourth.stderr).into_owned();
     assert!(
         fourth.status.success() && fourth_stderr.contains("compressing"),
@@ -591,7 +592,7 @@ fn with_no_arguments_it_builds_the_supervisor_into_target_oci_supervisor() {
     // `cargo run -p build-image` would.
     openshell_testsupport::static_supervisor_binary();
     let workspace = openshell_testsupport::supervisor::workspace_root();
-    let output = build_image().current_dir(&workspace).output().unwrap();
+    let output = build_image().current_dir(&workspace).bounded_output();
     let stdout = ok(output);
     for tag in [RELEASE_TAG, "latest"] {
         assert!(

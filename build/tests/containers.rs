@@ -6,6 +6,7 @@
 
 mod common;
 
+use openshell_testsupport::BoundedOutput;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,9 +29,7 @@ fn build(binary: &Path, layout: &Path, extra: &[&str]) -> BuildResult {
 }
 
 fn tool_ok(command: &mut Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|err| panic!("could not run {command:?}: {err}"));
+    let output = command.bounded_output();
     assert!(
         output.status.success(),
         "{command:?} failed: {}",

@@ -7,6 +7,7 @@
 
 mod common;
 
+use openshell_testsupport::BoundedOutput;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -119,8 +120,7 @@ fn gzip_and_umoci_read_every_member_of_the_layer() {
         .args(["unpack", "--image"])
         .arg(format!("{}:latest", layout.display()))
         .arg(&bundle)
-        .output()
-        .unwrap();
+        .bounded_output();
     assert!(unpack.status.success(), "{}", common::text(&unpack));
     assert!(
         std::fs::read(bundle.join("rootfs/openshell-sandbox")).unwrap()

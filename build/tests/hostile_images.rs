@@ -8,6 +8,7 @@
 
 mod common;
 
+use openshell_testsupport::BoundedOutput;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -173,8 +174,7 @@ fn a_nested_index_is_verified_like_umoci_unpacks_it() {
         .args(["unpack", "--image"])
         .arg(format!("{}:latest", layout.dir.display()))
         .arg(&bundle)
-        .output()
-        .unwrap();
+        .bounded_output();
     assert!(
         output.status.success(),
         "umoci: {}",

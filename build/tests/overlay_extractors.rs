@@ -14,6 +14,7 @@
 
 mod common;
 
+use openshell_testsupport::BoundedOutput;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::process::Command;
@@ -688,8 +689,7 @@ fn gnu_tar_pax_sparse_files_of_every_format_are_read_with_their_holes() {
             .arg("-cf")
             .arg(&archive)
             .arg(BIN)
-            .output()
-            .unwrap();
+            .bounded_output();
         assert!(output.status.success(), "{}", output_text(&output));
         let mut filesystem = Filesystem::new(Limits::default());
         filesystem

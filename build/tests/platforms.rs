@@ -8,6 +8,7 @@
 
 mod common;
 
+use openshell_testsupport::BoundedOutput;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,7 +31,7 @@ fn build_in_workspace(args: &[&str]) -> BuildResult {
         .current_dir(workspace_root())
         .args(args)
         .args(["--json", "--quiet"]);
-    let stdout = ok(command.output().unwrap());
+    let stdout = ok(command.bounded_output());
     serde_json::from_str(&stdout)
         .unwrap_or_else(|err| panic!("not a BuildResult ({err}): {stdout}"))
 }
@@ -159,8 +160,7 @@ fn a_platform_without_a_supervisor_target_is_refused_before_any_work() {
             .current_dir(workspace_root())
             .args(["--platform", "linux/s390x", "--output"])
             .arg(&output_dir)
-            .output()
-            .unwrap(),
+            .bounded_output(),
     );
     assert!(
         stderr.contains("not linux/s390x")
@@ -176,16 +176,14 @@ fn a_platform_without_a_supervisor_target_is_refused_before_any_work() {
             .args(["--platform", "linux/arm64", "--platform", "linux/arm64/v8"])
             .arg("--output")
             .arg(&output_dir)
-            .output()
-            .unwrap(),
+            .bounded_output(),
     );
     assert!(stderr.contains("linux/arm64/v8 is given twice"), "{stderr}");
 
     let stderr = fails(
         build_image()
             .args(["--platform", "linux/arm64", "--binary", "/bin/true"])
-            .output()
-            .unwrap(),
+            .bounded_output(),
     );
     assert!(
         stderr.contains("--platform") && stderr.contains("--binary"),
@@ -210,13 +208,11 @@ impl ToolchainWithoutMusl {
         let real = Command::new("rustc")
             .current_dir(workspace_root())
             .args(["--print", "sysroot"])
-            .output()
-            .unwrap();
+            .bounded_output();
         let real = PathBuf::from(String::from_utf8(real.stdout).unwrap().trim());
         let host = Command::new(real.join("bin/rustc"))
             .arg("-vV")
-            .output()
-            .unwrap();
+            .bounded_output();
         let host = String::from_utf8(host.stdout)
             .unwrap()
             .lines()
@@ -303,8 +299,7 @@ fn a_missing_target_is_asked_of_rustup_before_anything_else() {
     let output = toolchain
         .build_image(&["--platform", "linux/arm64", "--json", "--output"])
         .arg(&layout)
-        .output()
-        .unwrap();
+        .bounded_output();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let stdout = ok(output);
     assert_eq!(
@@ -332,7 +327,7 @@ fn without_the_arm64_target_the_build_stops_and_names_the_command() {
     ] {
         let mut args = args.clone();
         args.extend(["--output", output_dir.to_str().unwrap()]);
-        let output = toolchain.build_image(&args).output().unwrap();
+        let output = toolchain.build_image(&args).bounded_output();
         let stderr = fails(output);
         assert!(
             stderr.contains("cannot build the supervisor for linux/arm64")
@@ -354,8 +349,7 @@ fn without_the_amd64_musl_target_glibc_stands_in_loudly_and_the_result_says_so()
     let output = toolchain
         .build_image(&["--platform", "linux/amd64", "--quiet", "--json", "--output"])
         .arg(&layout)
-        .output()
-        .unwrap();
+        .bounded_output();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let stdout = ok(output);
     assert!(

@@ -11,6 +11,7 @@ mod sbom_support;
 use common::{aarch64_copy, build_image, fails, ok, run, supervisor_copy, tempdir};
 use openshell_contract::annotations::{BINARY_SHA256, CARGO_LOCK_SHA256, RUSTC_VERSION};
 use openshell_contract::build_result::BuildResult;
+use openshell_testsupport::BoundedOutput;
 use sbom_support::{json_blob, sha256_hex, tags, workspace_cargo_lock};
 
 fn build(args: &[&str]) -> BuildResult {
@@ -19,7 +20,7 @@ fn build(args: &[&str]) -> BuildResult {
         .args(args)
         .args(["--json", "--quiet"])
         .env("SOURCE_DATE_EPOCH", "1700000000");
-    serde_json::from_str(&ok(command.output().unwrap())).unwrap()
+    serde_json::from_str(&ok(command.bounded_output())).unwrap()
 }
 
 const PUBLISHING: [&str; 12] = [

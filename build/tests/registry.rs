@@ -10,6 +10,7 @@ use common::{
     aarch64_copy, build_image, fails, ok, run_with_stdin, supervisor_copy, tempdir, verify_json,
 };
 use openshell_contract::build_result::BuildResult;
+use openshell_testsupport::BoundedOutput;
 use openshell_testsupport::Registry;
 
 #[test]
@@ -69,7 +70,7 @@ fn push_with_password_stdin_then_verify_from_the_registry() {
         ])
         .args(["--push", &reference, "--plain-http"])
         .env("REGISTRY_AUTH_FILE", &auth);
-    let stdout = ok(command.output().unwrap());
+    let stdout = ok(command.bounded_output());
     assert!(
         stdout.contains(&format!("pushed     {repository}@{}", result.digest)),
         "{stdout}"
@@ -95,7 +96,7 @@ fn a_multi_platform_index_is_pushed_and_verified_per_platform() {
         .arg(dir.path().join("layout"))
         .args(["--push", &reference, "--plain-http", "--json", "--quiet"])
         .env("REGISTRY_AUTH_FILE", &auth);
-    let result: BuildResult = serde_json::from_str(&ok(command.output().unwrap())).unwrap();
+    let result: BuildResult = serde_json::from_str(&ok(command.bounded_output())).unwrap();
     assert_eq!(result.media_type, "application/vnd.oci.image.index.v1+json");
 
     let (passed, report) = verify_json(

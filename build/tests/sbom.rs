@@ -9,6 +9,7 @@
 mod common;
 mod sbom_support;
 
+use openshell_testsupport::BoundedOutput;
 use std::path::Path;
 use std::process::Command;
 
@@ -27,7 +28,7 @@ fn build(args: &[&str], epoch: &str) -> BuildResult {
         .args(args)
         .args(["--json", "--quiet"])
         .env("SOURCE_DATE_EPOCH", epoch);
-    serde_json::from_str(&ok(command.output().unwrap())).unwrap()
+    serde_json::from_str(&ok(command.bounded_output())).unwrap()
 }
 
 fn build_layout(binary: &Path, layout: &Path, extra: &[&str]) -> BuildResult {

@@ -7,6 +7,7 @@
 use openshell_registry::{
     Access, RegistryClient, RegistryError, RegistryOptions, parse_reference, resolve_digest,
 };
+use openshell_testsupport::BoundedOutput;
 use openshell_testsupport::{Registry, require};
 use sha2::{Digest, Sha256};
 
@@ -73,8 +74,7 @@ fn skopeo_digest(registry: &Registry, reference: &str) -> String {
             &registry.creds(),
         ])
         .args(["--format", "{{.Digest}}", &format!("docker://{reference}")])
-        .output()
-        .unwrap();
+        .bounded_output();
     assert!(
         output.status.success(),
         "{}",

@@ -20,7 +20,7 @@ pub mod tools;
 
 pub use fault_registry::{Action, Fault, FaultRegistry, Seen};
 pub use image_shapes::ImageShape;
-pub use podman::Containers;
+pub use podman::{BoundedOutput, Containers};
 pub use registry::Registry;
 pub use slowloris::{Slowloris, Trickle, anonymous_registry_client};
 pub use supervisor::{arm64_static_supervisor_binary, static_supervisor_binary, workspace_binary};

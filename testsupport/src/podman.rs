@@ -198,6 +198,22 @@ pub fn run(command: Command) -> Output {
     run_bounded(command, None, COMMAND_TIMEOUT)
 }
 
+/// `Command::output` with [`run`]'s deadline, for a command built in place
+/// (`Command::new(..).args(..).bounded_output()`).
+pub trait BoundedOutput {
+    /// Runs the command as [`run`] does (stdin closed, killed with
+    /// everything it started and the test failed after
+    /// [`COMMAND_TIMEOUT`]), returning its output whatever the status. The
+    /// command is used up: what is left in its place runs nothing.
+    fn bounded_output(&mut self) -> Output;
+}
+
+impl BoundedOutput for Command {
+    fn bounded_output(&mut self) -> Output {
+        run(std::mem::replace(self, Command::new("true")))
+    }
+}
+
 /// [`run`] with a deadline of its own instead of [`COMMAND_TIMEOUT`]: a
 /// test that asserts how long a command takes kills it (and fails) at
 /// `deadline` rather than minutes later.

@@ -1,6 +1,7 @@
 //! A real distribution registry (`docker-registry`) on 127.0.0.1 with
 //! htpasswd basic auth, for push and pull tests.
 
+use crate::podman::BoundedOutput;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -189,8 +190,7 @@ fn write_htpasswd(dir: &Path, password: &str) {
     // htpasswd -B: bcrypt, the only hash the registry accepts.
     let output = Command::new("htpasswd")
         .args(["-Bbn", USERNAME, password])
-        .output()
-        .unwrap_or_else(|err| panic!("could not run htpasswd: {err}"));
+        .bounded_output();
     assert!(
         output.status.success(),
         "htpasswd failed: {}",

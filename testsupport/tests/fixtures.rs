@@ -1,6 +1,7 @@
 //! The fixtures themselves work: a registry that checks passwords, and
 //! container storage that runs the agent image.
 
+use openshell_testsupport::BoundedOutput;
 use openshell_testsupport::{Containers, Registry};
 
 #[test]
@@ -22,8 +23,7 @@ fn registry_accepts_the_password_and_refuses_a_wrong_one() {
                 creds,
                 &url,
             ])
-            .output()
-            .expect("curl runs");
+            .bounded_output();
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     if !openshell_testsupport::require("registry fixture check", &["curl"], "apt-get install curl")
